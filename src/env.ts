@@ -1,0 +1,112 @@
+/**
+ * The Worker's bindings: `Env` comes from `wrangler types` (vars and the ASSETS binding); the
+ * secrets are declared here because they never appear in wrangler.toml.
+ */
+export type Bindings = Env & {
+  /** TikTok app secret. `wrangler secret put TIKTOK_APP_SECRET`. */
+  TIKTOK_APP_SECRET?: string
+  /** Supabase server key that may update `user_accounts`: `sb_secret_...` or a legacy service_role JWT. */
+  SUPABASE_SECRET_KEY?: string
+  /** Legacy HS256 JWT secret; only for projects whose user tokens are still HS256. */
+  SUPABASE_JWT_SECRET?: string
+  /** HMAC key for the OAuth `state`, at least 32 bytes. */
+  STATE_SECRET?: string
+  /** Optional upper bound for one upstream call, in milliseconds (default 8000). */
+  UPSTREAM_TIMEOUT_MS?: string
+}
+
+export type Config = {
+  tiktokAppId: string
+  tiktokAppSecret: string
+  tiktokAuthUrl: string
+  tiktokApiBase: string
+  supabaseUrl: string
+  supabaseSecretKey: string
+  supabaseJwtSecret: string | undefined
+  stateSecret: string
+  allowedOrigins: readonly string[]
+  upstreamTimeoutMs: number
+}
+
+export type ConfigProblem = { name: string; problem: 'missing' | 'malformed' }
+
+const MIN_STATE_SECRET_BYTES = 32
+const DEFAULT_TIMEOUT_MS = 8000
+
+const isHttpUrl = (value: string): boolean => {
+  try {
+    const url = new URL(value)
+    return (url.protocol === 'https:' || url.protocol === 'http:') && !url.username && !url.password
+  } catch {
+    return false
+  }
+}
+
+/** An origin is exactly `scheme://host[:port]`, the form `new URL(...).origin` produces. */
+export const isOrigin = (value: string): boolean => isHttpUrl(value) && new URL(value).origin === value
+
+const trimSlash = (value: string): string => value.replace(/\/+$/, '')
+
+/**
+ * Reads and checks every setting once. Returns the problems by name only: values never leave here.
+ */
+export function readConfig(env: Bindings): { config: Config; problems: [] } | { config: undefined; problems: ConfigProblem[] } {
+  const problems: ConfigProblem[] = []
+  const required = (name: keyof Bindings, check?: (v: string) => boolean): string => {
+    const raw = env[name]
+    const value = typeof raw === 'string' ? raw.trim() : ''
+    if (!value) problems.push({ name, problem: 'missing' })
+    else if (check && !check(value)) problems.push({ name, problem: 'malformed' })
+    return value
+  }
+
+  const tiktokAppId = required('TIKTOK_APP_ID')
+  const tiktokAppSecret = required('TIKTOK_APP_SECRET')
+  const tiktokAuthUrl = required('TIKTOK_AUTH_URL', isHttpUrl)
+  const tiktokApiBase = trimSlash(required('TIKTOK_API_BASE', isHttpUrl))
+  const supabaseUrl = trimSlash(required('SUPABASE_URL', isHttpUrl))
+  const supabaseSecretKey = required('SUPABASE_SECRET_KEY')
+  const stateSecret = required(
+    'STATE_SECRET',
+    (v) => new TextEncoder().encode(v).byteLength >= MIN_STATE_SECRET_BYTES,
+  )
+  const origins = required('ALLOWED_ORIGINS', (v) =>
+    v.split(',').every((o) => isOrigin(trimSlash(o.trim()))),
+  )
+  const allowedOrigins = origins ? origins.split(',').map((o) => trimSlash(o.trim())) : []
+
+  let upstreamTimeoutMs = DEFAULT_TIMEOUT_MS
+  if (env.UPSTREAM_TIMEOUT_MS?.trim()) {
+    upstreamTimeoutMs = Number(env.UPSTREAM_TIMEOUT_MS)
+    if (!Number.isInteger(upstreamTimeoutMs) || upstreamTimeoutMs < 1 || upstreamTimeoutMs > 30_000) {
+      problems.push({ name: 'UPSTREAM_TIMEOUT_MS', problem: 'malformed' })
+    }
+  }
+
+  if (problems.length > 0) return { config: undefined, problems }
+  return {
+    config: {
+      tiktokAppId,
+      tiktokAppSecret,
+      tiktokAuthUrl,
+      tiktokApiBase,
+      supabaseUrl,
+      supabaseSecretKey,
+      supabaseJwtSecret: env.SUPABASE_JWT_SECRET?.trim() || undefined,
+      stateSecret,
+      allowedOrigins,
+      upstreamTimeoutMs,
+    },
+    problems: [],
+  }
+}
+
+/** Hono's environment for every route: the bindings plus what the first middleware prepares. */
+export type AppEnv = {
+  Bindings: Bindings
+  Variables: {
+    requestId: string
+    log: import('./log').Logger
+    config: Config
+  }
+}

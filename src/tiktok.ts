@@ -1,0 +1,167 @@
+import { AppError } from './errors'
+import { fetchWithTimeout, idString, NetworkError, parseJsonExact } from './http'
+import type { Logger } from './log'
+
+/** TikTok API for Business v1.3 paths; the trailing slash is part of the contract. */
+const TOKEN_PATH = '/oauth2/access_token/'
+const ADVERTISERS_PATH = '/oauth2/advertiser/get/'
+const ADVERTISER_ATTEMPTS = 3
+const RETRY_DELAY_MS = 250
+
+export type TikTokGrant = { accessToken: string; advertiserIds: string[]; scope: string[] }
+export type Advertiser = { id: string; name: string }
+
+type Envelope = { code: number; message: string; requestId: string | undefined; data: unknown }
+
+const RATE_LIMITED = new Set([40100, 40016, 40133])
+const TRANSIENT = new Set([50000, 50002, 51001, 60001])
+const CODE_REJECTED = new Set([40110, 40115])
+const TOKEN_REJECTED = new Set([40105, 40102])
+const APP_MISCONFIGURED = new Set([40000, 40101, 40113, 40104])
+
+/** Maps a TikTok envelope `code` to this Worker's error; TikTok's own message stays in the logs. */
+export function tiktokError(code: number, detail: Record<string, unknown> = {}): AppError {
+  const d = { detail: { tiktok_code: code, ...detail } }
+  if (RATE_LIMITED.has(code))
+    return new AppError('tiktok_rate_limited', 429, 'TikTok is receiving too many requests right now. Wait a minute, then connect again.', { retryable: true, ...d })
+  if (TRANSIENT.has(code))
+    return new AppError('tiktok_unavailable', 502, 'TikTok is temporarily unavailable. Try connecting again in a few minutes.', { retryable: true, ...d })
+  if (CODE_REJECTED.has(code))
+    return new AppError('code_invalid_or_used', 400, 'This TikTok authorization has expired or was already used. Start the connection again.', d)
+  if (TOKEN_REJECTED.has(code))
+    return new AppError('tiktok_token_rejected', 502, 'TikTok rejected the access it had just granted. Start the connection again.', d)
+  if (code === 40001)
+    return new AppError('tiktok_permission_denied', 403, 'TikTok did not grant a permission this product needs. Connect again and allow every requested permission.', d)
+  if (APP_MISCONFIGURED.has(code))
+    return new AppError('tiktok_misconfigured', 502, "TikTok refused this site's app settings. Please tell the site operator; your account was not changed.", d)
+  return new AppError('tiktok_error', 502, 'TikTok refused the request. Try again, and contact support if it keeps happening.', d)
+}
+
+const unavailable = (reason: string, cause?: unknown, timedOut = false) =>
+  new AppError(
+    'tiktok_unavailable',
+    timedOut ? 504 : 502,
+    'TikTok did not answer properly. Try connecting again in a few minutes.',
+    { retryable: true, detail: { reason }, cause },
+  )
+
+const asRecord = (value: unknown): Record<string, unknown> | undefined =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** One thin client per flow: explicit envelope checks, exact ids, no hidden retries of the exchange. */
+export class TikTokClient {
+  readonly #appId: string
+  readonly #secret: string
+  readonly #base: string
+  readonly #timeoutMs: number
+  readonly #log: Logger
+
+  constructor(options: { appId: string; appSecret: string; apiBase: string; timeoutMs: number }, log: Logger) {
+    this.#appId = options.appId
+    this.#secret = options.appSecret
+    this.#base = options.apiBase
+    this.#timeoutMs = options.timeoutMs
+    this.#log = log
+  }
+
+  /** Exchanges a single-use auth code. Never retried: TikTok may already have consumed the code. */
+  async exchangeCode(authCode: string): Promise<TikTokGrant> {
+    const envelope = await this.#call('tiktok.token_exchange', this.#base + TOKEN_PATH, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ app_id: this.#appId, secret: this.#secret, auth_code: authCode }),
+    })
+    const data = asRecord(envelope.data)
+    const accessToken = data?.access_token
+    if (typeof accessToken !== 'string' || accessToken.length === 0) throw unavailable('no_access_token')
+    this.#log.protect(accessToken)
+    const ids = Array.isArray(data?.advertiser_ids) ? data.advertiser_ids.map(idString) : []
+    const scope = Array.isArray(data?.scope) ? data.scope.map(idString) : []
+    return {
+      accessToken,
+      advertiserIds: ids.filter((id): id is string => id !== undefined),
+      scope: scope.filter((id): id is string => id !== undefined),
+    }
+  }
+
+  /** Lists the advertisers the token may manage. Read-only, so a bounded retry is safe. */
+  async listAdvertisers(accessToken: string): Promise<Advertiser[]> {
+    const query = new URLSearchParams({ app_id: this.#appId, secret: this.#secret })
+    const url = `${this.#base}${ADVERTISERS_PATH}?${query}`
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const envelope = await this.#call(
+          'tiktok.advertisers',
+          url,
+          { method: 'GET', headers: { 'Access-Token': accessToken, accept: 'application/json' } },
+          attempt,
+        )
+        const list = asRecord(envelope.data)?.list
+        if (!Array.isArray(list)) throw unavailable('no_advertiser_list')
+        return list.flatMap((item) => {
+          const record = asRecord(item)
+          const id = idString(record?.advertiser_id)
+          if (!id) return []
+          const name = record?.advertiser_name
+          return [{ id, name: typeof name === 'string' ? name : '' }]
+        })
+      } catch (error) {
+        const retry = error instanceof AppError && error.retryable && error.status !== 504 && attempt < ADVERTISER_ATTEMPTS
+        if (!retry) throw error
+        await sleep(RETRY_DELAY_MS * attempt)
+      }
+    }
+  }
+
+  async #call(event: string, url: string, init: RequestInit, attempt = 1): Promise<Envelope> {
+    const started = Date.now()
+    const log = (outcome: string, fields: Record<string, unknown>) =>
+      this.#log[outcome === 'ok' ? 'info' : 'warn'](event, {
+        outcome,
+        attempt,
+        duration_ms: Date.now() - started,
+        ...fields,
+      })
+
+    let response: Response
+    try {
+      response = await fetchWithTimeout(url, init, this.#timeoutMs)
+    } catch (error) {
+      const timedOut = error instanceof NetworkError && error.timedOut
+      log(timedOut ? 'timeout' : 'network_error', { error })
+      throw unavailable(timedOut ? 'timeout' : 'network', error, timedOut)
+    }
+
+    const text = await response.text().catch(() => '')
+    if (!response.ok) {
+      log('http_error', { http_status: response.status })
+      throw unavailable(`http_${response.status}`)
+    }
+    let body: Record<string, unknown> | undefined
+    try {
+      body = asRecord(parseJsonExact(text))
+    } catch {
+      body = undefined
+    }
+    const code = typeof body?.code === 'number' ? body.code : undefined
+    if (!body || code === undefined) {
+      log('bad_envelope', { http_status: response.status, content_type: response.headers.get('content-type') })
+      throw unavailable('bad_envelope')
+    }
+    const envelope: Envelope = {
+      code,
+      message: typeof body.message === 'string' ? body.message.slice(0, 200) : '',
+      requestId: typeof body.request_id === 'string' ? body.request_id : undefined,
+      data: body.data,
+    }
+    const fields = { tiktok_code: envelope.code, tiktok_request_id: envelope.requestId }
+    if (envelope.code !== 0) {
+      log('tiktok_error', { ...fields, tiktok_message: envelope.message })
+      throw tiktokError(envelope.code, { tiktok_request_id: envelope.requestId })
+    }
+    log('ok', fields)
+    return envelope
+  }
+}

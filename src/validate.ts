@@ -1,0 +1,37 @@
+import { zValidator } from '@hono/zod-validator'
+import { bodyLimit } from 'hono/body-limit'
+import { createMiddleware } from 'hono/factory'
+import type * as z from 'zod/mini'
+import { AppError, errors } from './errors'
+import type { AppEnv } from './env'
+
+const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
+
+/**
+ * Rejects, before anything reads the body, what is not a small JSON document: another content type
+ * is 415, a body over `maxBytes` is 413. With `optional`, a request without any body is let through.
+ */
+export const jsonOnly = (options: { maxBytes: number; optional?: boolean }) => {
+  const limit = bodyLimit({
+    maxSize: options.maxBytes,
+    onError: () => {
+      throw new AppError('payload_too_large', 413, `The request body is too large; send at most ${options.maxBytes} bytes of JSON.`)
+    },
+  })
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const contentType = c.req.header('content-type')
+    const hasBody = contentType !== undefined || (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') !== undefined
+    if (!hasBody && options.optional) return next()
+    if (!contentType || !JSON_MEDIA_TYPE.test(contentType.split(';')[0]!.trim()))
+      throw new AppError('unsupported_media_type', 415, 'Send the request body as JSON, with Content-Type: application/json.')
+    return limit(c, next)
+  })
+}
+
+/** `zValidator` whose failures speak the same JSON envelope as every other error. */
+export const validJson = <T extends z.ZodMiniType>(schema: T) =>
+  zValidator('json', schema, (result) => {
+    if (result.success) return
+    const fields = result.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`)
+    throw errors.invalidRequest(`The request body is not valid. ${fields.join('; ')}.`)
+  })
