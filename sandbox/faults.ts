@@ -1,0 +1,68 @@
+/**
+ * Scriptable faults, shared by the TikTok and Supabase stand-ins. A fault is queued for a target
+ * (one upstream endpoint) and consumed by the next matching requests; `latencyMs` also applies to
+ * every request when set as the default.
+ */
+export type Fault = {
+  /** Wait this long before answering. */
+  latencyMs?: number
+  /** Never answer (the caller's timeout fires). */
+  hang?: boolean
+  /** Answer HTTP 200 with this TikTok envelope code. */
+  tiktokCode?: number
+  /** Answer with this HTTP status and a plain-text body. */
+  status?: number
+  /** Answer HTTP 200 with an HTML page instead of JSON. */
+  nonJson?: boolean
+}
+
+export type FaultTarget = 'token' | 'advertisers' | 'revoke' | 'rest' | 'jwks'
+export const FAULT_TARGETS: readonly FaultTarget[] = ['token', 'advertisers', 'revoke', 'rest', 'jwks']
+
+export class Faults {
+  #queue = new Map<FaultTarget, Fault[]>()
+  /** Applied to every request: the benchmark's upstream latency. */
+  defaultLatencyMs = 0
+
+  /** Queues `fault` for the next `times` requests to `target`. */
+  add(target: FaultTarget, fault: Fault, times = 1): void {
+    const list = this.#queue.get(target) ?? []
+    for (let i = 0; i < times; i++) list.push(fault)
+    this.#queue.set(target, list)
+  }
+
+  clear(): void {
+    this.#queue.clear()
+    this.defaultLatencyMs = 0
+  }
+
+  /** The fault for this request: a queued one, else the `x-sandbox-fault` header (JSON), else none. */
+  take(target: FaultTarget, header: string | undefined): Fault {
+    const queued = this.#queue.get(target)?.shift()
+    if (queued) return queued
+    if (header) {
+      try {
+        const parsed = JSON.parse(header) as Fault & { target?: string }
+        if (!parsed.target || parsed.target === target) return parsed
+      } catch {
+        // A malformed header is ignored, as a real upstream would ignore an unknown header.
+      }
+    }
+    return {}
+  }
+
+  /** Sleeps for the fault's latency; a hanging fault never resolves. */
+  async delay(fault: Fault): Promise<void> {
+    const ms = fault.latencyMs ?? this.defaultLatencyMs
+    if (fault.hang) await new Promise(() => {})
+    if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms))
+  }
+}
+
+/** Answers the non-TikTok-code faults; undefined when the request should proceed. */
+export function faultResponse(fault: Fault): Response | undefined {
+  if (fault.status) return new Response(`sandbox fault: HTTP ${fault.status}`, { status: fault.status })
+  if (fault.nonJson)
+    return new Response('<html><body>502 Bad Gateway</body></html>', { headers: { 'content-type': 'text/html' } })
+  return undefined
+}

@@ -1,0 +1,154 @@
+import { Hono } from 'hono'
+import { sign } from 'hono/jwt'
+import { faultResponse, Faults } from './faults'
+import { databasePage } from './pages'
+import type { RecordedRequest } from './tiktok'
+
+export type Row = Record<string, string | null>
+
+export type SupabaseOptions = {
+  /** The project URL the tokens name as issuer, e.g. `https://abc.supabase.co`. */
+  url: string
+  /** The `sb_secret_...` key the stand-in accepts in `apikey`. */
+  secretKey: string
+  /** A legacy service_role JWT, accepted as `apikey` and as bearer. */
+  legacyServiceKey?: string
+  rows: Row[]
+}
+
+type SigningKey = { privateJwk: JsonWebKey & { kid: string; alg: 'ES256' }; publicJwk: JsonWebKey & { kid: string; alg: 'ES256' } }
+
+/** A fresh ES256 key pair, as Supabase's asymmetric JWT signing keys are. */
+export async function createSigningKey(kid = crypto.randomUUID()): Promise<SigningKey> {
+  const pair = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair
+  const privateJwk = (await crypto.subtle.exportKey('jwk', pair.privateKey)) as JsonWebKey
+  const publicJwk = (await crypto.subtle.exportKey('jwk', pair.publicKey)) as JsonWebKey
+  return {
+    privateJwk: { ...privateJwk, kid, alg: 'ES256' },
+    publicJwk: { kty: publicJwk.kty, crv: publicJwk.crv, x: publicJwk.x, y: publicJwk.y, kid, alg: 'ES256', use: 'sig', key_ops: ['verify'] },
+  }
+}
+
+const mask = (value: string | null) => (value && value.length > 8 ? `${value.slice(0, 4)}…${value.slice(-4)}` : value)
+
+/**
+ * A stand-in for the parts of Supabase the Worker uses: PostgREST's `/rest/v1/user_accounts`
+ * (`eq` filters, `select`, `Prefer: return=representation`, key checks) and Supabase Auth's JWKS,
+ * plus a demo sign-in that mints real ES256 access tokens.
+ */
+export async function createSupabase(options: SupabaseOptions, signingKey?: SigningKey) {
+  const key = signingKey ?? (await createSigningKey())
+  const rows: Row[] = options.rows.map((r) => ({ ...r }))
+  const faults = new Faults()
+  const requests: RecordedRequest[] = []
+  const issuer = `${options.url}/auth/v1`
+
+  /** A Supabase-shaped access token for `userId`; `claims` override the defaults (tests forge with it). */
+  const signAccessToken = (userId: string, claims: Record<string, unknown> = {}) => {
+    const now = Math.floor(Date.now() / 1000)
+    return sign(
+      { iss: issuer, sub: userId, aud: 'authenticated', role: 'authenticated', iat: now, exp: now + 3600, session_id: crypto.randomUUID(), ...claims },
+      key.privateJwk,
+    )
+  }
+
+  const pgError = (status: number, code: string, message: string) =>
+    Response.json({ code, details: null, hint: null, message }, { status })
+
+  const authorizeKey = (headers: Headers): Response | undefined => {
+    const apikey = headers.get('apikey')
+    const bearer = headers.get('authorization')?.replace(/^Bearer /, '')
+    const known = [options.secretKey, options.legacyServiceKey].filter(Boolean)
+    if (!apikey || !known.includes(apikey)) return Response.json({ message: 'Invalid API key', hint: 'Double check your Supabase `anon` or `service_role` API key.' }, { status: 401 })
+    // Supabase's gateway refuses a secret key presented as a JWT.
+    if (bearer && bearer.startsWith('sb_')) return Response.json({ message: 'Invalid JWT: secret keys are not JWTs' }, { status: 401 })
+    if (bearer && bearer !== options.legacyServiceKey) return pgError(401, 'PGRST301', 'JWSError JWSInvalidSignature')
+    return undefined
+  }
+
+  /** PostgREST's `col=eq.value` filters; other operators are outside what the Worker uses. */
+  const filtersOf = (params: URLSearchParams): ((row: Row) => boolean) | Response => {
+    const filters: [string, string][] = []
+    for (const [column, expr] of params) {
+      if (column === 'select') continue
+      if (!expr.startsWith('eq.')) return pgError(400, 'PGRST100', `sandbox supports only eq filters, got ${column}=${expr}`)
+      filters.push([column, expr.slice(3)])
+    }
+    return (row) => filters.every(([column, value]) => row[column] === value)
+  }
+
+  const project = (row: Row, select: string | null) =>
+    !select || select === '*' ? { ...row } : Object.fromEntries(select.split(',').map((c) => [c, row[c.trim()] ?? null]))
+
+  const app = new Hono()
+
+  app.use('/rest/*', async (c, next) => {
+    const url = new URL(c.req.url)
+    requests.push({
+      method: c.req.method,
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      headers: Object.fromEntries(c.req.raw.headers),
+      body: c.req.method === 'GET' ? '' : await c.req.raw.clone().text(),
+    })
+    const fault = faults.take('rest', c.req.header('x-sandbox-fault'))
+    await faults.delay(fault)
+    const faulted = faultResponse(fault)
+    if (faulted) return faulted
+    const denied = authorizeKey(c.req.raw.headers)
+    if (denied) return denied
+    await next()
+  })
+
+  app.get('/rest/v1/user_accounts', (c) => {
+    const params = new URL(c.req.url).searchParams
+    const match = filtersOf(params)
+    if (match instanceof Response) return match
+    return c.json(rows.filter(match).map((row) => project(row, params.get('select'))))
+  })
+
+  app.patch('/rest/v1/user_accounts', async (c) => {
+    const params = new URL(c.req.url).searchParams
+    const match = filtersOf(params)
+    if (match instanceof Response) return match
+    let patch: Record<string, unknown>
+    try {
+      patch = await c.req.json()
+    } catch {
+      return pgError(400, 'PGRST102', 'Empty or invalid json')
+    }
+    const columns = new Set(Object.keys(rows[0] ?? {}))
+    const unknown = Object.keys(patch).find((k) => !columns.has(k))
+    if (unknown) return pgError(400, 'PGRST204', `Could not find the '${unknown}' column of 'user_accounts' in the schema cache`)
+    const updated = rows.filter(match)
+    for (const row of updated) Object.assign(row, patch)
+    // No match is still a success: 204, or 200 [] with return=representation.
+    if (!/return=representation/.test(c.req.header('prefer') ?? '')) return c.body(null, 204)
+    return c.json(updated.map((row) => project(row, params.get('select'))))
+  })
+
+  app.get('/auth/v1/.well-known/jwks.json', async (c) => {
+    const fault = faults.take('jwks', c.req.header('x-sandbox-fault'))
+    await faults.delay(fault)
+    return faultResponse(fault) ?? c.json({ keys: [key.publicJwk] })
+  })
+
+  /** The rows as a page, token masked: what the round trip wrote. */
+  app.get('/', (c) => c.html(databasePage(rows.map((r) => ({ ...r, tiktok_access_token: mask(r.tiktok_access_token ?? null) })))))
+
+  return {
+    app,
+    faults,
+    requests,
+    rows,
+    signingKey: key,
+    signAccessToken,
+    reset() {
+      rows.splice(0, rows.length, ...options.rows.map((r) => ({ ...r })))
+      faults.clear()
+      requests.length = 0
+    },
+  }
+}
+
+export type SupabaseSandbox = Awaited<ReturnType<typeof createSupabase>>

@@ -1,0 +1,140 @@
+import { env, exports } from 'cloudflare:workers'
+import { vi } from 'vitest'
+import app from '../src/index'
+import { createSupabase, createSigningKey, type Row } from '../sandbox/supabase'
+import { createTikTok } from '../sandbox/tiktok'
+
+export const APP_ORIGIN = 'https://app.example.com'
+export const OTHER_ORIGIN = 'https://example.com'
+export const USER_ID = '6a1f4c2e-0b7d-4e35-9c1a-2f8e5d7b3a10'
+export const OTHER_USER_ID = '0c9b8a7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d'
+export const BIG_ID = '7012345678901234567'
+export const BIG_ID_2 = '7012345678901234599'
+
+const TIKTOK_HOST = 'business-api.tiktok.com'
+const SUPABASE_HOST = 'abc.supabase.co'
+
+const seedRow = (id: string): Row => ({
+  id,
+  email: `${id.slice(0, 4)}@example.com`,
+  tiktok_access_token: null,
+  tiktok_business_id: null,
+  tiktok_account_id: null,
+})
+
+// One key pair per test file: the Worker caches the JWKS per isolate, like production.
+const signingKey = await createSigningKey('sandbox-key-1')
+
+/** The test bindings, as vitest.config.ts sets them, for calls that vary one setting. */
+export const testEnv = env as unknown as Record<string, string>
+
+/**
+ * Stand-ins for TikTok and Supabase behind `fetch`. Anything else the Worker tries to reach fails the
+ * request and is recorded in `unexpected`, which every test asserts empty.
+ */
+export async function harness(options: { bareIds?: boolean; advertisers?: { id: string; name: string }[] } = {}) {
+  const tiktok = createTikTok({
+    appId: testEnv.TIKTOK_APP_ID!,
+    appSecret: testEnv.TIKTOK_APP_SECRET!,
+    redirectUris: [`${APP_ORIGIN}/oauth/callback`, `${OTHER_ORIGIN}/oauth/callback`],
+    advertisers: options.advertisers ?? [
+      { id: BIG_ID, name: 'Brand A' },
+      { id: BIG_ID_2, name: 'Brand B' },
+    ],
+    bareIds: options.bareIds,
+  })
+  const supabase = await createSupabase(
+    { url: testEnv.SUPABASE_URL!, secretKey: testEnv.SUPABASE_SECRET_KEY!, rows: [seedRow(USER_ID), seedRow(OTHER_USER_ID)] },
+    signingKey,
+  )
+  const unexpected: string[] = []
+  const outbound: Request[] = []
+
+  vi.spyOn(globalThis, 'fetch').mockImplementation((input, init) => {
+    const request = new Request(input, init)
+    outbound.push(request.clone())
+    const host = new URL(request.url).host
+    const standIn = host === TIKTOK_HOST ? tiktok.app : host === SUPABASE_HOST ? supabase.app : undefined
+    if (!standIn) {
+      unexpected.push(request.url)
+      return Promise.reject(new Error(`unexpected outbound request to ${request.url}`))
+    }
+    // Honour the caller's timeout, as a real fetch would, even when the stand-in hangs.
+    const signal = init?.signal
+    return new Promise<Response>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason)
+      signal?.addEventListener('abort', () => reject(signal.reason))
+      Promise.resolve(standIn.fetch(request)).then(resolve, reject)
+    })
+  })
+
+  const logs: string[] = []
+  vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+    logs.push(args.map(String).join(' '))
+  })
+
+  return { tiktok, supabase, unexpected, outbound, logs }
+}
+
+export type Harness = Awaited<ReturnType<typeof harness>>
+
+/** Calls the deployed-shape Worker; `bindings` replaces settings for this call only. */
+export function call(url: string, init: RequestInit = {}, bindings?: Record<string, string | undefined>): Promise<Response> {
+  const request = new Request(url, init)
+  if (!bindings) return exports.default.fetch(request)
+  return Promise.resolve(app.fetch(request, { ...testEnv, ...bindings }, { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext))
+}
+
+export type Started = { response: Response; body: Record<string, unknown>; state: string; cookie: string; authorizeUrl: URL }
+
+/** POST /start as a signed-in user on `origin`. */
+export async function start(
+  h: Harness,
+  options: { origin?: string; userId?: string; token?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<Started> {
+  const origin = options.origin ?? APP_ORIGIN
+  const token = options.token ?? (await h.supabase.signAccessToken(options.userId ?? USER_ID))
+  const response = await call(`${origin}/api/tiktok/oauth/start`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      origin,
+      ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...options.headers,
+    },
+    body: options.body !== undefined ? JSON.stringify(options.body) : undefined,
+  })
+  const body = (await response.json()) as Record<string, unknown>
+  const authorizeUrl = new URL(typeof body.authorize_url === 'string' ? body.authorize_url : 'about:blank')
+  const setCookie = response.headers.get('set-cookie') ?? ''
+  const cookie = /tiktok_oauth_binding=([^;]*)/.exec(setCookie)?.[1] ?? ''
+  return { response, body, state: authorizeUrl.searchParams.get('state') ?? '', cookie, authorizeUrl }
+}
+
+/** POST /exchange as the callback page does. */
+export function exchange(
+  input: { state: string; authCode: string; cookie?: string; origin?: string; headers?: Record<string, string> },
+  bindings?: Record<string, string | undefined>,
+): Promise<Response> {
+  const origin = input.origin ?? APP_ORIGIN
+  return call(
+    `${origin}/api/tiktok/oauth/exchange`,
+    {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        origin,
+        ...(input.cookie ? { cookie: `tiktok_oauth_binding=${input.cookie}` } : {}),
+        ...input.headers,
+      },
+      body: JSON.stringify({ auth_code: input.authCode, state: input.state }),
+    },
+    bindings,
+  )
+}
+
+/** Every secret the Worker holds or receives during a test: none may appear in a response or a log. */
+export function secretsOf(h: Harness, extra: string[] = []): string[] {
+  const tokens = h.supabase.rows.map((r) => r.tiktok_access_token).filter((t): t is string => !!t)
+  return [testEnv.TIKTOK_APP_SECRET!, testEnv.SUPABASE_SECRET_KEY!, testEnv.STATE_SECRET!, ...tokens, ...extra]
+}

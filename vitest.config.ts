@@ -1,0 +1,27 @@
+import { cloudflareTest } from '@cloudflare/vitest-plugin'
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: './wrangler.toml' },
+      miniflare: {
+        // Test-only values. TIKTOK_AUTH_URL and TIKTOK_API_BASE keep their production defaults
+        // from wrangler.toml: the stand-ins answer those hosts inside the test isolate.
+        bindings: {
+          TIKTOK_APP_ID: 'test-app-id',
+          TIKTOK_APP_SECRET: 'test-app-secret-5b7c1e9f',
+          SUPABASE_URL: 'https://abc.supabase.co',
+          SUPABASE_SECRET_KEY: 'sb_secret_test_8d1f0a6c2b9e',
+          STATE_SECRET: 'test-state-secret-0123456789abcdef0123456789',
+          ALLOWED_ORIGINS: 'https://app.example.com,https://example.com',
+          UPSTREAM_TIMEOUT_MS: '300',
+        },
+      },
+    }),
+  ],
+  test: {
+    include: ['test/**/*.test.ts'],
+    restoreMocks: true,
+  },
+})
