@@ -1,0 +1,44 @@
+import { env } from 'cloudflare:workers'
+import { describe, expect, it } from 'vitest'
+
+const assets = (env as unknown as { ASSETS: Fetcher }).ASSETS
+
+describe('callback page (assets)', () => {
+  it('is served with a strict CSP, no-referrer, no-store and no framing', async () => {
+    const res = await assets.fetch('https://app.example.com/oauth/callback?auth_code=abc&state=xyz')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toMatch(/text\/html/)
+    const csp = res.headers.get('content-security-policy') ?? ''
+    expect(csp).toContain("default-src 'none'")
+    expect(csp).toContain("script-src 'self'")
+    expect(csp).toContain("connect-src 'self'")
+    expect(csp).toContain("frame-ancestors 'none'")
+    expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|https?:/)
+    expect(res.headers.get('referrer-policy')).toBe('no-referrer')
+    expect(res.headers.get('cache-control')).toBe('no-store')
+    const html = await res.text()
+    expect(html).toContain('Connecting TikTok')
+    // Nothing loads from another origin.
+    expect(html).not.toMatch(/(src|href)="(https?:)?\/\//)
+  })
+
+  it('serves the script with the same headers', async () => {
+    const res = await assets.fetch('https://app.example.com/oauth/callback.js')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'")
+    expect(res.headers.get('cache-control')).toBe('no-store')
+  })
+
+  it('never turns query values into HTML and strips them from the address bar', async () => {
+    const js = await (await assets.fetch('https://app.example.com/oauth/callback.js')).text()
+    for (const sink of ['innerHTML', 'outerHTML', 'insertAdjacentHTML', 'document.write', 'eval(', 'new Function', 'setAttribute(']) {
+      expect(js, sink).not.toContain(sink)
+    }
+    expect(js).toContain('textContent')
+    expect(js).toContain("history.replaceState(null, '', location.pathname)")
+    // auth_code first, code as the fallback TikTok also sends.
+    expect(js).toContain("params.get('auth_code') || params.get('code')")
+    expect(js).toMatch(/fetch\(EXCHANGE_URL/)
+    expect(js).toContain("const EXCHANGE_URL = '/api/tiktok/oauth/exchange'")
+  })
+})
