@@ -1,0 +1,382 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { mintState } from '../../src/state'
+import {
+  APP_ORIGIN,
+  BIG_ID,
+  BIG_ID_2,
+  call,
+  exchange,
+  type Harness,
+  harness,
+  OTHER_ORIGIN,
+  OTHER_USER_ID,
+  secretsOf,
+  start,
+  testEnv,
+  USER_ID,
+} from '../harness'
+
+let h: Harness
+const bodies: string[] = []
+
+beforeEach(async () => {
+  h = await harness()
+  bodies.length = 0
+})
+
+afterEach(() => {
+  expect(h.unexpected).toEqual([])
+  // No token, code, secret, state or cookie in any answer or log line, whatever the test did.
+  const written = h.supabase.rows.map((r) => r.tiktok_access_token).filter(Boolean) as string[]
+  const issued = h.tiktok.requests.filter((r) => r.path.endsWith('/access_token/')).map((r) => JSON.parse(r.body).auth_code as string)
+  for (const secret of [...secretsOf(h), ...written, ...issued]) {
+    for (const body of bodies) expect(body).not.toContain(secret)
+    expect(h.logs.join('\n')).not.toContain(secret)
+  }
+})
+
+/** Reads an answer and keeps its text for the leak check. */
+const read = async (res: Response) => {
+  const text = await res.text()
+  bodies.push(text)
+  return { status: res.status, headers: res.headers, body: JSON.parse(text) as Record<string, unknown> }
+}
+
+const rowOf = (id: string) => h.supabase.rows.find((r) => r.id === id)!
+const tiktokCalls = (suffix: string) => h.tiktok.requests.filter((r) => r.path.endsWith(suffix))
+const nothingWritten = () => {
+  expect(h.supabase.requests.filter((r) => r.method !== 'GET')).toEqual([])
+  expect(rowOf(USER_ID).tiktok_access_token).toBeNull()
+}
+
+/** start → TikTok authorize → exchange, as the browser would do it. */
+async function roundTrip(options: { origin?: string; userId?: string } = {}) {
+  const s = await start(h, options)
+  expect(s.response.status).toBe(200)
+  const code = h.tiktok.issueCode()
+  const res = await read(await exchange({ state: s.state, authCode: code, cookie: s.cookie, origin: options.origin }))
+  return { ...res, code, started: s }
+}
+
+describe('POST /api/tiktok/oauth/exchange', () => {
+  it('exchanges the code, lists advertisers, writes the row, and never returns the token', async () => {
+    const { status, body, headers, code } = await roundTrip()
+    expect(status).toBe(200)
+    expect(body).toEqual({
+      success: true,
+      business_id: BIG_ID,
+      account_id: 'Brand A',
+      advertisers: [
+        { id: BIG_ID, name: 'Brand A' },
+        { id: BIG_ID_2, name: 'Brand B' },
+      ],
+      return_to: '/profile',
+      message: 'TikTok connected successfully',
+    })
+    expect(headers.get('cache-control')).toBe('no-store')
+    expect(headers.get('x-request-id')).toBeTruthy()
+    // The binding cookie is cleared on the same path.
+    expect(headers.get('set-cookie')).toMatch(/^tiktok_oauth_binding=;.*Max-Age=0.*Path=\/api\/tiktok\/oauth\/exchange/)
+
+    // What reached TikTok: one POST with a JSON body, one GET with the token in Access-Token.
+    const [token] = tiktokCalls('/access_token/')
+    expect(tiktokCalls('/access_token/')).toHaveLength(1)
+    expect(token!.method).toBe('POST')
+    expect(token!.headers['content-type']).toBe('application/json')
+    expect(JSON.parse(token!.body)).toEqual({ app_id: 'test-app-id', secret: testEnv.TIKTOK_APP_SECRET, auth_code: code })
+
+    const row = rowOf(USER_ID)
+    expect(row.tiktok_access_token).toMatch(/^[0-9a-f]{40}$/)
+    const [list] = tiktokCalls('/advertiser/get/')
+    expect(tiktokCalls('/advertiser/get/')).toHaveLength(1)
+    expect(list!.method).toBe('GET')
+    expect(list!.headers['access-token']).toBe(row.tiktok_access_token)
+    expect(list!.headers.authorization).toBeUndefined()
+    expect(list!.query).toEqual({ app_id: 'test-app-id', secret: testEnv.TIKTOK_APP_SECRET })
+
+    // What reached Supabase: one PATCH on the user's row, secret key in apikey only.
+    expect(h.supabase.requests).toHaveLength(1)
+    const [patch] = h.supabase.requests
+    expect(patch!.method).toBe('PATCH')
+    expect(patch!.path).toBe('/rest/v1/user_accounts')
+    expect(patch!.query).toEqual({ id: `eq.${USER_ID}`, select: 'id' })
+    expect(patch!.headers.apikey).toBe(testEnv.SUPABASE_SECRET_KEY)
+    expect(patch!.headers.authorization).toBeUndefined()
+    expect(patch!.headers.prefer).toContain('return=representation')
+    expect(JSON.parse(patch!.body)).toEqual({
+      tiktok_access_token: row.tiktok_access_token,
+      tiktok_business_id: BIG_ID,
+      tiktok_account_id: 'Brand A',
+    })
+    expect(row).toMatchObject({ tiktok_business_id: BIG_ID, tiktok_account_id: 'Brand A' })
+    expect(rowOf(OTHER_USER_ID).tiktok_access_token).toBeNull()
+
+    const events = h.logs.map((l) => JSON.parse(l))
+    expect(events.map((e) => e.event)).toEqual(
+      expect.arrayContaining(['oauth.start', 'tiktok.token_exchange', 'tiktok.advertisers', 'supabase.write', 'oauth.success']),
+    )
+    const exchangeLine = events.find((e) => e.event === 'tiktok.token_exchange')
+    expect(exchangeLine).toMatchObject({ outcome: 'ok', tiktok_code: 0 })
+    expect(exchangeLine.tiktok_request_id).toMatch(/^2026/)
+    expect(typeof exchangeLine.duration_ms).toBe('number')
+  })
+
+  it('returns to the return_to that was signed into the state', async () => {
+    const s = await start(h, { body: { return_to: '/settings/integrations#tiktok' } })
+    const res = await read(await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }))
+    expect(res.body.return_to).toBe('/settings/integrations#tiktok')
+  })
+
+  it('works the same on the second product domain', async () => {
+    const { status } = await roundTrip({ origin: OTHER_ORIGIN })
+    expect(status).toBe(200)
+  })
+
+  it('sends a legacy service_role JWT key as a bearer token too', async () => {
+    const legacy = 'eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJl'
+    const s = await start(h)
+    const res = await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }, { SUPABASE_SECRET_KEY: legacy })
+    // The stand-in only knows the sb_secret key: refused, and that is a storage failure, not a crash.
+    expect((await read(res)).body.code).toBe('storage_unavailable')
+    const patch = h.supabase.requests[0]!
+    expect(patch.headers.apikey).toBe(legacy)
+    expect(patch.headers.authorization).toBe(`Bearer ${legacy}`)
+    expect(h.logs.join('\n')).not.toContain(legacy)
+  })
+
+  describe('ids beyond 2^53 stay exact', () => {
+    it.each([false, true])('bare ids: %s', async (bareIds) => {
+      h = await harness({ bareIds, advertisers: [{ id: '9007199254740993', name: 'Edge' }] })
+      const { status, body } = await roundTrip()
+      expect(status).toBe(200)
+      expect(body.business_id).toBe('9007199254740993')
+      expect(rowOf(USER_ID).tiktok_business_id).toBe('9007199254740993')
+      expect(h.supabase.requests[0]!.body).toContain('"tiktok_business_id":"9007199254740993"')
+    })
+  })
+
+  describe('state failures: 4xx, TikTok never called, nothing written', () => {
+    const expectRefused = async (res: Response, status: number, code: string) => {
+      const r = await read(res)
+      expect(r.status).toBe(status)
+      expect(r.body).toMatchObject({ success: false, code })
+      expect(String(r.body.error).length).toBeGreaterThan(20)
+      expect(h.tiktok.requests).toEqual([])
+      nothingWritten()
+    }
+
+    it('tampered state', async () => {
+      const s = await start(h)
+      const [v, payload, mac] = s.state.split('.')
+      const forged = JSON.parse(atob(payload!.replace(/-/g, '+').replace(/_/g, '/')))
+      forged.u = OTHER_USER_ID
+      const forgedPayload = btoa(JSON.stringify(forged)).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_')
+      await expectRefused(await exchange({ state: `${v}.${forgedPayload}.${mac}`, authCode: 'c', cookie: s.cookie }), 400, 'invalid_state')
+    })
+
+    it('expired state', async () => {
+      const minted = await mintState(testEnv.STATE_SECRET!, { userId: USER_ID, origin: APP_ORIGIN, returnTo: '/profile', now: Date.now() - 11 * 60_000 })
+      await expectRefused(await exchange({ state: minted.state, authCode: 'c', cookie: minted.binding }), 400, 'state_expired')
+    })
+
+    it('state minted on the other product domain', async () => {
+      const s = await start(h, { origin: OTHER_ORIGIN })
+      await expectRefused(await exchange({ state: s.state, authCode: 'c', cookie: s.cookie, origin: APP_ORIGIN }), 403, 'state_not_bound')
+    })
+
+    it('Origin header of another site', async () => {
+      const s = await start(h)
+      await expectRefused(
+        await exchange({ state: s.state, authCode: 'c', cookie: s.cookie, headers: { origin: 'https://evil.com' } }),
+        403,
+        'origin_not_allowed',
+      )
+    })
+
+    it('no binding cookie (another browser)', async () => {
+      const s = await start(h)
+      await expectRefused(await exchange({ state: s.state, authCode: 'c' }), 403, 'state_not_bound')
+    })
+
+    it('mismatched binding cookie', async () => {
+      const first = await start(h)
+      const second = await start(h)
+      await expectRefused(await exchange({ state: first.state, authCode: 'c', cookie: second.cookie }), 403, 'state_not_bound')
+    })
+
+    it("another user's state presented with this browser's cookie", async () => {
+      const mine = await start(h)
+      const theirs = await start(h, { userId: OTHER_USER_ID })
+      await expectRefused(await exchange({ state: theirs.state, authCode: 'c', cookie: mine.cookie }), 403, 'state_not_bound')
+    })
+
+    it('a constant, unsigned state', async () => {
+      const s = await start(h)
+      await expectRefused(await exchange({ state: 'your_custom_params', authCode: 'c', cookie: s.cookie }), 400, 'invalid_state')
+    })
+
+    it('a request on an origin that is not allowed', async () => {
+      const s = await start(h)
+      await expectRefused(await exchange({ state: s.state, authCode: 'c', cookie: s.cookie, origin: 'https://evil.com' }), 403, 'origin_not_allowed')
+    })
+  })
+
+  describe('bad input', () => {
+    const post = (init: RequestInit) => call(`${APP_ORIGIN}/api/tiktok/oauth/exchange`, { method: 'POST', ...init })
+    it.each([
+      ['no content type', {}, 'x', 415, 'unsupported_media_type'],
+      ['form body', { 'content-type': 'application/x-www-form-urlencoded' }, 'auth_code=a&state=b', 415, 'unsupported_media_type'],
+      ['malformed JSON', { 'content-type': 'application/json' }, '{"auth_code":', 400, 'invalid_json'],
+      ['missing state', { 'content-type': 'application/json' }, '{"auth_code":"a"}', 400, 'invalid_request'],
+      ['empty code', { 'content-type': 'application/json' }, '{"auth_code":"","state":"s"}', 400, 'invalid_request'],
+      ['numeric code', { 'content-type': 'application/json' }, '{"auth_code":5,"state":"s"}', 400, 'invalid_request'],
+      ['JSON array', { 'content-type': 'application/json' }, '[]', 400, 'invalid_request'],
+      ['overlong code', { 'content-type': 'application/json' }, JSON.stringify({ auth_code: 'a'.repeat(1500), state: 's' }), 400, 'invalid_request'],
+      ['huge body', { 'content-type': 'application/json' }, JSON.stringify({ auth_code: 'a', state: 's'.repeat(100_000) }), 413, 'payload_too_large'],
+    ])('%s', async (_name, headers, body, status, code) => {
+      const r = await read(await post({ headers: headers as Record<string, string>, body }))
+      expect(r.status).toBe(status)
+      expect(r.body).toMatchObject({ success: false, code })
+      expect(typeof r.body.error).toBe('string')
+      expect(h.tiktok.requests).toEqual([])
+    })
+  })
+
+  describe('TikTok failures: mapped, nothing written', () => {
+    it.each([
+      [40100, 'token', 429, 'tiktok_rate_limited'],
+      [40133, 'token', 429, 'tiktok_rate_limited'],
+      [50000, 'token', 502, 'tiktok_unavailable'],
+      [40110, 'token', 400, 'code_invalid_or_used'],
+      [40001, 'token', 403, 'tiktok_permission_denied'],
+      [40101, 'token', 502, 'tiktok_misconfigured'],
+      [40113, 'token', 502, 'tiktok_misconfigured'],
+      [49999, 'token', 502, 'tiktok_error'],
+      [40105, 'advertisers', 502, 'tiktok_token_rejected'],
+      [40001, 'advertisers', 403, 'tiktok_permission_denied'],
+    ] as const)('code %i on %s → %i %s', async (tiktokCode, target, status, code) => {
+      h.tiktok.faults.add(target, { tiktokCode })
+      const r = await roundTrip()
+      expect(r.status).toBe(status)
+      expect(r.body).toMatchObject({ success: false, code })
+      // HTTP 200 from TikTok with a non-zero code is a failure, logged with TikTok's code.
+      const line = h.logs.map((l) => JSON.parse(l)).find((l) => l.outcome === 'tiktok_error')
+      expect(line).toMatchObject({ tiktok_code: tiktokCode })
+      nothingWritten()
+    })
+
+    it('never repeats the code exchange, even for a retryable answer', async () => {
+      h.tiktok.faults.add('token', { tiktokCode: 50002 })
+      const r = await roundTrip()
+      expect(r.body.code).toBe('tiktok_unavailable')
+      expect(tiktokCalls('/access_token/')).toHaveLength(1)
+    })
+
+    it('a second exchange of the same code is refused by TikTok and mapped to code_invalid_or_used', async () => {
+      const first = await roundTrip()
+      expect(first.status).toBe(200)
+      const again = await read(await exchange({ state: first.started.state, authCode: first.code, cookie: first.started.cookie }))
+      expect(again).toMatchObject({ status: 400, body: { code: 'code_invalid_or_used' } })
+    })
+
+    it.each([
+      ['non-JSON answer', { nonJson: true }, 502],
+      ['HTTP 500', { status: 500 }, 502],
+      ['HTTP 404 (edge fault)', { status: 404 }, 502],
+      ['timeout', { hang: true }, 504],
+    ])('token exchange: %s → tiktok_unavailable', async (_name, fault, status) => {
+      h.tiktok.faults.add('token', fault)
+      const r = await roundTrip()
+      expect(r).toMatchObject({ status, body: { code: 'tiktok_unavailable', retryable: true } })
+      expect(tiktokCalls('/access_token/')).toHaveLength(1)
+      expect(tiktokCalls('/advertiser/get/')).toHaveLength(0)
+      nothingWritten()
+    })
+
+    it('retries the advertiser list on a rate limit, then succeeds', async () => {
+      h.tiktok.faults.add('advertisers', { tiktokCode: 40100 })
+      h.tiktok.faults.add('advertisers', { nonJson: true })
+      const r = await roundTrip()
+      expect(r.status).toBe(200)
+      expect(tiktokCalls('/advertiser/get/')).toHaveLength(3)
+      expect(rowOf(USER_ID).tiktok_business_id).toBe(BIG_ID)
+    })
+
+    it('gives up on the advertiser list after three attempts', async () => {
+      h.tiktok.faults.add('advertisers', { tiktokCode: 50000 }, 5)
+      const r = await roundTrip()
+      expect(r).toMatchObject({ status: 502, body: { code: 'tiktok_unavailable' } })
+      expect(tiktokCalls('/advertiser/get/')).toHaveLength(3)
+      nothingWritten()
+    })
+
+    it('does not retry an advertiser list that timed out', async () => {
+      h.tiktok.faults.add('advertisers', { hang: true })
+      const r = await roundTrip()
+      expect(r).toMatchObject({ status: 504, body: { code: 'tiktok_unavailable' } })
+      expect(tiktokCalls('/advertiser/get/')).toHaveLength(1)
+      nothingWritten()
+    })
+
+    it('answers 422 no_advertisers when the grant covers no advertiser', async () => {
+      h = await harness({ advertisers: [] })
+      const r = await roundTrip()
+      expect(r).toMatchObject({ status: 422, body: { code: 'no_advertisers' } })
+      nothingWritten()
+    })
+  })
+
+  describe('Supabase failures', () => {
+    it('zero rows updated is 404 account_not_found', async () => {
+      h.supabase.rows.splice(0, 1)
+      const r = await roundTrip()
+      expect(r).toMatchObject({ status: 404, body: { code: 'account_not_found' } })
+      expect(h.supabase.requests).toHaveLength(1)
+    })
+
+    it('a 5xx is retried once, then 502 storage_unavailable', async () => {
+      h.supabase.faults.add('rest', { status: 503 }, 2)
+      const r = await roundTrip()
+      expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable', retryable: true } })
+      expect(h.supabase.requests).toHaveLength(2)
+      expect(rowOf(USER_ID).tiktok_access_token).toBeNull()
+    })
+
+    it('a single 5xx is absorbed by the retry', async () => {
+      h.supabase.faults.add('rest', { status: 500 })
+      const r = await roundTrip()
+      expect(r.status).toBe(200)
+      expect(rowOf(USER_ID).tiktok_business_id).toBe(BIG_ID)
+    })
+
+    it('timeouts become storage_unavailable', async () => {
+      h.supabase.faults.add('rest', { hang: true }, 2)
+      const r = await roundTrip()
+      expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
+    })
+
+    it('a 4xx (e.g. a missing column) is not retried', async () => {
+      h.supabase.faults.add('rest', { status: 400 })
+      const r = await roundTrip()
+      expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
+      expect(h.supabase.requests).toHaveLength(1)
+    })
+  })
+})
+
+describe('other endpoints', () => {
+  it('GET /api/health names missing settings, never values', async () => {
+    const ok = await read(await call(`${APP_ORIGIN}/api/health`))
+    expect(ok).toMatchObject({ status: 200, body: { ok: true, missing: [] } })
+    const bad = await read(await call(`${APP_ORIGIN}/api/health`, {}, { SUPABASE_SECRET_KEY: '', ALLOWED_ORIGINS: 'app.example.com' }))
+    expect(bad.status).toBe(503)
+    expect(bad.body).toMatchObject({ ok: false, missing: ['SUPABASE_SECRET_KEY', 'ALLOWED_ORIGINS'] })
+  })
+
+  it('unknown /api paths answer the JSON envelope with a request id', async () => {
+    const r = await read(await call(`${APP_ORIGIN}/api/nope`))
+    expect(r.status).toBe(404)
+    expect(r.body).toMatchObject({ success: false, code: 'not_found' })
+    expect(r.headers.get('x-request-id')).toBe(r.body.request_id)
+  })
+})
