@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest'
-import { formatLine } from '../src/log'
+import { describe, expect, it, vi } from 'vitest'
+import { formatLine, Logger } from '../src/log'
 
 describe('formatLine', () => {
   it('redacts values under secret-like keys, at any depth', () => {
@@ -35,5 +35,22 @@ describe('formatLine', () => {
 
   it('ignores values too short to be secrets', () => {
     expect(formatLine({ a: 'on' }, ['on'])).toBe('{"a":"on"}')
+  })
+})
+
+describe('Logger', () => {
+  it('writes one JSON line per event through console.log, scrubbing protected values', () => {
+    const lines: string[] = []
+    vi.spyOn(console, 'log').mockImplementation((line: unknown) => {
+      lines.push(String(line))
+    })
+    const log = new Logger('req-1', ['configured-secret-value', undefined])
+    log.protect('token-received-later')
+    log.warn('tiktok.advertisers', { error: new Error('GET ?secret=configured-secret-value failed with token-received-later') })
+    expect(lines).toHaveLength(1)
+    const parsed = JSON.parse(lines[0]!)
+    expect(parsed).toMatchObject({ level: 'warn', event: 'tiktok.advertisers', request_id: 'req-1' })
+    expect(parsed.error.message).toBe('GET ?secret=[redacted] failed with [redacted]')
+    vi.restoreAllMocks()
   })
 })
