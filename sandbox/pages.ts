@@ -1,5 +1,5 @@
 import { html } from 'hono/html'
-import type { SandboxAdvertiser } from './tiktok'
+import type { SandboxAdvertiser } from './tiktok.ts'
 
 const layout = (title: string, body: unknown) => html`<!doctype html>
 <html lang="en">
@@ -43,7 +43,7 @@ export const authorizePage = (input: {
             ${input.advertisers?.map((a) => html`<tr><td>${a.name}</td><td><code>${a.id}</code></td></tr>`)}
           </table>
           <p>You will be sent back to <code>${input.redirectUri}</code>.</p>
-          <form method="post" action="/portal/auth/decision">
+          <form method="post" action="auth/decision">
             <input type="hidden" name="app_id" value="${input.appId}" />
             <input type="hidden" name="redirect_uri" value="${input.redirectUri}" />
             <input type="hidden" name="state" value="${input.state}" />

@@ -1,8 +1,8 @@
 import { Hono } from 'hono'
 import { sign } from 'hono/jwt'
-import { faultResponse, Faults } from './faults'
-import { databasePage } from './pages'
-import type { RecordedRequest } from './tiktok'
+import { faultResponse, Faults } from './faults.ts'
+import { databasePage } from './pages.ts'
+import type { RecordedRequest } from './tiktok.ts'
 
 export type Row = Record<string, string | null>
 
@@ -14,6 +14,8 @@ export type SupabaseOptions = {
   /** A legacy service_role JWT, accepted as `apikey` and as bearer. */
   legacyServiceKey?: string
   rows: Row[]
+  /** Who may sign in with a password; `id` must match a row. */
+  users?: { id: string; email: string; password: string }[]
 }
 
 type SigningKey = { privateJwk: JsonWebKey & { kid: string; alg: 'ES256' }; publicJwk: JsonWebKey & { kid: string; alg: 'ES256' } }
@@ -131,6 +133,36 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
     const fault = faults.take('jwks', c.req.header('x-sandbox-fault'))
     await faults.delay(fault)
     return faultResponse(fault) ?? c.json({ keys: [key.publicJwk] })
+  })
+
+  // Supabase Auth answers browsers from any origin; so does the stand-in.
+  app.use('/auth/*', async (c, next) => {
+    if (c.req.method === 'OPTIONS')
+      return c.body(null, 204, {
+        'access-control-allow-origin': '*',
+        'access-control-allow-methods': 'GET, POST, OPTIONS',
+        'access-control-allow-headers': 'apikey, authorization, content-type, x-client-info',
+      })
+    await next()
+    c.header('access-control-allow-origin', '*')
+  })
+
+  /** Password sign-in, shaped like Supabase Auth's `POST /auth/v1/token?grant_type=password`. */
+  app.post('/auth/v1/token', async (c) => {
+    if (c.req.query('grant_type') !== 'password')
+      return c.json({ code: 400, error_code: 'validation_failed', msg: 'Unsupported grant type' }, 400)
+    const body = (await c.req.json().catch(() => ({}))) as { email?: string; password?: string }
+    const user = options.users?.find((u) => u.email === body.email && u.password === body.password)
+    if (!user) return c.json({ code: 400, error_code: 'invalid_credentials', msg: 'Invalid login credentials' }, 400)
+    const accessToken = await signAccessToken(user.id, { email: user.email })
+    return c.json({
+      access_token: accessToken,
+      token_type: 'bearer',
+      expires_in: 3600,
+      expires_at: Math.floor(Date.now() / 1000) + 3600,
+      refresh_token: crypto.randomUUID(),
+      user: { id: user.id, email: user.email, aud: 'authenticated', role: 'authenticated' },
+    })
   })
 
   /** The rows as a page, token masked: what the round trip wrote. */

@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
-import { type Fault, faultResponse, Faults } from './faults'
-import { authorizePage } from './pages'
+import { type Fault, faultResponse, Faults } from './faults.ts'
+import { authorizePage } from './pages.ts'
 
 export type SandboxAdvertiser = { id: string; name: string }
 

@@ -1,0 +1,187 @@
+import { join } from 'node:path'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { DEMO_ADVERTISERS, DEMO_USER } from '../sandbox/app.ts'
+import { mintState } from '../src/state.ts'
+import { type Stack, startStack } from '../scripts/stack.ts'
+import { ARTIFACTS, launchBrowser } from './browser.ts'
+
+// Ports apart from `npm run dev`'s, so both can run at once.
+const WORKER_PORT = 8877
+const SANDBOX_PORT = 8890
+
+let stack: Stack
+let browser: Browser
+let context: BrowserContext
+let page: Page
+let primary: string
+let secondary: string
+
+beforeAll(async () => {
+  stack = await startStack({ workerPort: WORKER_PORT, sandboxPort: SANDBOX_PORT, useDevVars: false, quiet: true })
+  ;[primary, secondary] = stack.vars.ALLOWED_ORIGINS!.split(',') as [string, string]
+  browser = await launchBrowser()
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await stack?.stop()
+})
+
+beforeEach(async () => {
+  await fetch(`${stack.sandboxOrigin}/__sandbox/reset`, { method: 'POST' })
+  context = await browser.newContext()
+  page = await context.newPage()
+})
+
+afterEach(async () => {
+  await context.close()
+})
+
+const exchangeCalls = () => stack.sandbox.tiktok.requests.filter((r) => r.path.endsWith('/oauth2/access_token/')).length
+const demoRow = () => stack.sandbox.supabase.rows.find((r) => r.id === DEMO_USER.id)!
+const supabaseParam = () => `?supabase=${encodeURIComponent(`${stack.sandboxOrigin}/supabase`)}`
+
+/** Signs in on the demo product page and presses Connect: the browser lands on TikTok's page. */
+async function openTikTok(origin: string) {
+  await page.goto(`${origin}/profile${supabaseParam()}`)
+  await page.click('#sign-in-button')
+  await page.waitForSelector('#connect:visible')
+  await page.click('#connect')
+  await page.waitForURL(`${stack.sandboxOrigin}/tiktok/portal/auth?**`)
+  await expect(page.locator('h1').textContent()).resolves.toContain('Authorize app')
+}
+
+/**
+ * Submits the TikTok page's form as the Authorize or Deny button would, and returns where TikTok
+ * redirects the browser, so a test can open (or alter) the callback URL itself.
+ */
+async function decide(decision: 'authorize' | 'deny'): Promise<string> {
+  const form = await page.evaluate(() => Object.fromEntries(new FormData(document.querySelector('form')!) as unknown as Iterable<[string, string]>))
+  const response = await fetch(`${stack.sandboxOrigin}/tiktok/portal/auth/decision`, {
+    method: 'POST',
+    body: new URLSearchParams({ ...form, decision }),
+    redirect: 'manual',
+  })
+  expect(response.status).toBe(302)
+  return response.headers.get('location')!
+}
+
+/** Opens the callback page and waits until it shows an outcome. */
+async function runCallback(url: string) {
+  await page.goto(url)
+  await page.waitForSelector('body[data-outcome]')
+  return {
+    outcome: await page.getAttribute('body', 'data-outcome'),
+    title: await page.textContent('#title'),
+    message: await page.textContent('#message'),
+  }
+}
+
+describe('browser round trip against wrangler dev + sandbox', () => {
+  it('sign in → Connect → authorize at TikTok → callback → back on the product page, row written', async () => {
+    const seen: string[] = []
+    page.on('request', (request) => {
+      if (new URL(page.url()).pathname === '/oauth/callback' || request.url().includes('/oauth/callback')) seen.push(request.url())
+    })
+    await openTikTok(primary)
+    await page.screenshot({ path: join(ARTIFACTS, 'tiktok-authorize.png') })
+    await page.click('#authorize')
+
+    // The callback page runs, shows the outcome, strips the code from the address bar…
+    await page.waitForSelector('body[data-outcome="success"]')
+    expect(await page.textContent('#title')).toBe('TikTok connected')
+    expect(page.url()).toBe(`${primary}/oauth/callback`)
+    expect(await page.evaluate(() => history.length >= 1 && location.search)).toBe('')
+    await page.screenshot({ path: join(ARTIFACTS, 'callback-success.png') })
+
+    // …then returns to the product, which shows the connection summary (no token).
+    await page.waitForURL(`${primary}/profile`)
+    await page.waitForSelector('body[data-connected="yes"]')
+    expect(await page.textContent('#status')).toContain(DEMO_ADVERTISERS[0]!.id)
+    await page.screenshot({ path: join(ARTIFACTS, 'profile-connected.png') })
+    const stored = JSON.parse((await page.evaluate(() => localStorage.getItem('tiktok_connection'))) ?? '{}')
+    expect(stored).toMatchObject({ business_id: DEMO_ADVERTISERS[0]!.id, account_id: DEMO_ADVERTISERS[0]!.name })
+    expect(JSON.stringify(stored)).not.toContain(demoRow().tiktok_access_token!)
+
+    expect(demoRow()).toMatchObject({ tiktok_business_id: DEMO_ADVERTISERS[0]!.id, tiktok_account_id: DEMO_ADVERTISERS[0]!.name })
+    expect(demoRow().tiktok_access_token).toMatch(/^[0-9a-f]{40}$/)
+    expect(exchangeCalls()).toBe(1)
+
+    // Nothing the callback page asked for left the product's origin.
+    expect(seen.length).toBeGreaterThanOrEqual(3)
+    for (const url of seen) expect(new URL(url).origin).toBe(primary)
+  })
+
+  it('the second product domain round-trips to itself', async () => {
+    await openTikTok(secondary)
+    await page.click('#authorize')
+    await page.waitForURL(`${secondary}/profile`)
+    await page.waitForSelector('body[data-connected="yes"]')
+    expect(demoRow().tiktok_business_id).toBe(DEMO_ADVERTISERS[0]!.id)
+  })
+
+  it('deny at TikTok: a clear page, no exchange, nothing written', async () => {
+    await openTikTok(primary)
+    const callback = await decide('deny')
+    expect(new URL(callback).searchParams.has('auth_code')).toBe(false)
+    const shown = await runCallback(callback)
+    expect(shown).toMatchObject({ outcome: 'denied', title: 'TikTok was not connected' })
+    expect(shown.message).toMatch(/cancelled or denied/)
+    await page.screenshot({ path: join(ARTIFACTS, 'callback-denied.png') })
+    expect(exchangeCalls()).toBe(0)
+    expect(demoRow().tiktok_access_token).toBeNull()
+  })
+
+  it('reloading the callback page after success shows the outcome again without a second exchange', async () => {
+    await openTikTok(primary)
+    const callback = await decide('authorize')
+    await runCallback(callback)
+    expect(exchangeCalls()).toBe(1)
+    await page.reload()
+    await page.waitForSelector('body[data-outcome]')
+    expect(await page.getAttribute('body', 'data-outcome')).toBe('success')
+    expect(await page.textContent('#title')).toBe('TikTok connected')
+    expect(exchangeCalls()).toBe(1)
+  })
+
+  it('a tampered state in the callback URL is refused before TikTok is called', async () => {
+    await openTikTok(primary)
+    const callback = new URL(await decide('authorize'))
+    const state = callback.searchParams.get('state')!
+    callback.searchParams.set('state', state.slice(0, -2) + (state.endsWith('AA') ? 'BB' : 'AA'))
+    const shown = await runCallback(callback.toString())
+    expect(shown).toMatchObject({ outcome: 'invalid_state', title: 'This link is not valid' })
+    await page.screenshot({ path: join(ARTIFACTS, 'callback-invalid-state.png') })
+    expect(exchangeCalls()).toBe(0)
+    expect(demoRow().tiktok_access_token).toBeNull()
+  })
+
+  it('an expired state says so and asks to start again', async () => {
+    await openTikTok(primary)
+    const callback = new URL(await decide('authorize'))
+    const expired = await mintState(stack.vars.STATE_SECRET!, {
+      userId: DEMO_USER.id,
+      origin: primary,
+      returnTo: '/profile',
+      now: Date.now() - 11 * 60_000,
+    })
+    callback.searchParams.set('state', expired.state)
+    const shown = await runCallback(callback.toString())
+    expect(shown).toMatchObject({ outcome: 'state_expired', title: 'This authorization expired' })
+    expect(shown.message).toMatch(/Start the connection again/)
+    expect(exchangeCalls()).toBe(0)
+  })
+
+  it('a callback opened in another browser (no binding cookie) is refused', async () => {
+    await openTikTok(primary)
+    const callback = await decide('authorize')
+    const other = await browser.newContext()
+    const otherPage = await other.newPage()
+    await otherPage.goto(callback)
+    await otherPage.waitForSelector('body[data-outcome]')
+    expect(await otherPage.getAttribute('body', 'data-outcome')).toBe('state_not_bound')
+    await other.close()
+    expect(exchangeCalls()).toBe(0)
+  })
+})

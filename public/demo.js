@@ -1,0 +1,104 @@
+// The demo product page. The part a product copies is connectTikTok(): POST /api/tiktok/oauth/start
+// with the user's Supabase access token, then send the browser to the authorize_url it answers.
+;(() => {
+  'use strict'
+
+  const SESSION_KEY = 'demo_supabase_session'
+  const $ = (id) => document.getElementById(id)
+
+  const showError = (message) => {
+    $('error').textContent = message || ''
+    $('error').hidden = !message
+  }
+
+  /** Sign in with Supabase Auth's password grant (the sandbox implements the same endpoint). */
+  async function signIn(supabaseUrl, email, password) {
+    const response = await fetch(`${supabaseUrl.replace(/\/+$/, '')}/auth/v1/token?grant_type=password`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', apikey: 'sb_publishable_demo' },
+      body: JSON.stringify({ email, password }),
+    })
+    const body = await response.json().catch(() => ({}))
+    if (!response.ok) throw new Error(body.msg || 'Sign-in failed.')
+    return { accessToken: body.access_token, email: body.user && body.user.email }
+  }
+
+  /** What a product's "Connect TikTok" button does. */
+  async function connectTikTok(accessToken, returnTo) {
+    const response = await fetch('/api/tiktok/oauth/start', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ return_to: returnTo }),
+    })
+    const body = await response.json()
+    if (!response.ok) throw new Error(body.error)
+    location.assign(body.authorize_url)
+  }
+
+  function render() {
+    let session = null
+    try {
+      session = JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null')
+    } catch {
+      session = null
+    }
+    $('signed-out').hidden = !!session
+    $('signed-in').hidden = !session
+    if (!session) return
+    $('who').textContent = session.email
+    let connection = null
+    try {
+      connection = JSON.parse(localStorage.getItem('tiktok_connection') || 'null')
+    } catch {
+      connection = null
+    }
+    const list = $('advertiser-list')
+    list.replaceChildren()
+    if (connection && connection.business_id) {
+      $('status').textContent = `Connected: ${connection.account_id} (${connection.business_id})`
+      for (const advertiser of connection.advertisers || []) {
+        const item = document.createElement('li')
+        item.textContent = `${advertiser.name} (${advertiser.id})`
+        list.append(item)
+      }
+    } else {
+      $('status').textContent = 'Not connected.'
+    }
+    list.hidden = list.childElementCount === 0
+    document.body.dataset.connected = connection && connection.business_id ? 'yes' : 'no'
+  }
+
+  const params = new URLSearchParams(location.search)
+  $('supabase-url').value = params.get('supabase') || 'http://127.0.0.1:8790/supabase'
+
+  $('sign-in').addEventListener('submit', async (event) => {
+    event.preventDefault()
+    showError('')
+    try {
+      const session = await signIn($('supabase-url').value, $('email').value, $('password').value)
+      sessionStorage.setItem(SESSION_KEY, JSON.stringify(session))
+      render()
+    } catch (error) {
+      showError(error.message)
+    }
+  })
+
+  $('connect').addEventListener('click', async () => {
+    showError('')
+    $('connect').disabled = true
+    try {
+      const session = JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null')
+      await connectTikTok(session.accessToken, location.pathname)
+    } catch (error) {
+      showError(error.message)
+      $('connect').disabled = false
+    }
+  })
+
+  $('sign-out').addEventListener('click', () => {
+    sessionStorage.removeItem(SESSION_KEY)
+    render()
+  })
+
+  render()
+})()
