@@ -1,7 +1,7 @@
-import { decodeBase64Url, encodeBase64Url } from 'hono/utils/encode'
 import { errors } from './errors'
+import { b64url, decodeB64url, seal, sha256, unseal } from './signed'
 
-/** The OAuth `state`: `v1.<payload>.<HMAC-SHA256>`, both parts base64url without padding. */
+/** The OAuth `state`: `v1.<payload>.<HMAC-SHA256>`. */
 export type StatePayload = {
   v: 1
   /** Provider, so a state minted for another flow can never be replayed here. */
@@ -14,32 +14,14 @@ export type StatePayload = {
   r: string
   iat: number
   exp: number
-  /** SHA-256 of the browser-binding cookie: the state alone cannot forge the cookie. */
+  /** SHA-256 of the browser-binding cookie: the state alone cannot forge the cookie. Also the state's unique id. */
   n: string
 }
 
 export const STATE_TTL_SECONDS = 600
-const VERSION = 'v1'
+const KIND = 'v1'
 const PROVIDER = 'tiktok_business'
 const MAX_STATE_LENGTH = 2048
-const encoder = new TextEncoder()
-
-const b64url = (bytes: ArrayBufferLike): string => encodeBase64Url(bytes).replace(/=+$/, '')
-
-const keys = new Map<string, Promise<CryptoKey>>()
-const hmacKey = (secret: string): Promise<CryptoKey> => {
-  let key = keys.get(secret)
-  if (!key) {
-    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
-      'sign',
-      'verify',
-    ])
-    keys.set(secret, key)
-  }
-  return key
-}
-
-const sha256 = async (value: string): Promise<ArrayBuffer> => crypto.subtle.digest('SHA-256', encoder.encode(value))
 
 export type MintedState = { state: string; binding: string; expiresAt: Date }
 
@@ -60,18 +42,7 @@ export async function mintState(
     exp: iat + STATE_TTL_SECONDS,
     n: b64url(await sha256(binding)),
   }
-  const body = `${VERSION}.${b64url(encoder.encode(JSON.stringify(payload)).buffer)}`
-  const mac = await crypto.subtle.sign('HMAC', await hmacKey(secret), encoder.encode(body))
-  return { state: `${body}.${b64url(mac)}`, binding, expiresAt: new Date(payload.exp * 1000) }
-}
-
-const decode = (part: string): Uint8Array | undefined => {
-  if (!/^[A-Za-z0-9_-]+$/.test(part)) return undefined
-  try {
-    return decodeBase64Url(part)
-  } catch {
-    return undefined
-  }
+  return { state: await seal(secret, KIND, payload), binding, expiresAt: new Date(payload.exp * 1000) }
 }
 
 const isPayload = (value: unknown): value is StatePayload => {
@@ -89,36 +60,20 @@ const isPayload = (value: unknown): value is StatePayload => {
   )
 }
 
-/**
- * Checks the signature (Web Crypto's HMAC verify compares in constant time), then the payload.
- * Throws `invalid_state` or `state_expired`; nothing else about the state is trusted before this.
- */
+/** Checks the signature, then the payload. Throws `invalid_state` or `state_expired`. */
 export async function verifyState(secret: string, state: string, now = Date.now()): Promise<StatePayload> {
-  if (state.length > MAX_STATE_LENGTH) throw errors.invalidState('too_long')
-  const parts = state.split('.')
-  if (parts.length !== 3 || parts[0] !== VERSION) throw errors.invalidState('format')
-  const payloadBytes = decode(parts[1]!)
-  const mac = decode(parts[2]!)
-  if (!payloadBytes || !mac) throw errors.invalidState('encoding')
-  const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), mac, encoder.encode(`${parts[0]}.${parts[1]}`))
-  if (!valid) throw errors.invalidState('signature')
-
-  let payload: unknown
-  try {
-    payload = JSON.parse(new TextDecoder().decode(payloadBytes))
-  } catch {
-    throw errors.invalidState('payload')
-  }
-  if (!isPayload(payload)) throw errors.invalidState('payload')
-  if (payload.p !== PROVIDER) throw errors.invalidState('provider')
-  if (Math.floor(now / 1000) >= payload.exp) throw errors.stateExpired()
-  return payload
+  const opened = await unseal(secret, KIND, state, MAX_STATE_LENGTH)
+  if ('reason' in opened) throw errors.invalidState(opened.reason)
+  if (!isPayload(opened.payload)) throw errors.invalidState('payload')
+  if (opened.payload.p !== PROVIDER) throw errors.invalidState('provider')
+  if (Math.floor(now / 1000) >= opened.payload.exp) throw errors.stateExpired()
+  return opened.payload
 }
 
 /** True when the cookie value hashes to the state's binding, compared in constant time. */
 export async function bindingMatches(payload: StatePayload, cookieValue: string | undefined): Promise<boolean> {
   if (!cookieValue || cookieValue.length > 128) return false
-  const expected = decode(payload.n)
+  const expected = decodeB64url(payload.n)
   if (!expected || expected.byteLength !== 32) return false
   return crypto.subtle.timingSafeEqual(await sha256(cookieValue), expected)
 }

@@ -1,0 +1,61 @@
+import { decodeBase64Url, encodeBase64Url } from 'hono/utils/encode'
+
+/**
+ * Small HMAC-SHA256 signed tokens: `<kind>.<payload>.<mac>`, both parts base64url without padding.
+ * `kind` names the purpose and version, so a token minted for one purpose never verifies as another.
+ */
+const encoder = new TextEncoder()
+
+export const b64url = (bytes: ArrayBufferLike): string => encodeBase64Url(bytes).replace(/=+$/, '')
+
+export const decodeB64url = (part: string): Uint8Array | undefined => {
+  if (!/^[A-Za-z0-9_-]+$/.test(part)) return undefined
+  try {
+    return decodeBase64Url(part)
+  } catch {
+    return undefined
+  }
+}
+
+export const sha256 = (value: string): Promise<ArrayBuffer> => crypto.subtle.digest('SHA-256', encoder.encode(value))
+
+const keys = new Map<string, Promise<CryptoKey>>()
+const hmacKey = (secret: string): Promise<CryptoKey> => {
+  let key = keys.get(secret)
+  if (!key) {
+    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])
+    keys.set(secret, key)
+  }
+  return key
+}
+
+export async function seal(secret: string, kind: string, payload: unknown): Promise<string> {
+  const body = `${kind}.${b64url(encoder.encode(JSON.stringify(payload)).buffer)}`
+  const mac = await crypto.subtle.sign('HMAC', await hmacKey(secret), encoder.encode(body))
+  return `${body}.${b64url(mac)}`
+}
+
+/**
+ * The payload when the token is of `kind` and its MAC verifies (Web Crypto's verify compares in
+ * constant time); otherwise why not. Nothing in the payload is read before the MAC is checked.
+ */
+export async function unseal(
+  secret: string,
+  kind: string,
+  token: string,
+  maxLength: number,
+): Promise<{ payload: unknown } | { reason: string }> {
+  if (token.length > maxLength) return { reason: 'too_long' }
+  const parts = token.split('.')
+  if (parts.length !== 3 || parts[0] !== kind) return { reason: 'format' }
+  const payload = decodeB64url(parts[1]!)
+  const mac = decodeB64url(parts[2]!)
+  if (!payload || !mac) return { reason: 'encoding' }
+  const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), mac, encoder.encode(`${parts[0]}.${parts[1]}`))
+  if (!valid) return { reason: 'signature' }
+  try {
+    return { payload: JSON.parse(new TextDecoder().decode(payload)) }
+  } catch {
+    return { reason: 'payload' }
+  }
+}
