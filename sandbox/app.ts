@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import { FAULT_TARGETS, type Fault, type FaultTarget } from './faults.ts'
-import { createSupabase, type Row } from './supabase.ts'
+import { accountRow, createSupabase } from './supabase.ts'
 import { createTikTok, type SandboxAdvertiser } from './tiktok.ts'
 
 export const DEMO_USER = { id: '3f1c9a52-7d4e-4b8a-9e21-5c6d7a8b9c01', email: 'demo@example.com', password: 'demo-password' }
@@ -19,14 +19,6 @@ export type SandboxConfig = {
   supabaseSecretKey: string
   advertisers?: SandboxAdvertiser[]
 }
-
-const demoRow = (): Row => ({
-  id: DEMO_USER.id,
-  email: DEMO_USER.email,
-  tiktok_access_token: null,
-  tiktok_business_id: null,
-  tiktok_account_id: null,
-})
 
 /** Strips the mount prefix so each stand-in sees the paths its real counterpart serves. */
 const mount = (app: Hono, prefix: string, target: { fetch: (request: Request) => Response | Promise<Response> }) =>
@@ -50,7 +42,7 @@ export async function createSandbox(config: SandboxConfig) {
   const supabase = await createSupabase({
     url: `${config.origin}/supabase`,
     secretKey: config.supabaseSecretKey,
-    rows: [demoRow()],
+    rows: [accountRow(DEMO_USER.id, DEMO_USER.email)],
     users: [DEMO_USER],
   })
 
@@ -66,7 +58,7 @@ export async function createSandbox(config: SandboxConfig) {
     }
     if (body.target) {
       if (!FAULT_TARGETS.includes(body.target)) return c.json({ error: `target must be one of ${FAULT_TARGETS.join(', ')}` }, 400)
-      const faults = body.target === 'rest' || body.target === 'jwks' ? supabase.faults : tiktok.faults
+      const faults = ['rest', 'rpc', 'jwks'].includes(body.target) ? supabase.faults : tiktok.faults
       faults.add(body.target, body.fault ?? {}, body.times ?? 1)
     }
     return c.json({ ok: true })

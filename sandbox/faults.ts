@@ -16,8 +16,9 @@ export type Fault = {
   nonJson?: boolean
 }
 
-export type FaultTarget = 'token' | 'advertisers' | 'revoke' | 'rest' | 'jwks'
-export const FAULT_TARGETS: readonly FaultTarget[] = ['token', 'advertisers', 'revoke', 'rest', 'jwks']
+/** `rest`: any PostgREST call; `rpc`: only the completion (`/rest/v1/rpc/...`). */
+export type FaultTarget = 'token' | 'advertisers' | 'revoke' | 'rest' | 'rpc' | 'jwks'
+export const FAULT_TARGETS: readonly FaultTarget[] = ['token', 'advertisers', 'revoke', 'rest', 'rpc', 'jwks']
 
 export class Faults {
   #queue = new Map<FaultTarget, Fault[]>()

@@ -59,6 +59,6 @@ export const databasePage = (rows: Record<string, unknown>[]) =>
       <h1><code>public.user_accounts</code></h1>
       <table>
         <tr>${Object.keys(rows[0] ?? { id: '' }).map((k) => html`<th>${k}</th>`)}</tr>
-        ${rows.map((row) => html`<tr>${Object.values(row).map((v) => html`<td><code>${v === null ? 'null' : String(v)}</code></td>`)}</tr>`)}
+        ${rows.map((row) => html`<tr>${Object.values(row).map((v) => html`<td><code>${v === null || typeof v !== 'object' ? String(v) : JSON.stringify(v)}</code></td>`)}</tr>`)}
       </table>`,
   )

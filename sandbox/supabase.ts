@@ -4,7 +4,19 @@ import { faultResponse, Faults } from './faults.ts'
 import { databasePage } from './pages.ts'
 import type { RecordedRequest } from './tiktok.ts'
 
-export type Row = Record<string, string | null>
+export type Row = Record<string, unknown>
+
+/** The seed's columns plus what supabase/migrations adds; a row of the product's user_accounts. */
+export const accountRow = (id: string, email: string): Row => ({
+  id,
+  email,
+  tiktok_access_token: null,
+  tiktok_business_id: null,
+  tiktok_account_id: null,
+  tiktok_advertisers: null,
+  tiktok_connected_at: null,
+  tiktok_revoked_at: null,
+})
 
 export type SupabaseOptions = {
   /** The project URL the tokens name as issuer, e.g. `https://abc.supabase.co`. */
@@ -31,7 +43,7 @@ export async function createSigningKey(kid = crypto.randomUUID()): Promise<Signi
   }
 }
 
-const mask = (value: string | null) => (value && value.length > 8 ? `${value.slice(0, 4)}…${value.slice(-4)}` : value)
+const mask = (value: unknown) => (typeof value === 'string' && value.length > 8 ? `${value.slice(0, 4)}…${value.slice(-4)}` : value)
 
 /**
  * A stand-in for the parts of Supabase the Worker uses: PostgREST's `/rest/v1/user_accounts`
@@ -40,7 +52,6 @@ const mask = (value: string | null) => (value && value.length > 8 ? `${value.sli
  */
 export async function createSupabase(options: SupabaseOptions, signingKey?: SigningKey) {
   const key = signingKey ?? (await createSigningKey())
-  const rows: Row[] = options.rows.map((r) => ({ ...r }))
   const faults = new Faults()
   const requests: RecordedRequest[] = []
   const issuer = `${options.url}/auth/v1`
@@ -68,19 +79,31 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
     return undefined
   }
 
-  /** PostgREST's `col=eq.value` filters; other operators are outside what the Worker uses. */
+  // The tables supabase/migrations defines, with their primary keys.
+  const tables: Record<string, { key: string; rows: Row[] }> = {
+    user_accounts: { key: 'id', rows: options.rows.map((r) => ({ ...r })) },
+    tiktok_oauth_exchanges: { key: 'state_nonce', rows: [] },
+  }
+  const rows = tables.user_accounts!.rows
+  const exchanges = tables.tiktok_oauth_exchanges!.rows
+
+  /** PostgREST filters the Worker uses: `col=eq.value`, `col=is.null`, `col=not.is.null`. */
   const filtersOf = (params: URLSearchParams): ((row: Row) => boolean) | Response => {
-    const filters: [string, string][] = []
+    const filters: ((row: Row) => boolean)[] = []
     for (const [column, expr] of params) {
-      if (column === 'select') continue
-      if (!expr.startsWith('eq.')) return pgError(400, 'PGRST100', `sandbox supports only eq filters, got ${column}=${expr}`)
-      filters.push([column, expr.slice(3)])
+      if (column === 'select' || column === 'on_conflict' || column === 'columns') continue
+      if (expr.startsWith('eq.')) filters.push((row) => String(row[column] ?? '') === expr.slice(3) && row[column] !== null)
+      else if (expr === 'is.null') filters.push((row) => row[column] === null || row[column] === undefined)
+      else if (expr === 'not.is.null') filters.push((row) => row[column] !== null && row[column] !== undefined)
+      else return pgError(400, 'PGRST100', `sandbox supports eq, is.null and not.is.null filters, got ${column}=${expr}`)
     }
-    return (row) => filters.every(([column, value]) => row[column] === value)
+    return (row) => filters.every((f) => f(row))
   }
 
   const project = (row: Row, select: string | null) =>
-    !select || select === '*' ? { ...row } : Object.fromEntries(select.split(',').map((c) => [c, row[c.trim()] ?? null]))
+    !select || select === '*' ? { ...row } : Object.fromEntries(select.split(',').map((c) => [c.trim(), row[c.trim()] ?? null]))
+
+  const wantsRows = (prefer: string | undefined) => /return=representation/.test(prefer ?? '')
 
   const app = new Hono()
 
@@ -93,7 +116,8 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
       headers: Object.fromEntries(c.req.raw.headers),
       body: c.req.method === 'GET' ? '' : await c.req.raw.clone().text(),
     })
-    const fault = faults.take('rest', c.req.header('x-sandbox-fault'))
+    const specific = url.pathname.includes('/rpc/') ? faults.take('rpc', c.req.header('x-sandbox-fault')) : {}
+    const fault = Object.keys(specific).length ? specific : faults.take('rest', c.req.header('x-sandbox-fault'))
     await faults.delay(fault)
     const faulted = faultResponse(fault)
     if (faulted) return faulted
@@ -102,31 +126,74 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
     await next()
   })
 
-  app.get('/rest/v1/user_accounts', (c) => {
-    const params = new URL(c.req.url).searchParams
-    const match = filtersOf(params)
-    if (match instanceof Response) return match
-    return c.json(rows.filter(match).map((row) => project(row, params.get('select'))))
+  /** tiktok_complete_exchange, as the migration defines it, in one synchronous step. */
+  app.post('/rest/v1/rpc/tiktok_complete_exchange', async (c) => {
+    const a = (await c.req.json()) as Record<string, unknown>
+    const claim = exchanges.find((e) => e.state_nonce === a.p_state_nonce && e.user_id === a.p_user_id && e.status === 'pending')
+    if (!claim) return c.json('claim_lost')
+    const account = rows.find((r) => r.id === a.p_user_id)
+    if (!account) return c.json('account_not_found')
+    Object.assign(account, {
+      tiktok_access_token: a.p_access_token,
+      tiktok_business_id: a.p_business_id,
+      tiktok_account_id: a.p_account_id,
+      tiktok_advertisers: a.p_advertisers,
+      tiktok_connected_at: new Date().toISOString(),
+      tiktok_revoked_at: null,
+    })
+    Object.assign(claim, { status: 'done', result: a.p_result })
+    return c.json('ok')
   })
 
-  app.patch('/rest/v1/user_accounts', async (c) => {
+  app.on(['GET', 'POST', 'PATCH', 'DELETE'], '/rest/v1/:table', async (c) => {
+    const table = tables[c.req.param('table')]
+    if (!table) return pgError(404, 'PGRST205', `Could not find the table 'public.${c.req.param('table')}' in the schema cache`)
     const params = new URL(c.req.url).searchParams
+    const select = params.get('select')
     const match = filtersOf(params)
     if (match instanceof Response) return match
-    let patch: Record<string, unknown>
+    const columns = new Set(Object.keys(table === tables.user_accounts ? accountRow('', '') : { state_nonce: 1, user_id: 1, code_hash: 1, claimed_by: 1, status: 1, result: 1, created_at: 1 }))
+
+    if (c.req.method === 'GET') return c.json(table.rows.filter(match).map((row) => project(row, select)))
+
+    if (c.req.method === 'DELETE') {
+      const gone = table.rows.filter(match)
+      table.rows.splice(0, table.rows.length, ...table.rows.filter((row) => !gone.includes(row)))
+      return wantsRows(c.req.header('prefer')) ? c.json(gone.map((row) => project(row, select))) : c.body(null, 204)
+    }
+
+    let body: unknown
     try {
-      patch = await c.req.json()
+      body = await c.req.json()
     } catch {
       return pgError(400, 'PGRST102', 'Empty or invalid json')
     }
-    const columns = new Set(Object.keys(rows[0] ?? {}))
-    const unknown = Object.keys(patch).find((k) => !columns.has(k))
-    if (unknown) return pgError(400, 'PGRST204', `Could not find the '${unknown}' column of 'user_accounts' in the schema cache`)
-    const updated = rows.filter(match)
-    for (const row of updated) Object.assign(row, patch)
-    // No match is still a success: 204, or 200 [] with return=representation.
-    if (!/return=representation/.test(c.req.header('prefer') ?? '')) return c.body(null, 204)
-    return c.json(updated.map((row) => project(row, params.get('select'))))
+    const records = (Array.isArray(body) ? body : [body]) as Row[]
+    const unknown = records.flatMap((r) => Object.keys(r)).find((k) => !columns.has(k))
+    if (unknown) return pgError(400, 'PGRST204', `Could not find the '${unknown}' column of '${c.req.param('table')}' in the schema cache`)
+
+    if (c.req.method === 'PATCH') {
+      const updated = table.rows.filter(match)
+      for (const row of updated) Object.assign(row, records[0])
+      // No match is still a success: 204, or 200 [] with return=representation.
+      return wantsRows(c.req.header('prefer')) ? c.json(updated.map((row) => project(row, select))) : c.body(null, 204)
+    }
+
+    // POST: insert; `resolution=ignore-duplicates` is ON CONFLICT DO NOTHING.
+    const ignoreDuplicates = /resolution=ignore-duplicates/.test(c.req.header('prefer') ?? '')
+    const inserted: Row[] = []
+    for (const record of records) {
+      if (table === tables.tiktok_oauth_exchanges && !rows.some((r) => r.id === record.user_id))
+        return pgError(409, '23503', 'insert or update on table "tiktok_oauth_exchanges" violates foreign key constraint')
+      if (table.rows.some((row) => row[table.key] === record[table.key])) {
+        if (ignoreDuplicates) continue
+        return pgError(409, '23505', `duplicate key value violates unique constraint "${c.req.param('table')}_pkey"`)
+      }
+      const row = table === tables.tiktok_oauth_exchanges ? { status: 'pending', result: null, created_at: new Date().toISOString(), ...record } : { ...record }
+      table.rows.push(row)
+      inserted.push(row)
+    }
+    return wantsRows(c.req.header('prefer')) ? c.json(inserted.map((row) => project(row, select)), 201) : c.body(null, 201)
   })
 
   app.get('/auth/v1/.well-known/jwks.json', async (c) => {
@@ -175,8 +242,10 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
     rows,
     signingKey: key,
     signAccessToken,
+    exchanges,
     reset() {
       rows.splice(0, rows.length, ...options.rows.map((r) => ({ ...r })))
+      exchanges.length = 0
       faults.clear()
       requests.length = 0
     },

@@ -1,7 +1,13 @@
+import type { Context } from 'hono'
 import { createMiddleware } from 'hono/factory'
+import { verifySupabaseToken } from './auth'
 import { type AppEnv, readConfig } from './env'
-import { errors } from './errors'
+import { AppError, errors } from './errors'
 import { Logger } from './log'
+import { assertAllowedOrigin, requestOrigin } from './origin'
+import { SupabaseStore } from './supabase'
+import { TikTokClient } from './tiktok'
+import { decryptToken, encryptToken, isEncryptedToken } from './token-crypto'
 
 /** Per-request logger (secrets pre-registered for redaction) and the headers every answer carries. */
 export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
@@ -13,6 +19,8 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
       env.SUPABASE_SECRET_KEY,
       env.SUPABASE_JWT_SECRET,
       env.STATE_SECRET,
+      // Each key on its own too: one of several rotated keys could surface alone.
+      ...(env.TOKEN_ENCRYPTION_KEY?.split(/[,:]/) ?? []),
     ]),
   )
   await next()
@@ -30,3 +38,55 @@ export const requireConfig = createMiddleware<AppEnv>(async (c, next) => {
   c.set('config', config)
   await next()
 })
+
+type Ctx = Context<AppEnv>
+
+/** The verified Supabase user behind `Authorization: Bearer <access token>`. */
+export async function authenticatedUser(c: Ctx): Promise<string> {
+  const match = /^Bearer ([A-Za-z0-9_.-]{1,8192})$/.exec(c.req.header('authorization') ?? '')
+  if (!match) throw errors.unauthorized(c.req.header('authorization') ? 'malformed_header' : 'no_token')
+  const config = c.get('config')
+  const log = c.get('log')
+  log.protect(match[1])
+  return verifySupabaseToken(
+    match[1]!,
+    { supabaseUrl: config.supabaseUrl, jwtSecret: config.supabaseJwtSecret, timeoutMs: config.upstreamTimeoutMs },
+    log,
+  )
+}
+
+/** The request's origin, which must be allowed, and the page's `Origin` header must agree. */
+export function allowedOrigin(c: Ctx): string {
+  const origin = requestOrigin(c.req.url)
+  assertAllowedOrigin(origin, c.get('config').allowedOrigins, c.req.header('origin'))
+  return origin
+}
+
+export const tiktokClient = (c: Ctx): TikTokClient => {
+  const config = c.get('config')
+  return new TikTokClient(
+    { appId: config.tiktokAppId, appSecret: config.tiktokAppSecret, apiBase: config.tiktokApiBase, timeoutMs: config.upstreamTimeoutMs },
+    c.get('log'),
+  )
+}
+
+export const store = (c: Ctx): SupabaseStore => {
+  const config = c.get('config')
+  return new SupabaseStore({ url: config.supabaseUrl, secretKey: config.supabaseSecretKey, timeoutMs: config.upstreamTimeoutMs }, c.get('log'))
+}
+
+/** The token as stored: encrypted when a key is configured. */
+export async function sealToken(c: Ctx, token: string, userId: string): Promise<string> {
+  const keys = c.get('config').tokenEncryptionKeys
+  return keys ? encryptToken(token, userId, keys) : token
+}
+
+/** The usable token from a stored value, plaintext or encrypted. */
+export async function openToken(c: Ctx, stored: string, userId: string): Promise<string> {
+  const keys = c.get('config').tokenEncryptionKeys
+  if (!isEncryptedToken(stored)) return stored
+  if (!keys) throw new AppError('misconfigured', 500, errors.misconfigured([]).message, { detail: { settings: ['TOKEN_ENCRYPTION_KEY'] } })
+  const token = await decryptToken(stored, userId, keys)
+  c.get('log').protect(token)
+  return token
+}

@@ -1,3 +1,5 @@
+import { parseKeySpec } from './token-crypto'
+
 /**
  * The Worker's bindings: `Env` comes from `wrangler types` (vars and the ASSETS binding); the
  * secrets are declared here because they never appear in wrangler.toml.
@@ -13,6 +15,8 @@ export type Bindings = Env & {
   STATE_SECRET?: string
   /** Optional upper bound for one upstream call, in milliseconds (default 8000). */
   UPSTREAM_TIMEOUT_MS?: string
+  /** Optional AES-256-GCM keys for the stored token: `<id>:<base64 32 bytes>[,<old id>:<old key>]`. */
+  TOKEN_ENCRYPTION_KEY?: string
 }
 
 export type Config = {
@@ -26,6 +30,8 @@ export type Config = {
   stateSecret: string
   allowedOrigins: readonly string[]
   upstreamTimeoutMs: number
+  /** The key setting, checked; undefined stores tokens in plaintext. */
+  tokenEncryptionKeys: string | undefined
 }
 
 export type ConfigProblem = { name: string; problem: 'missing' | 'malformed' }
@@ -83,6 +89,15 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
     }
   }
 
+  const tokenEncryptionKeys = env.TOKEN_ENCRYPTION_KEY?.trim() || undefined
+  if (tokenEncryptionKeys) {
+    try {
+      parseKeySpec(tokenEncryptionKeys)
+    } catch {
+      problems.push({ name: 'TOKEN_ENCRYPTION_KEY', problem: 'malformed' })
+    }
+  }
+
   if (problems.length > 0) return { config: undefined, problems }
   return {
     config: {
@@ -96,6 +111,7 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
       stateSecret,
       allowedOrigins,
       upstreamTimeoutMs,
+      tokenEncryptionKeys,
     },
     problems: [],
   }

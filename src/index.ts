@@ -4,6 +4,7 @@ import { requestId } from 'hono/request-id'
 import { requestContext } from './context'
 import type { AppEnv } from './env'
 import { AppError } from './errors'
+import { connection } from './routes/connection'
 import { health } from './routes/health'
 import { oauth } from './routes/oauth'
 
@@ -13,6 +14,7 @@ app.use(requestId({ headerName: 'X-Request-Id' }))
 app.use(requestContext)
 
 app.route('/api/tiktok/oauth', oauth)
+app.route('/api/tiktok', connection)
 app.route('/api/health', health)
 
 app.notFound((c) =>
@@ -22,7 +24,7 @@ app.notFound((c) =>
 /** The one place errors become answers: typed errors keep their code, anything else is a generic 500. */
 app.onError((err, c) => {
   const log = c.get('log')
-  const event = c.req.path.startsWith('/api/tiktok/oauth/') ? 'oauth.failure' : 'request.failure'
+  const event = c.req.path.startsWith('/api/tiktok/') ? 'oauth.failure' : 'request.failure'
   let error: AppError
   if (err instanceof AppError) error = err
   else if (err instanceof HTTPException && err.status === 400)

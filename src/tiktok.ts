@@ -5,6 +5,7 @@ import type { Logger } from './log'
 /** TikTok API for Business v1.3 paths; the trailing slash is part of the contract. */
 const TOKEN_PATH = '/oauth2/access_token/'
 const ADVERTISERS_PATH = '/oauth2/advertiser/get/'
+const REVOKE_PATH = '/oauth2/revoke_token/'
 const ADVERTISER_ATTEMPTS = 3
 const RETRY_DELAY_MS = 250
 
@@ -16,7 +17,7 @@ type Envelope = { code: number; message: string; requestId: string | undefined; 
 const RATE_LIMITED = new Set([40100, 40016, 40133])
 const TRANSIENT = new Set([50000, 50002, 51001, 60001])
 const CODE_REJECTED = new Set([40110, 40115])
-const TOKEN_REJECTED = new Set([40105, 40102])
+export const TOKEN_REJECTED = new Set([40105, 40102])
 const APP_MISCONFIGURED = new Set([40000, 40101, 40113, 40104])
 
 /** Maps a TikTok envelope `code` to this Worker's error; TikTok's own message stays in the logs. */
@@ -112,6 +113,24 @@ export class TikTokClient {
         if (!retry) throw error
         await sleep(RETRY_DELAY_MS * attempt)
       }
+    }
+  }
+
+  /**
+   * Revokes a token. True when TikTok confirmed it, or said the token was already invalid; false when
+   * the answer leaves it unknown (TikTok unreachable or another error).
+   */
+  async revokeToken(accessToken: string): Promise<boolean> {
+    try {
+      await this.#call('tiktok.revoke', this.#base + REVOKE_PATH, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ app_id: this.#appId, secret: this.#secret, access_token: accessToken }),
+      })
+      return true
+    } catch (error) {
+      const code = error instanceof AppError ? error.detail?.tiktok_code : undefined
+      return typeof code === 'number' && TOKEN_REJECTED.has(code)
     }
   }
 

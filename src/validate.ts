@@ -35,3 +35,8 @@ export const validJson = <T extends z.ZodMiniType>(schema: T) =>
     const fields = result.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`)
     throw errors.invalidRequest(`The request body is not valid. ${fields.join('; ')}.`)
   })
+
+/** For `.all()` after a route's real method: the envelope instead of a bare 404. */
+export const methodNotAllowed = (): never => {
+  throw new AppError('method_not_allowed', 405, 'This endpoint does not accept that HTTP method.')
+}

@@ -1,7 +1,7 @@
 import { env, exports } from 'cloudflare:workers'
 import { vi } from 'vitest'
 import app from '../src/index'
-import { createSupabase, createSigningKey, type Row } from '../sandbox/supabase'
+import { accountRow, createSupabase, createSigningKey } from '../sandbox/supabase'
 import { createTikTok } from '../sandbox/tiktok'
 
 export const APP_ORIGIN = 'https://app.example.com'
@@ -13,14 +13,6 @@ export const BIG_ID_2 = '7012345678901234599'
 
 const TIKTOK_HOST = 'business-api.tiktok.com'
 const SUPABASE_HOST = 'abc.supabase.co'
-
-const seedRow = (id: string): Row => ({
-  id,
-  email: `${id.slice(0, 4)}@example.com`,
-  tiktok_access_token: null,
-  tiktok_business_id: null,
-  tiktok_account_id: null,
-})
 
 // One key pair per test file: the Worker caches the JWKS per isolate, like production.
 const signingKey = await createSigningKey('sandbox-key-1')
@@ -44,7 +36,7 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
     bareIds: options.bareIds,
   })
   const supabase = await createSupabase(
-    { url: testEnv.SUPABASE_URL!, secretKey: testEnv.SUPABASE_SECRET_KEY!, rows: [seedRow(USER_ID), seedRow(OTHER_USER_ID)] },
+    { url: testEnv.SUPABASE_URL!, secretKey: testEnv.SUPABASE_SECRET_KEY!, rows: [accountRow(USER_ID, 'user@example.com'), accountRow(OTHER_USER_ID, 'other@example.com')] },
     signingKey,
   )
   const unexpected: string[] = []

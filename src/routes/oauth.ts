@@ -1,19 +1,22 @@
 import { Hono } from 'hono'
-import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
+import { getCookie, setCookie } from 'hono/cookie'
 import * as z from 'zod/mini'
-import { verifySupabaseToken } from '../auth'
-import { requireConfig } from '../context'
+import { allowedOrigin, authenticatedUser, requireConfig, sealToken, store, tiktokClient } from '../context'
 import type { AppEnv } from '../env'
 import { AppError, errors } from '../errors'
-import { assertAllowedOrigin, parseReturnTo, requestOrigin } from '../origin'
+import { parseReturnTo } from '../origin'
+import { sha256 } from '../signed'
 import { bindingMatches, mintState, STATE_TTL_SECONDS, verifyState } from '../state'
-import { SupabaseStore } from '../supabase'
-import { TikTokClient } from '../tiktok'
-import { jsonOnly, validJson } from '../validate'
+import { accountNotFound, type ExchangeResult, type SupabaseStore } from '../supabase'
+import { mintTicket } from '../ticket'
+import { jsonOnly, methodNotAllowed, validJson } from '../validate'
 
 const EXCHANGE_PATH = '/api/tiktok/oauth/exchange'
 const BINDING_COOKIE = 'tiktok_oauth_binding'
 const CALLBACK_PATH = '/oauth/callback'
+// A twin submission still in flight is awaited this long before answering "in progress".
+const REPLAY_POLLS = 6
+const REPLAY_POLL_MS = 500
 
 const text = (max: number) =>
   z.string('must be a string').check(z.minLength(1, 'must not be empty'), z.maxLength(max, `must be at most ${max} characters`))
@@ -21,15 +24,15 @@ const text = (max: number) =>
 const startBody = z.object({ return_to: z.optional(text(512)) })
 const exchangeBody = z.object({ auth_code: text(1024), state: text(2048) })
 
-const bearer = (header: string | undefined): string => {
-  const match = /^Bearer ([A-Za-z0-9_.-]{1,8192})$/.exec(header ?? '')
-  if (!match) throw errors.unauthorized(header ? 'malformed_header' : 'no_token')
-  return match[1]!
-}
+const stateUsed = () =>
+  new AppError('state_used', 409, 'This TikTok authorization was already used. Start the connection again from your profile.')
 
-const methodNotAllowed = () => {
-  throw new AppError('method_not_allowed', 405, 'This endpoint only accepts POST.')
-}
+const inProgress = () =>
+  new AppError('exchange_in_progress', 409, 'This TikTok connection is still being completed in another tab. Wait a moment, then check your profile.', {
+    retryable: true,
+  })
+
+const hex = (bytes: ArrayBuffer) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, '0')).join('')
 
 export const oauth = new Hono<AppEnv>()
 
@@ -38,20 +41,14 @@ oauth.use(requireConfig)
 oauth.post('/start', jsonOnly({ maxBytes: 4096, optional: true }), validJson(startBody), async (c) => {
   const config = c.get('config')
   const log = c.get('log')
-  const origin = requestOrigin(c.req.url)
-  assertAllowedOrigin(origin, config.allowedOrigins, c.req.header('origin'))
-
-  const token = bearer(c.req.header('authorization'))
-  log.protect(token)
-  const userId = await verifySupabaseToken(
-    token,
-    { supabaseUrl: config.supabaseUrl, jwtSecret: config.supabaseJwtSecret, timeoutMs: config.upstreamTimeoutMs },
-    log,
-  )
+  const origin = allowedOrigin(c)
+  const userId = await authenticatedUser(c)
   const returnTo = parseReturnTo(c.req.valid('json').return_to, origin)
 
   const { state, binding, expiresAt } = await mintState(config.stateSecret, { userId, origin, returnTo })
   log.protect(state, binding)
+  // Kept until it expires, not cleared on success: a second tab or a retried submission of the same
+  // callback must still prove it is this browser to get the first answer again.
   setCookie(c, BINDING_COOKIE, binding, {
     path: EXCHANGE_PATH,
     httpOnly: true,
@@ -76,50 +73,73 @@ oauth.post('/exchange', jsonOnly({ maxBytes: 4096 }), validJson(exchangeBody), a
   const cookie = getCookie(c, BINDING_COOKIE)
   log.protect(authCode, state, cookie)
 
-  const origin = requestOrigin(c.req.url)
-  assertAllowedOrigin(origin, config.allowedOrigins, c.req.header('origin'))
+  const origin = allowedOrigin(c)
   const payload = await verifyState(config.stateSecret, state)
   if (payload.o !== origin) throw errors.stateNotBound('origin')
   if (!(await bindingMatches(payload, cookie))) throw errors.stateNotBound(cookie ? 'cookie_mismatch' : 'no_cookie')
 
-  const tiktok = new TikTokClient(
-    {
-      appId: config.tiktokAppId,
-      appSecret: config.tiktokAppSecret,
-      apiBase: config.tiktokApiBase,
-      timeoutMs: config.upstreamTimeoutMs,
-    },
-    log,
-  )
-  const grant = await tiktok.exchangeCode(authCode)
-  const advertisers = await tiktok.listAdvertisers(grant.accessToken)
-  const chosen = advertisers[0]
-  if (!chosen)
-    throw new AppError(
-      'no_advertisers',
-      422,
-      'TikTok did not share any advertiser account. Connect again and select at least one advertiser account.',
-    )
+  const db = store(c)
+  const claim = { nonce: payload.n, userId: payload.u, codeHash: hex(await sha256(authCode)), claimedBy: c.get('requestId') }
+  const answer = async (result: ExchangeResult) => {
+    const selection = result.advertisers.length > 1 ? await mintTicket(config.stateSecret, payload.u, result.advertisers) : undefined
+    return c.json({ success: true, ...result, ...(selection && { selection }), message: 'TikTok connected successfully' })
+  }
 
-  const store = new SupabaseStore(
-    { url: config.supabaseUrl, secretKey: config.supabaseSecretKey, timeoutMs: config.upstreamTimeoutMs },
-    log,
-  )
-  await store.saveConnection(payload.u, {
-    accessToken: grant.accessToken,
-    businessId: chosen.id,
-    accountName: chosen.name,
-  })
+  if ((await db.claimExchange(claim)) === 'taken') return answer(await replay(db, claim, log))
 
-  deleteCookie(c, BINDING_COOKIE, { path: EXCHANGE_PATH, secure: true, httpOnly: true, sameSite: 'Lax' })
-  log.info('oauth.success', { outcome: 'ok', user_id: payload.u, business_id: chosen.id, advertisers: advertisers.length })
-  return c.json({
-    success: true,
-    business_id: chosen.id,
-    account_id: chosen.name,
-    advertisers,
-    return_to: payload.r,
-    message: 'TikTok connected successfully',
-  })
+  let result: ExchangeResult
+  try {
+    const tiktok = tiktokClient(c)
+    const grant = await tiktok.exchangeCode(authCode)
+    const advertisers = await tiktok.listAdvertisers(grant.accessToken)
+    // The first advertiser is stored at once, so the connection is usable even if the user never
+    // picks; with several, the answer carries a ticket to change it.
+    const chosen = advertisers[0]
+    if (!chosen)
+      throw new AppError('no_advertisers', 422, 'TikTok did not share any advertiser account. Connect again and select at least one advertiser account.')
+    result = { business_id: chosen.id, account_id: chosen.name, advertisers, return_to: payload.r }
+    const outcome = await db.completeExchange({
+      nonce: claim.nonce,
+      userId: payload.u,
+      storedToken: await sealToken(c, grant.accessToken, payload.u),
+      result,
+    })
+    if (outcome === 'account_not_found') throw accountNotFound()
+    // A retried completion whose first attempt had committed finds its claim already done.
+    if (outcome === 'claim_lost') result = await replay(db, claim, log)
+  } catch (error) {
+    await db.releaseExchange(claim.nonce, claim.claimedBy).catch((cause: unknown) => log.warn('supabase.release', { outcome: 'error', error: cause }))
+    throw error
+  }
+
+  log.info('oauth.success', { outcome: 'ok', user_id: payload.u, business_id: result.business_id, advertisers: result.advertisers.length })
+  return answer(result)
 })
 oauth.all('/exchange', methodNotAllowed)
+
+/**
+ * The state was claimed before: the same code gets the first exchange's answer (waiting briefly for
+ * a twin still in flight); another code is refused. TikTok is not called again either way.
+ */
+async function replay(
+  db: SupabaseStore,
+  claim: { nonce: string; userId: string; codeHash: string },
+  log: { info: (event: string, fields: Record<string, unknown>) => void },
+): Promise<ExchangeResult> {
+  for (let poll = 0; ; poll++) {
+    const row = await db.readExchange(claim.nonce)
+    if (row && (row.code_hash !== claim.codeHash || row.user_id !== claim.userId)) {
+      log.info('oauth.replay', { outcome: 'state_used' })
+      throw stateUsed()
+    }
+    if (row?.status === 'done' && row.result) {
+      log.info('oauth.replay', { outcome: 'same_answer' })
+      return row.result
+    }
+    if (poll >= REPLAY_POLLS) {
+      log.info('oauth.replay', { outcome: 'in_progress' })
+      throw inProgress()
+    }
+    await new Promise((resolve) => setTimeout(resolve, REPLAY_POLL_MS))
+  }
+}

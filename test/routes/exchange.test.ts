@@ -44,10 +44,18 @@ const read = async (res: Response) => {
 
 const rowOf = (id: string) => h.supabase.rows.find((r) => r.id === id)!
 const tiktokCalls = (suffix: string) => h.tiktok.requests.filter((r) => r.path.endsWith(suffix))
+/** No connection written, no completion attempted, and any claim given back for a retry. */
 const nothingWritten = () => {
-  expect(h.supabase.requests.filter((r) => r.method !== 'GET')).toEqual([])
+  expect(h.supabase.requests.filter((r) => r.path.includes('/rpc/') || r.method === 'PATCH')).toEqual([])
   expect(rowOf(USER_ID).tiktok_access_token).toBeNull()
+  expect(h.supabase.exchanges).toEqual([])
 }
+const supabaseCalls = () => h.supabase.requests.map((r) => `${r.method} ${r.path}`)
+const CLAIM = 'POST /rest/v1/tiktok_oauth_exchanges'
+const COMPLETE = 'POST /rest/v1/rpc/tiktok_complete_exchange'
+const RELEASE = 'DELETE /rest/v1/tiktok_oauth_exchanges'
+const sha256Hex = async (value: string) =>
+  [...new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(value)))].map((b) => b.toString(16).padStart(2, '0')).join('')
 
 /** start → TikTok authorize → exchange, as the browser would do it. */
 async function roundTrip(options: { origin?: string; userId?: string } = {}) {
@@ -60,9 +68,10 @@ async function roundTrip(options: { origin?: string; userId?: string } = {}) {
 
 describe('POST /api/tiktok/oauth/exchange', () => {
   it('exchanges the code, lists advertisers, writes the row, and never returns the token', async () => {
-    const { status, body, headers, code } = await roundTrip()
+    const { status, body, headers, code, started } = await roundTrip()
     expect(status).toBe(200)
-    expect(body).toEqual({
+    const { selection, ...rest } = body as { selection: { ticket: string; expires_at: string } }
+    expect(rest).toEqual({
       success: true,
       business_id: BIG_ID,
       account_id: 'Brand A',
@@ -73,10 +82,13 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       return_to: '/profile',
       message: 'TikTok connected successfully',
     })
+    // Two advertisers: a ticket to change the choice comes along.
+    expect(selection.ticket).toMatch(/^t1\.[\w-]+\.[\w-]+$/)
+    expect(Date.parse(selection.expires_at)).toBeGreaterThan(Date.now())
     expect(headers.get('cache-control')).toBe('no-store')
     expect(headers.get('x-request-id')).toBeTruthy()
-    // The binding cookie is cleared on the same path.
-    expect(headers.get('set-cookie')).toMatch(/^tiktok_oauth_binding=;.*Max-Age=0.*Path=\/api\/tiktok\/oauth\/exchange/)
+    // The binding cookie stays until it expires: a repeated submission must still prove the browser.
+    expect(headers.get('set-cookie')).toBeNull()
 
     // What reached TikTok: one POST with a JSON body, one GET with the token in Access-Token.
     const [token] = tiktokCalls('/access_token/')
@@ -94,21 +106,31 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     expect(list!.headers.authorization).toBeUndefined()
     expect(list!.query).toEqual({ app_id: 'test-app-id', secret: testEnv.TIKTOK_APP_SECRET })
 
-    // What reached Supabase: one PATCH on the user's row, secret key in apikey only.
-    expect(h.supabase.requests).toHaveLength(1)
-    const [patch] = h.supabase.requests
-    expect(patch!.method).toBe('PATCH')
-    expect(patch!.path).toBe('/rest/v1/user_accounts')
-    expect(patch!.query).toEqual({ id: `eq.${USER_ID}`, select: 'id' })
-    expect(patch!.headers.apikey).toBe(testEnv.SUPABASE_SECRET_KEY)
-    expect(patch!.headers.authorization).toBeUndefined()
-    expect(patch!.headers.prefer).toContain('return=representation')
-    expect(JSON.parse(patch!.body)).toEqual({
-      tiktok_access_token: row.tiktok_access_token,
-      tiktok_business_id: BIG_ID,
-      tiktok_account_id: 'Brand A',
+    // What reached Supabase: the claim of the state, then one transactional completion.
+    expect(supabaseCalls()).toEqual([CLAIM, COMPLETE])
+    const [claim, complete] = h.supabase.requests
+    for (const r of [claim!, complete!]) {
+      expect(r.headers.apikey).toBe(testEnv.SUPABASE_SECRET_KEY)
+      expect(r.headers.authorization).toBeUndefined()
+    }
+    expect(claim!.headers.prefer).toMatch(/resolution=ignore-duplicates/)
+    expect(claim!.headers.prefer).toMatch(/return=representation/)
+    const claimed = JSON.parse(claim!.body)
+    expect(claimed).toMatchObject({ user_id: USER_ID, code_hash: await sha256Hex(code) })
+    expect(claimed.state_nonce).toBe(JSON.parse(atob(started.state.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))).n)
+    expect(claim!.body).not.toContain(code)
+    expect(JSON.parse(complete!.body)).toMatchObject({
+      p_user_id: USER_ID,
+      p_access_token: row.tiktok_access_token,
+      p_business_id: BIG_ID,
+      p_account_id: 'Brand A',
+      p_advertisers: [
+        { id: BIG_ID, name: 'Brand A' },
+        { id: BIG_ID_2, name: 'Brand B' },
+      ],
     })
     expect(row).toMatchObject({ tiktok_business_id: BIG_ID, tiktok_account_id: 'Brand A' })
+    expect(row.tiktok_connected_at).toBeTruthy()
     expect(rowOf(OTHER_USER_ID).tiktok_access_token).toBeNull()
 
     const events = h.logs.map((l) => JSON.parse(l))
@@ -119,6 +141,14 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     expect(exchangeLine).toMatchObject({ outcome: 'ok', tiktok_code: 0 })
     expect(exchangeLine.tiktok_request_id).toMatch(/^2026/)
     expect(typeof exchangeLine.duration_ms).toBe('number')
+  })
+
+  it('with a single advertiser, chooses it and sends no selection ticket', async () => {
+    h = await harness({ advertisers: [{ id: BIG_ID, name: 'Only' }] })
+    const { status, body } = await roundTrip()
+    expect(status).toBe(200)
+    expect(body).toMatchObject({ business_id: BIG_ID, account_id: 'Only' })
+    expect(body.selection).toBeUndefined()
   })
 
   it('returns to the return_to that was signed into the state', async () => {
@@ -138,9 +168,9 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     const res = await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }, { SUPABASE_SECRET_KEY: legacy })
     // The stand-in only knows the sb_secret key: refused, and that is a storage failure, not a crash.
     expect((await read(res)).body.code).toBe('storage_unavailable')
-    const patch = h.supabase.requests[0]!
-    expect(patch.headers.apikey).toBe(legacy)
-    expect(patch.headers.authorization).toBe(`Bearer ${legacy}`)
+    const claim = h.supabase.requests[0]!
+    expect(claim.headers.apikey).toBe(legacy)
+    expect(claim.headers.authorization).toBe(`Bearer ${legacy}`)
     expect(h.logs.join('\n')).not.toContain(legacy)
   })
 
@@ -151,7 +181,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       expect(status).toBe(200)
       expect(body.business_id).toBe('9007199254740993')
       expect(rowOf(USER_ID).tiktok_business_id).toBe('9007199254740993')
-      expect(h.supabase.requests[0]!.body).toContain('"tiktok_business_id":"9007199254740993"')
+      expect(h.supabase.requests[1]!.body).toContain('"p_business_id":"9007199254740993"')
     })
   })
 
@@ -272,13 +302,6 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       expect(tiktokCalls('/access_token/')).toHaveLength(1)
     })
 
-    it('a second exchange of the same code is refused by TikTok and mapped to code_invalid_or_used', async () => {
-      const first = await roundTrip()
-      expect(first.status).toBe(200)
-      const again = await read(await exchange({ state: first.started.state, authCode: first.code, cookie: first.started.cookie }))
-      expect(again).toMatchObject({ status: 400, body: { code: 'code_invalid_or_used' } })
-    })
-
     it.each([
       ['non-JSON answer', { nonJson: true }, 502],
       ['HTTP 500', { status: 500 }, 502],
@@ -327,39 +350,51 @@ describe('POST /api/tiktok/oauth/exchange', () => {
   })
 
   describe('Supabase failures', () => {
-    it('zero rows updated is 404 account_not_found', async () => {
+    it('a user without a user_accounts row is 404 account_not_found, before TikTok is called', async () => {
       h.supabase.rows.splice(0, 1)
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 404, body: { code: 'account_not_found' } })
-      expect(h.supabase.requests).toHaveLength(1)
+      expect(supabaseCalls()).toEqual([CLAIM])
+      expect(h.tiktok.requests).toEqual([])
     })
 
-    it('a 5xx is retried once, then 502 storage_unavailable', async () => {
+    it('a 5xx on the claim is retried once, then 502 storage_unavailable; TikTok never called', async () => {
       h.supabase.faults.add('rest', { status: 503 }, 2)
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable', retryable: true } })
-      expect(h.supabase.requests).toHaveLength(2)
-      expect(rowOf(USER_ID).tiktok_access_token).toBeNull()
+      expect(supabaseCalls().slice(0, 2)).toEqual([CLAIM, CLAIM])
+      expect(h.tiktok.requests).toEqual([])
     })
 
     it('a single 5xx is absorbed by the retry', async () => {
       h.supabase.faults.add('rest', { status: 500 })
       const r = await roundTrip()
       expect(r.status).toBe(200)
+      expect(supabaseCalls()).toEqual([CLAIM, CLAIM, COMPLETE])
       expect(rowOf(USER_ID).tiktok_business_id).toBe(BIG_ID)
+    })
+
+    it('a completion that fails after TikTok answered writes nothing and gives the state back', async () => {
+      h.supabase.faults.add('rpc', { status: 503 }, 2)
+      const r = await roundTrip()
+      expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
+      expect(supabaseCalls()).toEqual([CLAIM, COMPLETE, COMPLETE, RELEASE])
+      expect(rowOf(USER_ID).tiktok_access_token).toBeNull()
+      expect(h.supabase.exchanges).toEqual([])
     })
 
     it('timeouts become storage_unavailable', async () => {
       h.supabase.faults.add('rest', { hang: true }, 2)
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
+      expect(h.tiktok.requests).toEqual([])
     })
 
-    it('a 4xx (e.g. a missing column) is not retried', async () => {
+    it('a 4xx (e.g. a missing table) is not retried', async () => {
       h.supabase.faults.add('rest', { status: 400 })
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
-      expect(h.supabase.requests).toHaveLength(1)
+      expect(supabaseCalls()).toEqual([CLAIM])
     })
   })
 })
