@@ -22,6 +22,7 @@ export default defineConfig({
   ],
   test: {
     include: ['test/**/*.test.ts'],
+    exclude: ['test/node/**'],
     restoreMocks: true,
   },
 })

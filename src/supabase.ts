@@ -92,10 +92,15 @@ export class SupabaseStore {
   }
 
   /**
-   * Claims a state for this request: `claimed` when this request's row is the one stored,
-   * `taken` when another exchange holds the state. The primary key decides between racers.
+   * Claims a state for this request. `claimed` when this request's row is the one stored; otherwise
+   * the row of the exchange that holds it (if it still exists). The primary key decides between racers.
    */
-  async claimExchange(input: { nonce: string; userId: string; codeHash: string; claimedBy: string }): Promise<'claimed' | 'taken'> {
+  async claimExchange(input: {
+    nonce: string
+    userId: string
+    codeHash: string
+    claimedBy: string
+  }): Promise<{ claimed: true } | { claimed: false; row: ExchangeRow | undefined }> {
     const answer = await this.#run(
       'supabase.claim',
       () =>
@@ -109,10 +114,10 @@ export class SupabaseStore {
       (error) => error?.code === FOREIGN_KEY_VIOLATION,
     )
     if (answer.error) throw accountNotFound()
-    if (Array.isArray(answer.data) && answer.data.length === 1) return 'claimed'
+    if (Array.isArray(answer.data) && answer.data.length === 1) return { claimed: true }
     // A retried insert may find its own first attempt.
-    const existing = await this.readExchange(input.nonce)
-    return existing?.claimed_by === input.claimedBy ? 'claimed' : 'taken'
+    const row = await this.readExchange(input.nonce)
+    return row?.claimed_by === input.claimedBy ? { claimed: true } : { claimed: false, row }
   }
 
   async readExchange(nonce: string): Promise<ExchangeRow | undefined> {

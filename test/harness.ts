@@ -130,3 +130,26 @@ export function secretsOf(h: Harness, extra: string[] = []): string[] {
   const tokens = h.supabase.rows.map((r) => r.tiktok_access_token).filter((t): t is string => !!t)
   return [testEnv.TIKTOK_APP_SECRET!, testEnv.SUPABASE_SECRET_KEY!, testEnv.STATE_SECRET!, ...tokens, ...extra]
 }
+
+/** A completed connection for `userId`: start, TikTok authorize, exchange. */
+export async function connect(h: Harness, options: { userId?: string; bindings?: Record<string, string | undefined> } = {}) {
+  const s = await start(h, { userId: options.userId })
+  const code = h.tiktok.issueCode()
+  const response = await exchange({ state: s.state, authCode: code, cookie: s.cookie }, options.bindings)
+  return { status: response.status, body: (await response.json()) as Record<string, any>, code, started: s }
+}
+
+/** Calls an authenticated endpoint as `userId` (a fresh Supabase token each time). */
+export async function asUser(
+  h: Harness,
+  path: string,
+  init: RequestInit & { userId?: string; bindings?: Record<string, string | undefined> } = {},
+): Promise<{ status: number; body: Record<string, any> }> {
+  const token = await h.supabase.signAccessToken(init.userId ?? USER_ID)
+  const response = await call(
+    `${APP_ORIGIN}${path}`,
+    { ...init, headers: { authorization: `Bearer ${token}`, ...(init.body ? { 'content-type': 'application/json' } : {}), ...(init.headers as Record<string, string>) } },
+    init.bindings,
+  )
+  return { status: response.status, body: (await response.json()) as Record<string, any> }
+}

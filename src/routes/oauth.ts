@@ -4,10 +4,11 @@ import * as z from 'zod/mini'
 import { allowedOrigin, authenticatedUser, requireConfig, sealToken, store, tiktokClient } from '../context'
 import type { AppEnv } from '../env'
 import { AppError, errors } from '../errors'
+import type { Logger } from '../log'
 import { parseReturnTo } from '../origin'
 import { sha256 } from '../signed'
 import { bindingMatches, mintState, STATE_TTL_SECONDS, verifyState } from '../state'
-import { accountNotFound, type ExchangeResult, type SupabaseStore } from '../supabase'
+import { accountNotFound, type ExchangeResult, type ExchangeRow, type SupabaseStore } from '../supabase'
 import { mintTicket } from '../ticket'
 import { jsonOnly, methodNotAllowed, validJson } from '../validate'
 
@@ -85,7 +86,8 @@ oauth.post('/exchange', jsonOnly({ maxBytes: 4096 }), validJson(exchangeBody), a
     return c.json({ success: true, ...result, ...(selection && { selection }), message: 'TikTok connected successfully' })
   }
 
-  if ((await db.claimExchange(claim)) === 'taken') return answer(await replay(db, claim, log))
+  const claimed = await db.claimExchange(claim)
+  if (!claimed.claimed) return answer(await replay(db, claim, log, claimed.row))
 
   let result: ExchangeResult
   try {
@@ -106,7 +108,7 @@ oauth.post('/exchange', jsonOnly({ maxBytes: 4096 }), validJson(exchangeBody), a
     })
     if (outcome === 'account_not_found') throw accountNotFound()
     // A retried completion whose first attempt had committed finds its claim already done.
-    if (outcome === 'claim_lost') result = await replay(db, claim, log)
+    if (outcome === 'claim_lost') result = await replay(db, claim, log, await db.readExchange(claim.nonce))
   } catch (error) {
     await db.releaseExchange(claim.nonce, claim.claimedBy).catch((cause: unknown) => log.warn('supabase.release', { outcome: 'error', error: cause }))
     throw error
@@ -124,10 +126,10 @@ oauth.all('/exchange', methodNotAllowed)
 async function replay(
   db: SupabaseStore,
   claim: { nonce: string; userId: string; codeHash: string },
-  log: { info: (event: string, fields: Record<string, unknown>) => void },
+  log: Logger,
+  first: ExchangeRow | undefined,
 ): Promise<ExchangeResult> {
-  for (let poll = 0; ; poll++) {
-    const row = await db.readExchange(claim.nonce)
+  for (let poll = 0, row = first; ; poll++, row = await db.readExchange(claim.nonce)) {
     if (row && (row.code_hash !== claim.codeHash || row.user_id !== claim.userId)) {
       log.info('oauth.replay', { outcome: 'state_used' })
       throw stateUsed()
