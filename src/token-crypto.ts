@@ -24,14 +24,14 @@ const toB64url = (bytes: Uint8Array): string => {
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
 }
 
-const fromBase64 = (value: string): Uint8Array => {
+const fromBase64 = (value: string): Uint8Array<ArrayBuffer> => {
   const normal = value.replace(/-/g, '+').replace(/_/g, '/')
   const binary = atob(normal + '='.repeat((4 - (normal.length % 4)) % 4))
   return Uint8Array.from(binary, (c) => c.charCodeAt(0))
 }
 
 /** Splits the setting into `[id, raw key]` pairs; throws on anything but 32-byte keys with sane ids. */
-export function parseKeySpec(spec: string): [string, Uint8Array][] {
+export function parseKeySpec(spec: string): [string, Uint8Array<ArrayBuffer>][] {
   const entries = spec.split(',').map((part) => part.trim()).filter(Boolean)
   if (entries.length === 0) throw new Error('no keys')
   const seen = new Set<string>()
@@ -40,7 +40,7 @@ export function parseKeySpec(spec: string): [string, Uint8Array][] {
     const id = entry.slice(0, at)
     if (at < 1 || !KEY_ID.test(id) || seen.has(id)) throw new Error('each key needs a unique id: <id>:<base64 key>')
     seen.add(id)
-    let raw: Uint8Array
+    let raw: Uint8Array<ArrayBuffer>
     try {
       raw = fromBase64(entry.slice(at + 1))
     } catch {
