@@ -90,7 +90,7 @@ async function runCallback(url: string) {
 }
 
 describe('browser round trip against wrangler dev + sandbox', () => {
-  it('sign in → Connect → authorize at TikTok → callback → back on the product page, row written', async () => {
+  it('sign in → Connect → authorize at TikTok → choose an advertiser → back on the product page, row written', async () => {
     const seen: string[] = []
     page.on('request', (request) => {
       if (new URL(page.url()).pathname === '/oauth/callback' || request.url().includes('/oauth/callback')) seen.push(request.url())
@@ -99,37 +99,64 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'tiktok-authorize.png') })
     await page.click('#authorize')
 
-    // The callback page runs, shows the outcome, strips the code from the address bar…
+    // The callback page runs, strips the code from the address bar, and offers both advertisers.
+    await page.waitForSelector('body[data-outcome="choose"]')
+    expect(page.url()).toBe(`${primary}/oauth/callback`)
+    expect(await page.evaluate(() => location.search)).toBe('')
+    const choices = await page.locator('button.choice').allTextContents()
+    expect(choices).toEqual([
+      `${DEMO_ADVERTISERS[0]!.name} (${DEMO_ADVERTISERS[0]!.id}) (current)`,
+      `${DEMO_ADVERTISERS[1]!.name} (${DEMO_ADVERTISERS[1]!.id})`,
+    ])
+    // Usable before the choice: the first advertiser is stored at once.
+    expect(demoRow().tiktok_business_id).toBe(DEMO_ADVERTISERS[0]!.id)
+    await page.screenshot({ path: join(ARTIFACTS, 'callback-choose.png') })
+
+    await page.click(`button.choice[data-id="${DEMO_ADVERTISERS[1]!.id}"]`)
     await page.waitForSelector('body[data-outcome="success"]')
     expect(await page.textContent('#title')).toBe('TikTok connected')
-    expect(page.url()).toBe(`${primary}/oauth/callback`)
-    expect(await page.evaluate(() => history.length >= 1 && location.search)).toBe('')
     await page.screenshot({ path: join(ARTIFACTS, 'callback-success.png') })
 
-    // …then returns to the product, which shows the connection summary (no token).
+    // …then returns to the product, which shows the connection from the Worker (no token).
     await page.waitForURL(`${primary}/profile`)
     await page.waitForSelector('body[data-connected="yes"]')
-    expect(await page.textContent('#status')).toContain(DEMO_ADVERTISERS[0]!.id)
-    await page.screenshot({ path: join(ARTIFACTS, 'profile-connected.png') })
+    expect(await page.textContent('#status')).toContain(DEMO_ADVERTISERS[1]!.id)
     const stored = JSON.parse((await page.evaluate(() => localStorage.getItem('tiktok_connection'))) ?? '{}')
-    expect(stored).toMatchObject({ business_id: DEMO_ADVERTISERS[0]!.id, account_id: DEMO_ADVERTISERS[0]!.name })
-    expect(JSON.stringify(stored)).not.toContain(demoRow().tiktok_access_token!)
+    expect(stored).toMatchObject({ business_id: DEMO_ADVERTISERS[1]!.id, account_id: DEMO_ADVERTISERS[1]!.name })
+    expect(JSON.stringify(stored)).not.toContain(demoRow().tiktok_access_token as string)
+    await page.screenshot({ path: join(ARTIFACTS, 'profile-connected.png') })
 
-    expect(demoRow()).toMatchObject({ tiktok_business_id: DEMO_ADVERTISERS[0]!.id, tiktok_account_id: DEMO_ADVERTISERS[0]!.name })
+    expect(demoRow()).toMatchObject({ tiktok_business_id: DEMO_ADVERTISERS[1]!.id, tiktok_account_id: DEMO_ADVERTISERS[1]!.name })
     expect(demoRow().tiktok_access_token).toMatch(/^[0-9a-f]{40}$/)
     expect(exchangeCalls()).toBe(1)
 
     // Nothing the callback page asked for left the product's origin.
-    expect(seen.length).toBeGreaterThanOrEqual(3)
+    expect(seen.length).toBeGreaterThanOrEqual(4)
     for (const url of seen) expect(new URL(url).origin).toBe(primary)
   })
 
   it('the second product domain round-trips to itself', async () => {
     await openTikTok(secondary)
     await page.click('#authorize')
+    await page.waitForSelector('body[data-outcome="choose"]')
+    await page.click(`button.choice[data-id="${DEMO_ADVERTISERS[0]!.id}"]`)
     await page.waitForURL(`${secondary}/profile`)
     await page.waitForSelector('body[data-connected="yes"]')
     expect(demoRow().tiktok_business_id).toBe(DEMO_ADVERTISERS[0]!.id)
+  })
+
+  it('the product page shows the status and disconnects: revoked at TikTok, row cleared', async () => {
+    await openTikTok(primary)
+    await page.click('#authorize')
+    await page.waitForSelector('body[data-outcome="choose"]')
+    const token = demoRow().tiktok_access_token as string
+    await page.goto(`${primary}/profile${supabaseParam()}`)
+    await page.waitForSelector('body[data-connected="yes"]')
+    await page.click('#disconnect')
+    await page.waitForSelector('body[data-connected="no"]')
+    expect(await page.textContent('#status')).toContain('TikTok confirmed the access was revoked')
+    expect(demoRow().tiktok_access_token).toBeNull()
+    expect(stack.sandbox.tiktok.tokenIsLive(token)).toBe(false)
   })
 
   it('deny at TikTok: a clear page, no exchange, nothing written', async () => {
@@ -151,8 +178,8 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     expect(exchangeCalls()).toBe(1)
     await page.reload()
     await page.waitForSelector('body[data-outcome]')
-    expect(await page.getAttribute('body', 'data-outcome')).toBe('success')
-    expect(await page.textContent('#title')).toBe('TikTok connected')
+    expect(await page.getAttribute('body', 'data-outcome')).toBe('choose')
+    expect(await page.textContent('#title')).toBe('Choose an advertiser account')
     expect(exchangeCalls()).toBe(1)
   })
 

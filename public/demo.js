@@ -35,26 +35,37 @@
     location.assign(body.authorize_url)
   }
 
-  function render() {
-    let session = null
+  const session = () => {
     try {
-      session = JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null')
+      return JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null')
     } catch {
-      session = null
+      return null
     }
-    $('signed-out').hidden = !!session
-    $('signed-in').hidden = !session
-    if (!session) return
-    $('who').textContent = session.email
-    let connection = null
-    try {
-      connection = JSON.parse(localStorage.getItem('tiktok_connection') || 'null')
-    } catch {
-      connection = null
-    }
+  }
+
+  /** The connection as the Worker reports it: GET /api/tiktok/connection with the user's token. */
+  async function connectionStatus(accessToken) {
+    const response = await fetch('/api/tiktok/connection', { headers: { authorization: `Bearer ${accessToken}` } })
+    const body = await response.json()
+    if (!response.ok) throw new Error(body.error)
+    return body
+  }
+
+  async function render() {
+    const current = session()
+    $('signed-out').hidden = !!current
+    $('signed-in').hidden = !current
+    if (!current) return
+    $('who').textContent = current.email
     const list = $('advertiser-list')
     list.replaceChildren()
-    if (connection && connection.business_id) {
+    let connection = { connected: false }
+    try {
+      connection = await connectionStatus(current.accessToken)
+    } catch (error) {
+      showError(error.message)
+    }
+    if (connection.connected) {
       $('status').textContent = `Connected: ${connection.account_id} (${connection.business_id})`
       for (const advertiser of connection.advertisers || []) {
         const item = document.createElement('li')
@@ -62,10 +73,12 @@
         list.append(item)
       }
     } else {
-      $('status').textContent = 'Not connected.'
+      $('status').textContent = connection.reason === 'revoked' ? 'TikTok access was revoked. Connect again.' : 'Not connected.'
     }
     list.hidden = list.childElementCount === 0
-    document.body.dataset.connected = connection && connection.business_id ? 'yes' : 'no'
+    $('disconnect').hidden = !connection.connected
+    $('connect').textContent = connection.connected ? 'Reconnect TikTok' : 'Connect TikTok'
+    document.body.dataset.connected = connection.connected ? 'yes' : 'no'
   }
 
   const params = new URLSearchParams(location.search)
@@ -75,9 +88,9 @@
     event.preventDefault()
     showError('')
     try {
-      const session = await signIn($('supabase-url').value, $('email').value, $('password').value)
-      sessionStorage.setItem(SESSION_KEY, JSON.stringify(session))
-      render()
+      const signedIn = await signIn($('supabase-url').value, $('email').value, $('password').value)
+      sessionStorage.setItem(SESSION_KEY, JSON.stringify(signedIn))
+      await render()
     } catch (error) {
       showError(error.message)
     }
@@ -87,12 +100,24 @@
     showError('')
     $('connect').disabled = true
     try {
-      const session = JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null')
-      await connectTikTok(session.accessToken, location.pathname)
+      await connectTikTok(session().accessToken, location.pathname)
     } catch (error) {
       showError(error.message)
       $('connect').disabled = false
     }
+  })
+
+  $('disconnect').addEventListener('click', async () => {
+    showError('')
+    const response = await fetch('/api/tiktok/connection', {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${session().accessToken}` },
+    })
+    const body = await response.json()
+    if (!response.ok) showError(body.error)
+    else localStorage.removeItem('tiktok_connection')
+    await render()
+    $('status').textContent += ` ${body.message || ''}`
   })
 
   $('sign-out').addEventListener('click', () => {

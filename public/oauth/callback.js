@@ -4,6 +4,7 @@
   'use strict'
 
   const EXCHANGE_URL = '/api/tiktok/oauth/exchange'
+  const CHOOSE_URL = '/api/tiktok/advertiser'
   const DEFAULT_RETURN = '/profile'
   const RESULT_KEY = 'tiktok_callback_result'
   const REDIRECT_DELAY_MS = 1500
@@ -24,6 +25,8 @@
     tiktok_permission_denied: 'A permission is missing',
     storage_unavailable: 'Could not save the connection',
     network: 'Could not reach the server',
+    state_used: 'This authorization was already used',
+    ticket_expired: 'The time to choose ran out',
   }
 
   /** A same-origin path only: anything else falls back to the default. */
@@ -39,15 +42,27 @@
     list.replaceChildren()
     for (const advertiser of outcome.advertisers || []) {
       const item = document.createElement('li')
-      item.textContent = advertiser.name ? `${advertiser.name} (${advertiser.id})` : advertiser.id
+      const label = advertiser.name ? `${advertiser.name} (${advertiser.id})` : advertiser.id
+      if (outcome.choose) {
+        // Several advertisers: each is a button that stores that choice.
+        const button = document.createElement('button')
+        button.type = 'button'
+        button.className = 'choice'
+        button.dataset.id = advertiser.id
+        button.textContent = advertiser.id === outcome.businessId ? `${label} (current)` : label
+        button.addEventListener('click', () => choose(outcome, advertiser))
+        item.append(button)
+      } else {
+        item.textContent = label
+      }
       list.append(item)
     }
     list.hidden = list.childElementCount === 0
     const link = $('continue')
     link.href = safePath(outcome.returnTo)
-    link.textContent = outcome.ok ? 'Continue' : 'Back and try again'
+    link.textContent = outcome.choose ? 'Keep the current one and continue' : outcome.ok ? 'Continue' : 'Back and try again'
     $('actions').hidden = false
-    document.body.dataset.outcome = outcome.ok ? 'success' : outcome.code || 'error'
+    document.body.dataset.outcome = outcome.choose ? 'choose' : outcome.ok ? 'success' : outcome.code || 'error'
   }
 
   const remember = (outcome) => {
@@ -56,6 +71,47 @@
     } catch {
       // Storage can be disabled; the page still shows the outcome.
     }
+  }
+
+  const saveSummary = (summary) => {
+    try {
+      localStorage.setItem('tiktok_connection', JSON.stringify({ ...summary, connected_at: new Date().toISOString() }))
+    } catch {
+      // Not fatal: the connection is stored server-side.
+    }
+  }
+
+  /** Stores the advertiser the user picked, with the exchange's selection ticket. */
+  async function choose(outcome, advertiser) {
+    for (const button of document.querySelectorAll('button.choice')) button.disabled = true
+    let next
+    try {
+      const response = await fetch(CHOOSE_URL, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ticket: outcome.ticket, advertiser_id: advertiser.id }),
+        credentials: 'same-origin',
+        cache: 'no-store',
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      })
+      const body = await response.json().catch(() => ({}))
+      if (response.ok && body.success === true) {
+        saveSummary({ business_id: body.business_id, account_id: body.account_id, advertisers: body.advertisers })
+        next = {
+          ok: true,
+          title: 'TikTok connected',
+          message: `This product now uses the advertiser account “${body.account_id || body.business_id}”.`,
+          returnTo: outcome.returnTo,
+        }
+      } else {
+        next = failure(typeof body.code === 'string' ? body.code : 'error', body.error || 'Could not save your choice. Please try again.', outcome.returnTo)
+      }
+    } catch {
+      next = failure('network', 'We could not reach the server to save your choice. Check your connection and try again.', outcome.returnTo)
+    }
+    remember(next)
+    show(next)
+    if (next.ok) setTimeout(() => location.assign(safePath(next.returnTo)), REDIRECT_DELAY_MS)
   }
 
   const failure = (code, message, returnTo) => ({
@@ -107,28 +163,20 @@
       })
       const body = await response.json().catch(() => ({}))
       if (response.ok && body.success === true) {
+        const several = body.selection && Array.isArray(body.advertisers) && body.advertisers.length > 1
         outcome = {
           ok: true,
-          title: 'TikTok connected',
-          message: body.account_id
-            ? `Your TikTok advertiser account “${body.account_id}” is connected.`
-            : 'Your TikTok advertiser account is connected.',
+          choose: !!several,
+          ticket: several ? body.selection.ticket : undefined,
+          businessId: body.business_id,
+          title: several ? 'Choose an advertiser account' : 'TikTok connected',
+          message: several
+            ? 'TikTok shared several advertiser accounts. Choose the one this product should use; you can change it later.'
+            : `Your TikTok advertiser account “${body.account_id || body.business_id}” is connected.`,
           advertisers: body.advertisers,
           returnTo: body.return_to,
         }
-        try {
-          localStorage.setItem(
-            'tiktok_connection',
-            JSON.stringify({
-              business_id: body.business_id,
-              account_id: body.account_id,
-              advertisers: body.advertisers,
-              connected_at: new Date().toISOString(),
-            }),
-          )
-        } catch {
-          // Not fatal: the connection is stored server-side.
-        }
+        saveSummary({ business_id: body.business_id, account_id: body.account_id, advertisers: body.advertisers })
       } else {
         outcome = failure(
           typeof body.code === 'string' ? body.code : 'error',
@@ -141,7 +189,7 @@
     }
     remember(outcome)
     show(outcome)
-    if (outcome.ok) setTimeout(() => location.assign(safePath(outcome.returnTo)), REDIRECT_DELAY_MS)
+    if (outcome.ok && !outcome.choose) setTimeout(() => location.assign(safePath(outcome.returnTo)), REDIRECT_DELAY_MS)
   }
 
   // Runs once per page load, and strips the code from the URL before its first await: a reload, a
