@@ -18,6 +18,8 @@ export type SandboxConfig = {
   appSecret: string
   supabaseSecretKey: string
   advertisers?: SandboxAdvertiser[]
+  /** Keep every request for inspection (default true). */
+  record?: boolean
 }
 
 /** Strips the mount prefix so each stand-in sees the paths its real counterpart serves. */
@@ -38,12 +40,14 @@ export async function createSandbox(config: SandboxConfig) {
     appSecret: config.appSecret,
     redirectUris: config.workerOrigins.map((origin) => `${origin}/oauth/callback`),
     advertisers: config.advertisers ?? DEMO_ADVERTISERS,
+    record: config.record,
   })
   const supabase = await createSupabase({
     url: `${config.origin}/supabase`,
     secretKey: config.supabaseSecretKey,
     rows: [accountRow(DEMO_USER.id, DEMO_USER.email)],
     users: [DEMO_USER],
+    record: config.record,
   })
 
   const app = new Hono()
@@ -62,6 +66,12 @@ export async function createSandbox(config: SandboxConfig) {
       faults.add(body.target, body.fault ?? {}, body.times ?? 1)
     }
     return c.json({ ok: true })
+  })
+
+  /** Single-use codes as if users had pressed Authorize, in bulk, for load tests. */
+  app.post('/__sandbox/codes', async (c) => {
+    const { count = 1 } = (await c.req.json().catch(() => ({}))) as { count?: number }
+    return c.json({ codes: Array.from({ length: Math.min(count, 100_000) }, () => tiktok.issueCode()) })
   })
 
   app.post('/__sandbox/reset', (c) => {

@@ -28,6 +28,8 @@ export type SupabaseOptions = {
   rows: Row[]
   /** Who may sign in with a password; `id` must match a row. */
   users?: { id: string; email: string; password: string }[]
+  /** Keep every REST request for inspection (default); the benchmark turns it off. */
+  record?: boolean
 }
 
 type SigningKey = { privateJwk: JsonWebKey & { kid: string; alg: 'ES256' }; publicJwk: JsonWebKey & { kid: string; alg: 'ES256' } }
@@ -109,7 +111,7 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
 
   app.use('/rest/*', async (c, next) => {
     const url = new URL(c.req.url)
-    requests.push({
+    if (options.record !== false) requests.push({
       method: c.req.method,
       path: url.pathname,
       query: Object.fromEntries(url.searchParams),

@@ -14,6 +14,8 @@ export type TikTokOptions = {
   codeTtlMs?: number
   /** Send `advertiser_id`s as bare JSON numbers, as some integrations report seeing. */
   bareIds?: boolean
+  /** Keep every API request for inspection (default); the benchmark turns it off. */
+  record?: boolean
 }
 
 type Code = { advertiserIds: string[]; expiresAt: number; used: boolean; token?: string }
@@ -72,7 +74,7 @@ export function createTikTok(options: TikTokOptions) {
   const app = new Hono()
 
   app.use(async (c, next) => {
-    if (c.req.path.startsWith(API)) {
+    if (options.record !== false && c.req.path.startsWith(API)) {
       const url = new URL(c.req.url)
       requests.push({
         method: c.req.method,

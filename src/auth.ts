@@ -1,17 +1,22 @@
-import { decodeHeader, verify, verifyWithJwks } from 'hono/utils/jwt/jwt'
+import { decodeHeader, verify } from 'hono/utils/jwt/jwt'
 import type { JWTPayload } from 'hono/utils/jwt/types'
 import { AppError, errors } from './errors'
 import { fetchWithTimeout } from './http'
 import type { Logger } from './log'
 
 type Jwk = JsonWebKey & { kid?: string; alg?: string }
-type KeySet = { keys: Jwk[]; fetchedAt: number }
+/** Imported keys are kept with their set: importing a JWK costs more than the verification itself. */
+type KeySet = { keys: Jwk[]; fetchedAt: number; imported: Map<string, Promise<CryptoKey>> }
 
 const JWKS_TTL_MS = 10 * 60_000
 // An unknown kid may be a freshly rotated key, but refetching on every forged kid would let anyone
 // make this Worker hammer the JWKS endpoint.
 const JWKS_REFRESH_MIN_MS = 30_000
-const ASYMMETRIC = ['ES256', 'RS256'] as const
+const ASYMMETRIC = {
+  ES256: { name: 'ECDSA', namedCurve: 'P-256' },
+  RS256: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+} as const
+type AsymmetricAlg = keyof typeof ASYMMETRIC
 const USER_ID = /^[A-Za-z0-9-]{1,64}$/
 
 /** Per-isolate cache: a warm isolate verifies without a network call. */
@@ -24,15 +29,37 @@ async function fetchKeySet(url: string, timeoutMs: number): Promise<KeySet> {
   const body: unknown = await response.json()
   const keys = (body as { keys?: unknown } | null)?.keys
   if (!Array.isArray(keys)) throw new Error('JWKS has no keys array')
-  return { keys: keys.filter((k): k is Jwk => typeof k === 'object' && k !== null), fetchedAt: Date.now() }
+  return { keys: keys.filter((k): k is Jwk => typeof k === 'object' && k !== null), fetchedAt: Date.now(), imported: new Map() }
 }
 
-async function keysFor(url: string, kid: string | undefined, timeoutMs: number, log: Logger): Promise<Jwk[]> {
+function publicKey(set: KeySet, kid: string, alg: AsymmetricAlg): Promise<CryptoKey> | undefined {
+  const jwk = set.keys.find((k) => k.kid === kid)
+  if (!jwk) return undefined
+  if (jwk.alg && jwk.alg !== alg) throw errors.unauthorized('key_algorithm')
+  let key = set.imported.get(`${kid} ${alg}`)
+  if (!key) {
+    key = crypto.subtle.importKey('jwk', jwk, ASYMMETRIC[alg], false, ['verify'])
+    set.imported.set(`${kid} ${alg}`, key)
+  }
+  return key
+}
+
+const hmacKeys = new Map<string, Promise<CryptoKey>>()
+const hmacKey = (secret: string) => {
+  let key = hmacKeys.get(secret)
+  if (!key) {
+    key = crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
+    hmacKeys.set(secret, key)
+  }
+  return key
+}
+
+async function keySetFor(url: string, kid: string | undefined, timeoutMs: number, log: Logger): Promise<KeySet> {
   const cached = keySets.get(url)
   const now = Date.now()
   const fresh = cached && now - cached.fetchedAt < JWKS_TTL_MS
   const knowsKid = cached?.keys.some((k) => k.kid === kid)
-  if (cached && fresh && (knowsKid || now - cached.fetchedAt < JWKS_REFRESH_MIN_MS)) return cached.keys
+  if (cached && fresh && (knowsKid || now - cached.fetchedAt < JWKS_REFRESH_MIN_MS)) return cached
 
   let pending = inflight.get(url)
   if (!pending) {
@@ -43,11 +70,11 @@ async function keysFor(url: string, kid: string | undefined, timeoutMs: number, 
     const set = await pending
     keySets.set(url, set)
     log.info('auth.jwks', { outcome: 'ok', keys: set.keys.length })
-    return set.keys
+    return set
   } catch (error) {
     log.warn('auth.jwks', { outcome: 'error', error })
     // A stale set still verifies tokens signed by keys that have not rotated away.
-    if (cached) return cached.keys
+    if (cached) return cached
     throw errors.authUnavailable(error)
   }
 }
@@ -72,11 +99,14 @@ export async function verifySupabaseToken(token: string, options: VerifyOptions,
   try {
     if (header.alg === 'HS256') {
       if (!options.jwtSecret) throw errors.unauthorized('hs256_not_configured')
-      payload = await verify(token, options.jwtSecret, { alg: 'HS256', ...verification })
-    } else if (ASYMMETRIC.includes(header.alg as (typeof ASYMMETRIC)[number])) {
-      const kid = typeof header.kid === 'string' ? header.kid : undefined
-      const keys = await keysFor(`${issuer}/.well-known/jwks.json`, kid, options.timeoutMs, log)
-      payload = await verifyWithJwks(token, { keys, allowedAlgorithms: [...ASYMMETRIC], verification })
+      payload = await verify(token, await hmacKey(options.jwtSecret), { alg: 'HS256', ...verification })
+    } else if (typeof header.alg === 'string' && Object.hasOwn(ASYMMETRIC, header.alg)) {
+      const alg = header.alg as AsymmetricAlg
+      if (typeof header.kid !== 'string') throw errors.unauthorized('no_kid')
+      const set = await keySetFor(`${issuer}/.well-known/jwks.json`, header.kid, options.timeoutMs, log)
+      const key = publicKey(set, header.kid, alg)
+      if (!key) throw errors.unauthorized('unknown_kid')
+      payload = await verify(token, await key, { alg, ...verification })
     } else {
       throw errors.unauthorized('algorithm')
     }

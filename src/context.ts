@@ -28,9 +28,17 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
   c.header('X-Content-Type-Options', 'nosniff')
 })
 
+// The env object lives as long as the isolate: its settings are checked once, not per request.
+const checked = new WeakMap<object, ReturnType<typeof readConfig>>()
+
 /** Stops before any side effect when a setting is missing or malformed. */
 export const requireConfig = createMiddleware<AppEnv>(async (c, next) => {
-  const { config, problems } = readConfig(c.env)
+  let result = checked.get(c.env)
+  if (!result) {
+    result = readConfig(c.env)
+    checked.set(c.env, result)
+  }
+  const { config, problems } = result
   if (!config) {
     c.get('log').error('config.invalid', { settings: problems })
     throw errors.misconfigured(problems.map((p) => p.name))

@@ -20,12 +20,17 @@ export async function fetchWithTimeout(url: string, init: RequestInit, timeoutMs
 }
 
 const INTEGER_LITERAL = /^-?\d+$/
+// A bare (unquoted) integer of 16+ digits, or a bare number under an *_id key. A false positive only
+// costs the slow path.
+const BIG_INTEGER_OR_BARE_ID = /[:,[]\s*-?\d{16}|_id"\s*:\s*-?\d/
 
 /**
  * `JSON.parse` that keeps ids exact: an integer literal beyond 2^53, or any integer under a key
  * ending in `_id`, is returned as its source text instead of a rounded number.
  */
 export function parseJsonExact(text: string): unknown {
+  // The reviver is slow; most answers have no long integer and no bare *_id at all.
+  if (!BIG_INTEGER_OR_BARE_ID.test(text)) return JSON.parse(text)
   return JSON.parse(text, (key: string, value: unknown, context?: { source?: string }) => {
     if (typeof value !== 'number' || !context?.source || !INTEGER_LITERAL.test(context.source)) return value
     return key.endsWith('_id') || !Number.isSafeInteger(value) ? context.source : value

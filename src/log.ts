@@ -6,32 +6,43 @@ const REDACTED = '[redacted]'
 // Short values (an empty var, "0") would redact innocent text; real secrets are long.
 const MIN_SECRET_LENGTH = 8
 
+/** The forms a secret can take inside a JSON line: as JSON writes it, and URL-encoded. */
+const forms = (secret: string): string[] => {
+  const escaped = JSON.stringify(secret).slice(1, -1)
+  const encoded = encodeURIComponent(secret)
+  return escaped === encoded ? [escaped] : [escaped, encoded]
+}
+
+const replacer = (key: string, value: unknown) =>
+  key && SENSITIVE_KEY.test(key) && value !== null && value !== undefined && typeof value !== 'boolean'
+    ? REDACTED
+    : value instanceof Error
+      ? { name: value.name, message: value.message }
+      : value
+
 /**
  * Serialises one log line. Two independent guards: keys that name a secret lose their value, and any
  * known secret value still present anywhere in the line (an error message, a URL) is replaced.
+ * `secretForms` are the strings to look for, from `forms()`.
  */
-export function formatLine(fields: Fields, secrets: Iterable<string>): string {
-  let line = JSON.stringify(fields, (key, value: unknown) =>
-    key && SENSITIVE_KEY.test(key) && value !== null && value !== undefined && typeof value !== 'boolean'
-      ? REDACTED
-      : value instanceof Error
-        ? { name: value.name, message: value.message }
-        : value,
-  )
-  for (const secret of secrets) {
-    if (secret.length < MIN_SECRET_LENGTH) continue
-    // Match the value as JSON.stringify wrote it, escapes included.
-    const escaped = JSON.stringify(secret).slice(1, -1)
-    line = line.split(escaped).join(REDACTED)
-    if (escaped !== encodeURIComponent(secret)) line = line.split(encodeURIComponent(secret)).join(REDACTED)
+export function formatLine(fields: Fields, secretForms: Iterable<string>): string {
+  let line = JSON.stringify(fields, replacer)
+  for (const form of secretForms) {
+    // includes() first: the common case, no secret in the line, allocates nothing.
+    if (line.includes(form)) line = line.split(form).join(REDACTED)
   }
   return line
 }
+
+/** `formatLine`'s search strings for a list of secret values. */
+export const secretForms = (secrets: Iterable<string>): string[] =>
+  [...secrets].filter((s) => s.length >= MIN_SECRET_LENGTH).flatMap(forms)
 
 /** One structured JSON line per event, for `wrangler tail` and Workers Logs. */
 export class Logger {
   readonly requestId: string
   readonly #secrets = new Set<string>()
+  readonly #forms: string[] = []
 
   constructor(requestId: string, secrets: Iterable<string | undefined> = []) {
     this.requestId = requestId
@@ -40,7 +51,11 @@ export class Logger {
 
   /** Registers values that must never be printed, e.g. a token the moment it is received. */
   protect(...values: (string | undefined)[]): void {
-    for (const value of values) if (value) this.#secrets.add(value)
+    for (const value of values) {
+      if (!value || value.length < MIN_SECRET_LENGTH || this.#secrets.has(value)) continue
+      this.#secrets.add(value)
+      this.#forms.push(...forms(value))
+    }
   }
 
   info(event: string, fields: Fields = {}): void {
@@ -58,7 +73,7 @@ export class Logger {
   #write(level: Level, event: string, fields: Fields): void {
     const line = formatLine(
       { time: new Date().toISOString(), level, event, request_id: this.requestId, ...fields },
-      this.#secrets,
+      this.#forms,
     )
     // One sink, so `wrangler tail` and log drains see every line in order; the level is in the JSON.
     console.log(line)

@@ -30,3 +30,10 @@ describe('idString', () => {
     expect(idString(null)).toBeUndefined()
   })
 })
+
+describe('parseJsonExact fast path', () => {
+  it('still keeps a bare big integer exact after a quoted long number', () => {
+    const parsed = parseJsonExact('{"request_id": "20261795576527870", "data": {"scope": [7543056879933489153]}}') as { data: { scope: unknown[] } }
+    expect(parsed.data.scope).toEqual(['7543056879933489153'])
+  })
+})

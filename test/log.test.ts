@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest'
-import { formatLine, Logger } from '../src/log'
+import { formatLine, Logger, secretForms } from '../src/log'
 
 describe('formatLine', () => {
   it('redacts values under secret-like keys, at any depth', () => {
@@ -25,7 +25,7 @@ describe('formatLine', () => {
         error: new Error(`failed for https://x.test/?secret=${encodeURIComponent(secret)}`),
         message: `got ${secret} back`,
       },
-      [secret],
+      secretForms([secret]),
     )
     expect(line).not.toContain(JSON.stringify(secret).slice(1, -1))
     expect(line).not.toContain(encodeURIComponent(secret))
@@ -34,7 +34,7 @@ describe('formatLine', () => {
   })
 
   it('ignores values too short to be secrets', () => {
-    expect(formatLine({ a: 'on' }, ['on'])).toBe('{"a":"on"}')
+    expect(formatLine({ a: 'on' }, secretForms(['on']))).toBe('{"a":"on"}')
   })
 })
 

@@ -1,0 +1,312 @@
+// `npm run bench`: bundle size, start-up CPU against a bare Hono Worker, and full start → exchange
+// flows on workerd against the sandbox, next to a floor Worker making the same upstream calls.
+// Prints one table and writes it as JSON to .bench/. Not a test: nothing here asserts a number.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import http from 'node:http'
+import { join, relative } from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { DEMO_USER } from '../sandbox/app.ts'
+import { localConfig, ROOT } from './stack.ts'
+
+const OUT = join(ROOT, '.bench')
+const WORKER_PORT = 8970
+const SANDBOX_PORT = 8990
+const WORKER_ORIGIN = `http://127.0.0.1:${WORKER_PORT}`
+const SANDBOX = `http://127.0.0.1:${SANDBOX_PORT}`
+const CONCURRENCY = [1, 16, 128]
+const LATENCIES_MS = [0, 50]
+const RUN_MS = Number(process.env.BENCH_RUN_MS ?? 5000)
+const WARMUP_MS = 700
+const STARTUP_SAMPLES = Number(process.env.BENCH_STARTUP_SAMPLES ?? 5)
+const bin = (name: string) => join(ROOT, 'node_modules/.bin', name)
+const env = { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }
+const log = (line: string) => process.stderr.write(`${line}\n`)
+
+// ── 1. Bundle ────────────────────────────────────────────────────────────────────────────────
+type Bundle = { raw: number; gzip: number; file: string; top: { name: string; bytes: number }[] }
+
+function dryRun(name: string, config?: string): Bundle {
+  const outdir = join(OUT, name)
+  execFileSync(bin('wrangler'), ['deploy', '--dry-run', '--outdir', outdir, '--metafile', join(outdir, 'meta.json'), ...(config ? ['--config', config] : [])], {
+    cwd: ROOT,
+    env,
+    stdio: 'pipe',
+  })
+  const file = join(outdir, 'index.js')
+  const code = readFileSync(file)
+  const meta = JSON.parse(readFileSync(join(outdir, 'meta.json'), 'utf8')) as {
+    outputs: Record<string, { entryPoint?: string; inputs: Record<string, { bytesInOutput: number }> }>
+  }
+  const output = Object.values(meta.outputs).find((o) => o.entryPoint)!
+  const byOwner = new Map<string, number>()
+  for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) {
+    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(input)
+    // Packages by their largest parts (e.g. hono/dist/hono-base), project files by path.
+    const owner = pkg ? `${pkg[1]}/${pkg[2]!.split('/').slice(0, pkg[2]!.startsWith('dist') ? 2 : 1).join('/')}` : input.replace(/^.*?src\//, 'src/')
+    byOwner.set(owner, (byOwner.get(owner) ?? 0) + bytesInOutput)
+  }
+  const top = [...byOwner].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([n, bytes]) => ({ name: n, bytes }))
+  return { raw: code.byteLength, gzip: gzipSync(code, { level: 9 }).byteLength, file, top }
+}
+
+// ── 2. Start-up ──────────────────────────────────────────────────────────────────────────────
+function startupActiveMs(config?: string): number {
+  const out = execFileSync(bin('wrangler'), ['check', 'startup', '--outfile', join(OUT, 'startup.cpuprofile'), ...(config ? ['--config', config] : [])], {
+    cwd: ROOT,
+    env,
+    stdio: 'pipe',
+  }).toString()
+  const match = /Active:\s*([\d.]+)\s*ms/.exec(out)
+  if (!match) throw new Error(`no "Active" line in wrangler check startup:\n${out}`)
+  return Number(match[1])
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+const percentile = (xs: number[], p: number) => {
+  if (!xs.length) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!
+}
+
+// ── 3. Processes ─────────────────────────────────────────────────────────────────────────────
+function waitForLine(child: ChildProcess, pattern: RegExp, what: string, timeoutMs = 30_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = ''
+    const timer = setTimeout(() => reject(new Error(`${what} did not start:\n${seen}`)), timeoutMs)
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString()
+      if (pattern.test(seen)) {
+        clearTimeout(timer)
+        resolve()
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}:\n${seen}`)))
+  })
+}
+
+const capnpText = (value: string) => JSON.stringify(value)
+
+/** A workerd config that embeds the dry-run bundle and lets it reach the sandbox on loopback. */
+function workerdConfig(bundle: Bundle, bindings: Record<string, string>): string {
+  const path = join(OUT, `${relative(OUT, bundle.file).split('/')[0]}.capnp`)
+  const list = Object.entries(bindings).map(([k, v]) => `(name = ${capnpText(k)}, text = ${capnpText(v)})`)
+  writeFileSync(
+    path,
+    `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = (
+      modules = [(name = "index.js", esModule = embed ${capnpText(relative(OUT, bundle.file))})],
+      compatibilityDate = "2026-11-01",
+      bindings = [${list.join(', ')}],
+      globalOutbound = "net",
+    )),
+    (name = "net", network = (allow = ["public", "local", "private"])),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:${WORKER_PORT}", http = (), service = "main")],
+);
+`,
+  )
+  return path
+}
+
+async function startWorkerd(config: string): Promise<ChildProcess> {
+  // The Worker's log lines go to /dev/null, still written: their cost is part of the measurement.
+  // (A pipe nobody reads would fill up and stall workerd.)
+  const child = spawn(bin('workerd'), ['serve', config], { cwd: OUT, stdio: ['ignore', 'ignore', 'ignore'] })
+  const deadline = Date.now() + 20_000
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`workerd exited with ${child.exitCode}`)
+    try {
+      await fetch(`${WORKER_ORIGIN}/`, { signal: AbortSignal.timeout(1000) })
+      return child
+    } catch {
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  throw new Error('workerd did not start listening')
+}
+
+const peakRssKiB = (pid: number) => Number(/VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN)
+
+// ── 4. Load ──────────────────────────────────────────────────────────────────────────────────
+type Reply = { status: number; body: string; cookie: string | undefined }
+
+function request(agent: http.Agent, method: string, path: string, headers: Record<string, string>, body?: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port: WORKER_PORT, method, path, agent, headers: { host: `127.0.0.1:${WORKER_PORT}`, ...headers } },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (d) => (text += d))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, cookie: res.headers['set-cookie']?.[0]?.split(';')[0] }))
+      },
+    )
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+const admin = async (path: string, body: unknown) =>
+  (await fetch(`${SANDBOX}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).json()
+
+type Run = { flows: number; errors: number; flowsPerSec: number; p50: number; p99: number }
+
+/** `concurrency` users, each looping start → (TikTok authorize) → exchange until time is up. */
+async function load(concurrency: number, durationMs: number, accessToken: string, record: boolean): Promise<Run> {
+  const { codes } = (await admin('/__sandbox/codes', { count: Math.max(2000, concurrency * 400) })) as { codes: string[] }
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency })
+  const latencies: number[] = []
+  let errors = 0
+  let firstError = ''
+  const end = Date.now() + durationMs
+  const user = async () => {
+    while (Date.now() < end && codes.length) {
+      const t0 = performance.now()
+      const started = await request(agent, 'POST', '/api/tiktok/oauth/start', { authorization: `Bearer ${accessToken}`, origin: WORKER_ORIGIN })
+      const state = started.status === 200 ? new URL((JSON.parse(started.body) as { authorize_url: string }).authorize_url).searchParams.get('state') : null
+      const body = JSON.stringify({ auth_code: codes.pop(), state: state ?? 'x' })
+      const done = await request(
+        agent,
+        'POST',
+        '/api/tiktok/oauth/exchange',
+        { 'content-type': 'application/json', origin: WORKER_ORIGIN, ...(started.cookie ? { cookie: started.cookie } : {}) },
+        body,
+      )
+      if (done.status === 200) {
+        if (record) latencies.push(performance.now() - t0)
+      } else {
+        errors++
+        firstError ||= `${started.status} ${done.status} ${done.body.slice(0, 300)}`
+      }
+    }
+  }
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: concurrency }, user))
+  const elapsed = (performance.now() - t0) / 1000
+  agent.destroy()
+  if (errors && record) log(`  ${errors} failed flows, first: ${firstError}`)
+  return {
+    flows: latencies.length,
+    errors,
+    flowsPerSec: latencies.length / elapsed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+  }
+}
+
+// ── Main ─────────────────────────────────────────────────────────────────────────────────────
+const began = Date.now()
+mkdirSync(OUT, { recursive: true })
+
+log('bundling (wrangler deploy --dry-run) …')
+const ours = dryRun('ours')
+const floor = dryRun('floor', 'bench/floor/wrangler.toml')
+const bare = dryRun('bare', 'bench/bare/wrangler.toml')
+
+log(`start-up (wrangler check startup ×${STARTUP_SAMPLES} each, alternating) …`)
+const startup = { ours: [] as number[], bare: [] as number[] }
+for (let i = 0; i < STARTUP_SAMPLES; i++) {
+  startup.ours.push(startupActiveMs())
+  startup.bare.push(startupActiveMs('bench/bare/wrangler.toml'))
+}
+
+log('sandbox …')
+const sandbox = spawn(process.execPath, [join(ROOT, 'scripts/sandbox.ts'), '--port', String(SANDBOX_PORT), '--worker-origin', WORKER_ORIGIN, '--quiet'], {
+  cwd: ROOT,
+  stdio: ['ignore', 'pipe', 'pipe'],
+})
+await waitForLine(sandbox, /ready/, 'sandbox')
+
+const vars = { ...localConfig(WORKER_PORT, SANDBOX_PORT, false), ALLOWED_ORIGINS: WORKER_ORIGIN, FLOOR_USER_ID: DEMO_USER.id }
+const signIn = (await (
+  await fetch(`${SANDBOX}/supabase/auth/v1/token?grant_type=password`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: DEMO_USER.email, password: DEMO_USER.password }),
+  })
+).json()) as { access_token: string }
+
+type Row = { target: 'ours' | 'floor'; latencyMs: number; concurrency: number } & Run
+const rows: Row[] = []
+const memory: Record<string, number> = {}
+try {
+  for (const [target, bundle] of [['ours', ours], ['floor', floor]] as const) {
+    const workerd = await startWorkerd(workerdConfig(bundle, vars))
+    try {
+      for (const latencyMs of LATENCIES_MS) {
+        await admin('/__sandbox/faults', { defaultLatencyMs: latencyMs })
+        for (const concurrency of CONCURRENCY) {
+          await admin('/__sandbox/reset', {})
+          await admin('/__sandbox/faults', { defaultLatencyMs: latencyMs })
+          await load(concurrency, WARMUP_MS, signIn.access_token, false)
+          const run = await load(concurrency, RUN_MS, signIn.access_token, true)
+          rows.push({ target, latencyMs, concurrency, ...run })
+          log(`  ${target.padEnd(5)} latency ${String(latencyMs).padStart(2)} ms  c=${String(concurrency).padStart(3)}  ${run.flowsPerSec.toFixed(0).padStart(5)} flows/s  p50 ${run.p50.toFixed(1)} ms  p99 ${run.p99.toFixed(1)} ms`)
+        }
+      }
+      memory[target] = peakRssKiB(workerd.pid!)
+    } finally {
+      workerd.kill('SIGTERM')
+    }
+  }
+} finally {
+  sandbox.kill('SIGTERM')
+}
+
+// ── Report ───────────────────────────────────────────────────────────────────────────────────
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`
+const startupOurs = median(startup.ours)
+const startupBare = median(startup.bare)
+const table: string[] = []
+table.push(`Bundle (wrangler deploy --dry-run): ${kib(ours.raw)} raw, ${kib(ours.gzip)} gzip   [floor ${kib(floor.gzip)}, bare Hono ${kib(bare.gzip)} gzip]`)
+table.push(`  largest contributors: ${ours.top.map((t) => `${t.name} ${kib(t.bytes)}`).join(', ')}`)
+table.push(
+  `Start-up (wrangler check startup, active CPU, median of ${STARTUP_SAMPLES}): ours ${startupOurs.toFixed(1)} ms, bare Hono ${startupBare.toFixed(1)} ms, ratio ${(startupOurs / startupBare).toFixed(2)}×`,
+)
+table.push(`Round trip on workerd serve (one flow = start + exchange; ${RUN_MS / 1000} s per cell; ratio = ours / floor):`)
+table.push('  upstream | conc |  ours f/s | floor f/s | thr ratio | ours p50 | floor p50 | ours p99 | floor p99 | added p50 | added p99')
+const cells: Record<string, unknown>[] = []
+for (const latencyMs of LATENCIES_MS)
+  for (const concurrency of CONCURRENCY) {
+    const o = rows.find((r) => r.target === 'ours' && r.latencyMs === latencyMs && r.concurrency === concurrency)!
+    const f = rows.find((r) => r.target === 'floor' && r.latencyMs === latencyMs && r.concurrency === concurrency)!
+    const cell = {
+      latencyMs,
+      concurrency,
+      ours: o,
+      floor: f,
+      throughputRatio: o.flowsPerSec / f.flowsPerSec,
+      latencyRatioP50: o.p50 / f.p50,
+      latencyRatioP99: o.p99 / f.p99,
+      addedP50: o.p50 - f.p50,
+      addedP99: o.p99 - f.p99,
+    }
+    cells.push(cell)
+    table.push(
+      `  ${`${latencyMs} ms`.padStart(8)} | ${String(concurrency).padStart(4)} | ${o.flowsPerSec.toFixed(0).padStart(9)} | ${f.flowsPerSec.toFixed(0).padStart(9)} | ${cell.throughputRatio.toFixed(2).padStart(9)} | ${o.p50.toFixed(1).padStart(8)} | ${f.p50.toFixed(1).padStart(9)} | ${o.p99.toFixed(1).padStart(8)} | ${f.p99.toFixed(1).padStart(9)} | ${cell.addedP50.toFixed(1).padStart(9)} | ${cell.addedP99.toFixed(1).padStart(9)}`,
+    )
+  }
+table.push(`  failed flows: ours ${rows.filter((r) => r.target === 'ours').reduce((n, r) => n + r.errors, 0)}, floor ${rows.filter((r) => r.target === 'floor').reduce((n, r) => n + r.errors, 0)}`)
+table.push(`Peak memory of workerd (VmHWM): ours ${kib(memory.ours! * 1024)}, floor ${kib(memory.floor! * 1024)}`)
+table.push(`Took ${((Date.now() - began) / 1000).toFixed(0)} s.`)
+
+console.log(table.join('\n'))
+const result = {
+  date: new Date().toISOString(),
+  bundle: { ours, floor: { raw: floor.raw, gzip: floor.gzip }, bare: { raw: bare.raw, gzip: bare.gzip } },
+  startup: { ...startup, medianOurs: startupOurs, medianBare: startupBare, ratio: startupOurs / startupBare },
+  roundTrip: cells,
+  peakMemoryKiB: memory,
+  table,
+}
+writeFileSync(join(OUT, 'latest.json'), JSON.stringify(result, null, 2))
+writeFileSync(join(OUT, `bench-${result.date.replace(/[:.]/g, '-')}.json`), JSON.stringify(result, null, 2))
+log(`written to ${relative(ROOT, join(OUT, 'latest.json'))}`)

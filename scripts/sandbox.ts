@@ -1,0 +1,27 @@
+// The sandbox as its own process: `node scripts/sandbox.ts --port 8990 --worker-origin http://127.0.0.1:8970`.
+// Configuration comes from sandbox/dev.env; prints `ready <url>` once listening.
+import { parseArgs } from 'node:util'
+import { createSandbox } from '../sandbox/app.ts'
+import { serve } from './serve.ts'
+import { localConfig } from './stack.ts'
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: '8790' },
+    'worker-origin': { type: 'string', multiple: true },
+    quiet: { type: 'boolean', default: false },
+  },
+})
+const port = Number(values.port)
+const vars = localConfig(8787, port, false)
+const origin = `http://127.0.0.1:${port}`
+const sandbox = await createSandbox({
+  origin,
+  workerOrigins: values['worker-origin'] ?? vars.ALLOWED_ORIGINS!.split(','),
+  appId: vars.TIKTOK_APP_ID!,
+  appSecret: vars.TIKTOK_APP_SECRET!,
+  supabaseSecretKey: vars.SUPABASE_SECRET_KEY!,
+  record: !values.quiet,
+})
+await serve(sandbox.app.fetch, port)
+console.log(`ready ${origin}`)
