@@ -3,26 +3,29 @@ import { createMiddleware } from 'hono/factory'
 import { verifySupabaseToken } from './auth'
 import { type AppEnv, readConfig } from './env'
 import { AppError, errors } from './errors'
-import { Logger } from './log'
+import { Logger, secretForms } from './log'
 import { assertAllowedOrigin, requestOrigin } from './origin'
 import { SupabaseStore } from './supabase'
 import { TikTokClient } from './tiktok'
 import { decryptToken, encryptToken, isEncryptedToken } from './token-crypto'
 
+// The configured secrets' search strings, prepared once per isolate.
+const configuredSecrets = new WeakMap<object, string[]>()
+const secretsOf = (env: AppEnv['Bindings']): string[] => {
+  let forms = configuredSecrets.get(env)
+  if (!forms) {
+    const values = [env.TIKTOK_APP_SECRET, env.SUPABASE_SECRET_KEY, env.SUPABASE_JWT_SECRET, env.STATE_SECRET]
+    // Each encryption key on its own too: one of several rotated keys could surface alone.
+    values.push(env.TOKEN_ENCRYPTION_KEY, ...(env.TOKEN_ENCRYPTION_KEY?.split(/[,:]/) ?? []))
+    forms = secretForms(values.filter((v): v is string => !!v))
+    configuredSecrets.set(env, forms)
+  }
+  return forms
+}
+
 /** Per-request logger (secrets pre-registered for redaction) and the headers every answer carries. */
 export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
-  const env = c.env
-  c.set(
-    'log',
-    new Logger(c.get('requestId'), [
-      env.TIKTOK_APP_SECRET,
-      env.SUPABASE_SECRET_KEY,
-      env.SUPABASE_JWT_SECRET,
-      env.STATE_SECRET,
-      // Each key on its own too: one of several rotated keys could surface alone.
-      ...(env.TOKEN_ENCRYPTION_KEY?.split(/[,:]/) ?? []),
-    ]),
-  )
+  c.set('log', new Logger(c.get('requestId'), [], secretsOf(c.env)))
   await next()
   c.header('Cache-Control', 'no-store')
   c.header('X-Content-Type-Options', 'nosniff')

@@ -13,12 +13,40 @@ const forms = (secret: string): string[] => {
   return escaped === encoded ? [escaped] : [escaped, encoded]
 }
 
+// Log keys come from a small fixed set: test each once.
+const sensitiveKeys = new Map<string, boolean>()
+const isSensitive = (key: string): boolean => {
+  let sensitive = sensitiveKeys.get(key)
+  if (sensitive === undefined) {
+    sensitive = SENSITIVE_KEY.test(key)
+    if (sensitiveKeys.size < 1000) sensitiveKeys.set(key, sensitive)
+  }
+  return sensitive
+}
+
 const replacer = (key: string, value: unknown) =>
-  key && SENSITIVE_KEY.test(key) && value !== null && value !== undefined && typeof value !== 'boolean'
+  key && isSensitive(key) && value !== null && value !== undefined && typeof value !== 'boolean'
     ? REDACTED
     : value instanceof Error
       ? { name: value.name, message: value.message }
       : value
+
+const isFlat = (fields: Fields) => {
+  for (const key in fields) if (typeof fields[key] === 'object' && fields[key] !== null) return false
+  return true
+}
+
+// The common line is flat: redact its keys in one pass instead of a replacer call per value.
+const redactKeys = (fields: Fields): Fields => {
+  let copy: Fields | undefined
+  for (const key in fields) {
+    if (isSensitive(key) && fields[key] !== undefined && fields[key] !== null && typeof fields[key] !== 'boolean') {
+      copy ??= { ...fields }
+      copy[key] = REDACTED
+    }
+  }
+  return copy ?? fields
+}
 
 /**
  * Serialises one log line. Two independent guards: keys that name a secret lose their value, and any
@@ -26,7 +54,7 @@ const replacer = (key: string, value: unknown) =>
  * `secretForms` are the strings to look for, from `forms()`.
  */
 export function formatLine(fields: Fields, secretForms: Iterable<string>): string {
-  let line = JSON.stringify(fields, replacer)
+  let line = isFlat(fields) ? JSON.stringify(redactKeys(fields)) : JSON.stringify(fields, replacer)
   for (const form of secretForms) {
     // includes() first: the common case, no secret in the line, allocates nothing.
     if (line.includes(form)) line = line.split(form).join(REDACTED)
@@ -44,8 +72,10 @@ export class Logger {
   readonly #secrets = new Set<string>()
   readonly #forms: string[] = []
 
-  constructor(requestId: string, secrets: Iterable<string | undefined> = []) {
+  /** `known` are search strings already prepared with `secretForms`, e.g. once per isolate for the configured secrets. */
+  constructor(requestId: string, secrets: Iterable<string | undefined> = [], known: readonly string[] = []) {
     this.requestId = requestId
+    this.#forms.push(...known)
     this.protect(...secrets)
   }
 

@@ -1,17 +1,22 @@
-import { decodeBase64Url, encodeBase64Url } from 'hono/utils/encode'
-
 /**
  * Small HMAC-SHA256 signed tokens: `<kind>.<payload>.<mac>`, both parts base64url without padding.
  * `kind` names the purpose and version, so a token minted for one purpose never verifies as another.
  */
 const encoder = new TextEncoder()
 
-export const b64url = (bytes: ArrayBufferLike): string => encodeBase64Url(bytes).replace(/=+$/, '')
+// The runtime's own base64 (Uint8Array.toBase64 / fromBase64, in workerd), not a JS loop per byte.
+type Base64Options = { alphabet: 'base64url'; omitPadding?: boolean; lastChunkHandling?: 'strict' }
+const toBase64 = (bytes: Uint8Array, options: Base64Options): string =>
+  (bytes as Uint8Array & { toBase64(o: Base64Options): string }).toBase64(options)
+const fromBase64 = (text: string, options: Base64Options): Uint8Array =>
+  (Uint8Array as unknown as { fromBase64(t: string, o: Base64Options): Uint8Array }).fromBase64(text, options)
+
+export const b64url = (bytes: ArrayBufferLike): string => toBase64(new Uint8Array(bytes), { alphabet: 'base64url', omitPadding: true })
 
 export const decodeB64url = (part: string): Uint8Array | undefined => {
   if (!/^[A-Za-z0-9_-]+$/.test(part)) return undefined
   try {
-    return decodeBase64Url(part)
+    return fromBase64(part, { alphabet: 'base64url' })
   } catch {
     return undefined
   }
