@@ -133,6 +133,12 @@ async function startWorkerd(config: string): Promise<ChildProcess> {
   throw new Error('workerd did not start listening')
 }
 
+/** CPU time (user + system) a process has used so far, in ms; stable where wall-clock rates are not. */
+const cpuMs = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
+}
+
 const peakRssKiB = (pid: number) => Number(/VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN)
 
 // ── 4. Load ──────────────────────────────────────────────────────────────────────────────────
@@ -157,7 +163,7 @@ function request(agent: http.Agent, method: string, path: string, headers: Recor
 const admin = async (path: string, body: unknown) =>
   (await fetch(`${SANDBOX}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).json()
 
-type Run = { flows: number; errors: number; flowsPerSec: number; p50: number; p99: number }
+type Run = { flows: number; errors: number; flowsPerSec: number; p50: number; p99: number; cpuMsPerFlow?: number }
 
 /** `concurrency` users, each looping start → (TikTok authorize) → exchange until time is up. */
 async function load(concurrency: number, durationMs: number, accessToken: string, record: boolean): Promise<Run> {
@@ -247,9 +253,11 @@ try {
           await admin('/__sandbox/reset', {})
           await admin('/__sandbox/faults', { defaultLatencyMs: latencyMs })
           await load(concurrency, WARMUP_MS, signIn.access_token, false)
+          const cpuBefore = cpuMs(workerd.pid!)
           const run = await load(concurrency, RUN_MS, signIn.access_token, true)
+          run.cpuMsPerFlow = (cpuMs(workerd.pid!) - cpuBefore) / Math.max(1, run.flows + run.errors)
           rows.push({ target, latencyMs, concurrency, ...run })
-          log(`  ${target.padEnd(5)} latency ${String(latencyMs).padStart(2)} ms  c=${String(concurrency).padStart(3)}  ${run.flowsPerSec.toFixed(0).padStart(5)} flows/s  p50 ${run.p50.toFixed(1)} ms  p99 ${run.p99.toFixed(1)} ms`)
+          log(`  ${target.padEnd(5)} latency ${String(latencyMs).padStart(2)} ms  c=${String(concurrency).padStart(3)}  ${run.flowsPerSec.toFixed(0).padStart(5)} flows/s  p50 ${run.p50.toFixed(1)} ms  p99 ${run.p99.toFixed(1)} ms  workerd CPU ${run.cpuMsPerFlow.toFixed(2)} ms/flow`)
         }
       }
       memory[target] = peakRssKiB(workerd.pid!)
@@ -271,8 +279,9 @@ table.push(`  largest contributors: ${ours.top.map((t) => `${t.name} ${kib(t.byt
 table.push(
   `Start-up (wrangler check startup, active CPU, median of ${STARTUP_SAMPLES}): ours ${startupOurs.toFixed(1)} ms, bare Hono ${startupBare.toFixed(1)} ms, ratio ${(startupOurs / startupBare).toFixed(2)}×`,
 )
-table.push(`Round trip on workerd serve (one flow = start + exchange; ${RUN_MS / 1000} s per cell; ratio = ours / floor):`)
-table.push('  upstream | conc |  ours f/s | floor f/s | thr ratio | ours p50 | floor p50 | ours p99 | floor p99 | added p50 | added p99')
+table.push(`Round trip on workerd serve (one flow = start + exchange; ${RUN_MS / 1000} s per cell; ratios = ours / floor; latencies in ms;`)
+table.push('  added = ours − floor; CPU/flow = workerd user+system CPU ms per completed flow):')
+table.push('  upstream | conc |  ours f/s | floor f/s | thr ratio | ours p50 | floor p50 | ours p99 | floor p99 | added p50 | added p99 | CPU/flow ours | floor | ratio')
 const cells: Record<string, unknown>[] = []
 for (const latencyMs of LATENCIES_MS)
   for (const concurrency of CONCURRENCY) {
@@ -288,10 +297,11 @@ for (const latencyMs of LATENCIES_MS)
       latencyRatioP99: o.p99 / f.p99,
       addedP50: o.p50 - f.p50,
       addedP99: o.p99 - f.p99,
+      cpuRatio: o.cpuMsPerFlow! / f.cpuMsPerFlow!,
     }
     cells.push(cell)
     table.push(
-      `  ${`${latencyMs} ms`.padStart(8)} | ${String(concurrency).padStart(4)} | ${o.flowsPerSec.toFixed(0).padStart(9)} | ${f.flowsPerSec.toFixed(0).padStart(9)} | ${cell.throughputRatio.toFixed(2).padStart(9)} | ${o.p50.toFixed(1).padStart(8)} | ${f.p50.toFixed(1).padStart(9)} | ${o.p99.toFixed(1).padStart(8)} | ${f.p99.toFixed(1).padStart(9)} | ${cell.addedP50.toFixed(1).padStart(9)} | ${cell.addedP99.toFixed(1).padStart(9)}`,
+      `  ${`${latencyMs} ms`.padStart(8)} | ${String(concurrency).padStart(4)} | ${o.flowsPerSec.toFixed(0).padStart(9)} | ${f.flowsPerSec.toFixed(0).padStart(9)} | ${cell.throughputRatio.toFixed(2).padStart(9)} | ${o.p50.toFixed(1).padStart(8)} | ${f.p50.toFixed(1).padStart(9)} | ${o.p99.toFixed(1).padStart(8)} | ${f.p99.toFixed(1).padStart(9)} | ${cell.addedP50.toFixed(1).padStart(9)} | ${cell.addedP99.toFixed(1).padStart(9)} | ${o.cpuMsPerFlow!.toFixed(2).padStart(13)} | ${f.cpuMsPerFlow!.toFixed(2).padStart(5)} | ${cell.cpuRatio.toFixed(2).padStart(5)}`,
     )
   }
 table.push(`  failed flows: ours ${rows.filter((r) => r.target === 'ours').reduce((n, r) => n + r.errors, 0)}, floor ${rows.filter((r) => r.target === 'floor').reduce((n, r) => n + r.errors, 0)}`)
