@@ -65,7 +65,19 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
     logs.push(args.map(String).join(' '))
   })
 
-  return { tiktok, supabase, unexpected, outbound, logs }
+  return {
+    tiktok,
+    supabase,
+    unexpected,
+    outbound,
+    logs,
+    /** The user_accounts row of `id` in the Supabase stand-in. */
+    row: (id: string) => supabase.rows.find((r) => r.id === id)!,
+    /** TikTok API calls whose path ends with `suffix`. */
+    tiktokCalls: (suffix: string) => tiktok.requests.filter((r) => r.path.endsWith(suffix)),
+    /** `METHOD /path` of every PostgREST call, in order. */
+    supabaseCalls: () => supabase.requests.map((r) => `${r.method} ${r.path}`),
+  }
 }
 
 export type Harness = Awaited<ReturnType<typeof harness>>

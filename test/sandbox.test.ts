@@ -8,6 +8,8 @@ import { createTikTok } from '../sandbox/tiktok'
 const API = 'https://business-api.tiktok.com/open_api/v1.3'
 const tiktok = () =>
   createTikTok({ appId: 'app', appSecret: 'secret', redirectUris: ['https://app.example.com/oauth/callback'], advertisers: [{ id: '7012345678901234567', name: 'A' }] })
+// Test-side reads: the shapes are what each assertion checks.
+const json = async (response: Response | Promise<Response>): Promise<any> => (await response).json()
 const post = (body: unknown, headers: Record<string, string> = {}) => ({
   method: 'POST',
   headers: { 'content-type': 'application/json', ...headers },
@@ -25,31 +27,31 @@ describe('TikTok stand-in', () => {
     expect(JSON.parse(text).code).toBe(0)
     const again = await t.app.request(`${API}/oauth2/access_token/`, post({ app_id: 'app', secret: 'secret', auth_code: code }))
     expect(again.status).toBe(200)
-    expect((await again.json()).code).toBe(40115)
+    expect((await json(again)).code).toBe(40115)
     const unknown = await t.app.request(`${API}/oauth2/access_token/`, post({ app_id: 'app', secret: 'secret', auth_code: 'nope' }))
-    expect((await unknown.json()).code).toBe(40110)
+    expect((await json(unknown)).code).toBe(40110)
     const wrongSecret = await t.app.request(`${API}/oauth2/access_token/`, post({ app_id: 'app', secret: 'x', auth_code: t.issueCode() }))
-    expect((await wrongSecret.json()).code).toBe(40101)
+    expect((await json(wrongSecret)).code).toBe(40101)
   })
 
   it('expires codes', async () => {
     const t = createTikTok({ appId: 'app', appSecret: 'secret', redirectUris: [], advertisers: [], codeTtlMs: -1 })
     const res = await t.app.request(`${API}/oauth2/access_token/`, post({ app_id: 'app', secret: 'secret', auth_code: t.issueCode() }))
-    expect((await res.json()).code).toBe(40110)
+    expect((await json(res)).code).toBe(40110)
   })
 
   it('advertiser list: Access-Token header required (40104), GET only (405), trailing slash required (404)', async () => {
     const t = tiktok()
-    const grant = await (await t.app.request(`${API}/oauth2/access_token/`, post({ app_id: 'app', secret: 'secret', auth_code: t.issueCode() }))).json()
+    const grant = await json(t.app.request(`${API}/oauth2/access_token/`, post({ app_id: 'app', secret: 'secret', auth_code: t.issueCode() })))
     const url = `${API}/oauth2/advertiser/get/?app_id=app&secret=secret`
-    expect((await (await t.app.request(url)).json()).code).toBe(40104)
+    expect((await json(t.app.request(url))).code).toBe(40104)
     const ok = await t.app.request(url, { headers: { 'Access-Token': grant.data.access_token } })
-    expect((await ok.json()).data.list).toEqual([{ advertiser_id: '7012345678901234567', advertiser_name: 'A' }])
+    expect((await json(ok)).data.list).toEqual([{ advertiser_id: '7012345678901234567', advertiser_name: 'A' }])
     expect((await t.app.request(url, { method: 'POST', headers: { 'Access-Token': grant.data.access_token } })).status).toBe(405)
     expect((await t.app.request(`${API}/oauth2/advertiser/get?app_id=app&secret=secret`, { headers: { 'Access-Token': grant.data.access_token } })).status).toBe(404)
     // A revoked token answers 40105.
     await t.app.request(`${API}/oauth2/revoke_token/`, post({ app_id: 'app', secret: 'secret', access_token: grant.data.access_token }))
-    expect((await (await t.app.request(url, { headers: { 'Access-Token': grant.data.access_token } })).json()).code).toBe(40105)
+    expect((await json(t.app.request(url, { headers: { 'Access-Token': grant.data.access_token } }))).code).toBe(40105)
   })
 
   it('authorize page: refuses an unregistered redirect_uri; redirects with auth_code, code and state', async () => {
@@ -73,7 +75,7 @@ describe('TikTok stand-in', () => {
   it('scripted faults: by queue or by header', async () => {
     const t = tiktok()
     t.faults.add('token', { tiktokCode: 40100 })
-    expect((await (await t.app.request(`${API}/oauth2/access_token/`, post({}))).json()).code).toBe(40100)
+    expect((await json(t.app.request(`${API}/oauth2/access_token/`, post({})))).code).toBe(40100)
     const viaHeader = await t.app.request(`${API}/oauth2/access_token/`, post({}, { 'x-sandbox-fault': JSON.stringify({ status: 503 }) }))
     expect(viaHeader.status).toBe(503)
     const html = await t.app.request(`${API}/oauth2/access_token/`, post({}, { 'x-sandbox-fault': JSON.stringify({ nonJson: true }) }))
@@ -104,16 +106,16 @@ describe('Supabase stand-in', () => {
     expect(rep.status).toBe(200)
     expect(await rep.json()).toEqual([])
     const unknownColumn = await s.app.request(url, { method: 'PATCH', headers, body: '{"nope":"1"}' })
-    expect((await unknownColumn.json()).code).toBe('PGRST204')
+    expect((await json(unknownColumn)).code).toBe('PGRST204')
   })
 
   it('signs in the demo user with an ES256 token that its JWKS verifies', async () => {
     const sandbox = await createSandbox({ origin: 'http://127.0.0.1:8790', workerOrigins: [], appId: 'a', appSecret: 's', supabaseSecretKey: 'sb_secret_x' })
     const res = await sandbox.app.request('http://127.0.0.1:8790/supabase/auth/v1/token?grant_type=password', post({ email: 'demo@example.com', password: 'demo-password' }))
-    const { access_token } = await res.json()
+    const { access_token } = await json(res)
     const [header] = access_token.split('.')
     expect(JSON.parse(atob(header.replace(/-/g, '+').replace(/_/g, '/')))).toMatchObject({ alg: 'ES256', typ: 'JWT' })
-    const jwks = await (await sandbox.app.request('http://127.0.0.1:8790/supabase/auth/v1/.well-known/jwks.json')).json()
+    const jwks = await json(sandbox.app.request('http://127.0.0.1:8790/supabase/auth/v1/.well-known/jwks.json'))
     expect(jwks.keys[0]).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256' })
     expect(jwks.keys[0].d).toBeUndefined()
     const wrong = await sandbox.app.request('http://127.0.0.1:8790/supabase/auth/v1/token?grant_type=password', post({ email: 'demo@example.com', password: 'x' }))

@@ -42,15 +42,12 @@ const read = async (res: Response) => {
   return { status: res.status, headers: res.headers, body: JSON.parse(text) as Record<string, unknown> }
 }
 
-const rowOf = (id: string) => h.supabase.rows.find((r) => r.id === id)!
-const tiktokCalls = (suffix: string) => h.tiktok.requests.filter((r) => r.path.endsWith(suffix))
 /** No connection written, no completion attempted, and any claim given back for a retry. */
 const nothingWritten = () => {
   expect(h.supabase.requests.filter((r) => r.path.includes('/rpc/') || r.method === 'PATCH')).toEqual([])
-  expect(rowOf(USER_ID).tiktok_access_token).toBeNull()
+  expect(h.row(USER_ID).tiktok_access_token).toBeNull()
   expect(h.supabase.exchanges).toEqual([])
 }
-const supabaseCalls = () => h.supabase.requests.map((r) => `${r.method} ${r.path}`)
 const CLAIM = 'POST /rest/v1/tiktok_oauth_exchanges'
 const COMPLETE = 'POST /rest/v1/rpc/tiktok_complete_exchange'
 const RELEASE = 'DELETE /rest/v1/tiktok_oauth_exchanges'
@@ -91,23 +88,23 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     expect(headers.get('set-cookie')).toBeNull()
 
     // What reached TikTok: one POST with a JSON body, one GET with the token in Access-Token.
-    const [token] = tiktokCalls('/access_token/')
-    expect(tiktokCalls('/access_token/')).toHaveLength(1)
+    const [token] = h.tiktokCalls('/access_token/')
+    expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
     expect(token!.method).toBe('POST')
     expect(token!.headers['content-type']).toBe('application/json')
     expect(JSON.parse(token!.body)).toEqual({ app_id: 'test-app-id', secret: testEnv.TIKTOK_APP_SECRET, auth_code: code })
 
-    const row = rowOf(USER_ID)
+    const row = h.row(USER_ID)
     expect(row.tiktok_access_token).toMatch(/^[0-9a-f]{40}$/)
-    const [list] = tiktokCalls('/advertiser/get/')
-    expect(tiktokCalls('/advertiser/get/')).toHaveLength(1)
+    const [list] = h.tiktokCalls('/advertiser/get/')
+    expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
     expect(list!.method).toBe('GET')
     expect(list!.headers['access-token']).toBe(row.tiktok_access_token)
     expect(list!.headers.authorization).toBeUndefined()
     expect(list!.query).toEqual({ app_id: 'test-app-id', secret: testEnv.TIKTOK_APP_SECRET })
 
     // What reached Supabase: the claim of the state, then one transactional completion.
-    expect(supabaseCalls()).toEqual([CLAIM, COMPLETE])
+    expect(h.supabaseCalls()).toEqual([CLAIM, COMPLETE])
     const [claim, complete] = h.supabase.requests
     for (const r of [claim!, complete!]) {
       expect(r.headers.apikey).toBe(testEnv.SUPABASE_SECRET_KEY)
@@ -131,7 +128,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     })
     expect(row).toMatchObject({ tiktok_business_id: BIG_ID, tiktok_account_id: 'Brand A' })
     expect(row.tiktok_connected_at).toBeTruthy()
-    expect(rowOf(OTHER_USER_ID).tiktok_access_token).toBeNull()
+    expect(h.row(OTHER_USER_ID).tiktok_access_token).toBeNull()
 
     const events = h.logs.map((l) => JSON.parse(l))
     expect(events.map((e) => e.event)).toEqual(
@@ -180,7 +177,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       const { status, body } = await roundTrip()
       expect(status).toBe(200)
       expect(body.business_id).toBe('9007199254740993')
-      expect(rowOf(USER_ID).tiktok_business_id).toBe('9007199254740993')
+      expect(h.row(USER_ID).tiktok_business_id).toBe('9007199254740993')
       expect(h.supabase.requests[1]!.body).toContain('"p_business_id":"9007199254740993"')
     })
   })
@@ -299,7 +296,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       h.tiktok.faults.add('token', { tiktokCode: 50002 })
       const r = await roundTrip()
       expect(r.body.code).toBe('tiktok_unavailable')
-      expect(tiktokCalls('/access_token/')).toHaveLength(1)
+      expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
     })
 
     it.each([
@@ -311,8 +308,8 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       h.tiktok.faults.add('token', fault)
       const r = await roundTrip()
       expect(r).toMatchObject({ status, body: { code: 'tiktok_unavailable', retryable: true } })
-      expect(tiktokCalls('/access_token/')).toHaveLength(1)
-      expect(tiktokCalls('/advertiser/get/')).toHaveLength(0)
+      expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
+      expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(0)
       nothingWritten()
     })
 
@@ -321,15 +318,15 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       h.tiktok.faults.add('advertisers', { nonJson: true })
       const r = await roundTrip()
       expect(r.status).toBe(200)
-      expect(tiktokCalls('/advertiser/get/')).toHaveLength(3)
-      expect(rowOf(USER_ID).tiktok_business_id).toBe(BIG_ID)
+      expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(3)
+      expect(h.row(USER_ID).tiktok_business_id).toBe(BIG_ID)
     })
 
     it('gives up on the advertiser list after three attempts', async () => {
       h.tiktok.faults.add('advertisers', { tiktokCode: 50000 }, 5)
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 502, body: { code: 'tiktok_unavailable' } })
-      expect(tiktokCalls('/advertiser/get/')).toHaveLength(3)
+      expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(3)
       nothingWritten()
     })
 
@@ -337,7 +334,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       h.tiktok.faults.add('advertisers', { hang: true })
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 504, body: { code: 'tiktok_unavailable' } })
-      expect(tiktokCalls('/advertiser/get/')).toHaveLength(1)
+      expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
       nothingWritten()
     })
 
@@ -354,7 +351,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       h.supabase.rows.splice(0, 1)
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 404, body: { code: 'account_not_found' } })
-      expect(supabaseCalls()).toEqual([CLAIM])
+      expect(h.supabaseCalls()).toEqual([CLAIM])
       expect(h.tiktok.requests).toEqual([])
     })
 
@@ -362,7 +359,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       h.supabase.faults.add('rest', { status: 503 }, 2)
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable', retryable: true } })
-      expect(supabaseCalls().slice(0, 2)).toEqual([CLAIM, CLAIM])
+      expect(h.supabaseCalls().slice(0, 2)).toEqual([CLAIM, CLAIM])
       expect(h.tiktok.requests).toEqual([])
     })
 
@@ -370,16 +367,16 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       h.supabase.faults.add('rest', { status: 500 })
       const r = await roundTrip()
       expect(r.status).toBe(200)
-      expect(supabaseCalls()).toEqual([CLAIM, CLAIM, COMPLETE])
-      expect(rowOf(USER_ID).tiktok_business_id).toBe(BIG_ID)
+      expect(h.supabaseCalls()).toEqual([CLAIM, CLAIM, COMPLETE])
+      expect(h.row(USER_ID).tiktok_business_id).toBe(BIG_ID)
     })
 
     it('a completion that fails after TikTok answered writes nothing and gives the state back', async () => {
       h.supabase.faults.add('rpc', { status: 503 }, 2)
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
-      expect(supabaseCalls()).toEqual([CLAIM, COMPLETE, COMPLETE, RELEASE])
-      expect(rowOf(USER_ID).tiktok_access_token).toBeNull()
+      expect(h.supabaseCalls()).toEqual([CLAIM, COMPLETE, COMPLETE, RELEASE])
+      expect(h.row(USER_ID).tiktok_access_token).toBeNull()
       expect(h.supabase.exchanges).toEqual([])
     })
 
@@ -394,7 +391,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       h.supabase.faults.add('rest', { status: 400 })
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
-      expect(supabaseCalls()).toEqual([CLAIM])
+      expect(h.supabaseCalls()).toEqual([CLAIM])
     })
   })
 })

@@ -27,9 +27,6 @@ afterEach(() => {
   for (const secret of secretsOf(h)) expect(h.logs.join('\n')).not.toContain(secret)
 })
 
-const rowOf = (id: string) => h.supabase.rows.find((r) => r.id === id)!
-const tiktokCalls = (suffix: string) => h.tiktok.requests.filter((r) => r.path.endsWith(suffix))
-const supabaseCalls = () => h.supabase.requests.map((r) => `${r.method} ${r.path}`)
 const withoutTicket = ({ selection: _s, ...rest }: Record<string, unknown>) => rest
 
 describe('single-use, idempotent exchange', () => {
@@ -43,10 +40,10 @@ describe('single-use, idempotent exchange', () => {
     expect(again.status).toBe(200)
     const body = (await again.json()) as Record<string, unknown>
     expect(withoutTicket(body)).toEqual(withoutTicket(first.body))
-    expect(tiktokCalls('/access_token/')).toHaveLength(1)
+    expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
     // Only the claim attempt and a read of the first answer: nothing written.
-    expect(supabaseCalls()).toEqual(['POST /rest/v1/tiktok_oauth_exchanges', 'GET /rest/v1/tiktok_oauth_exchanges'])
-    expect(rowOf(USER_ID)).toEqual(before)
+    expect(h.supabaseCalls()).toEqual(['POST /rest/v1/tiktok_oauth_exchanges', 'GET /rest/v1/tiktok_oauth_exchanges'])
+    expect(h.row(USER_ID)).toEqual(before)
   })
 
   it('two concurrent submissions of the same callback: one exchange, one write, the same answer twice', async () => {
@@ -60,8 +57,8 @@ describe('single-use, idempotent exchange', () => {
     ])
     expect([a.status, b.status]).toEqual([200, 200])
     expect(withoutTicket(await b.json())).toEqual(withoutTicket(await a.json()))
-    expect(tiktokCalls('/access_token/')).toHaveLength(1)
-    expect(supabaseCalls().filter((c) => c.includes('/rpc/'))).toHaveLength(1)
+    expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
+    expect(h.supabaseCalls().filter((c) => c.includes('/rpc/'))).toHaveLength(1)
   })
 
   it('the same state with another code is refused as state_used and writes nothing', async () => {
@@ -70,8 +67,8 @@ describe('single-use, idempotent exchange', () => {
     const other = await exchange({ state: first.started.state, authCode: h.tiktok.issueCode(), cookie: first.started.cookie })
     expect(other.status).toBe(409)
     expect(await other.json()).toMatchObject({ success: false, code: 'state_used' })
-    expect(tiktokCalls('/access_token/')).toHaveLength(1)
-    expect(rowOf(USER_ID)).toEqual(before)
+    expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
+    expect(h.row(USER_ID)).toEqual(before)
   })
 
   it('a state is consumed only by a success: after a failed exchange it can be used again', async () => {
@@ -91,7 +88,7 @@ describe('single-use, idempotent exchange', () => {
       'POST /open_api/v1.3/oauth2/access_token/',
       'GET /open_api/v1.3/oauth2/advertiser/get/',
     ])
-    expect(supabaseCalls()).toEqual(['POST /rest/v1/tiktok_oauth_exchanges', 'POST /rest/v1/rpc/tiktok_complete_exchange'])
+    expect(h.supabaseCalls()).toEqual(['POST /rest/v1/tiktok_oauth_exchanges', 'POST /rest/v1/rpc/tiktok_complete_exchange'])
   })
 })
 
@@ -107,15 +104,15 @@ describe('POST /api/tiktok/advertiser', () => {
     const { body } = await connect(h)
     const r = await choose({ ticket: body.selection.ticket, advertiser_id: BIG_ID_2 })
     expect(r).toMatchObject({ status: 200, body: { success: true, business_id: BIG_ID_2, account_id: 'Brand B' } })
-    expect(rowOf(USER_ID)).toMatchObject({ tiktok_business_id: BIG_ID_2, tiktok_account_id: 'Brand B' })
-    expect(tiktokCalls('/access_token/')).toHaveLength(1)
+    expect(h.row(USER_ID)).toMatchObject({ tiktok_business_id: BIG_ID_2, tiktok_account_id: 'Brand B' })
+    expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
   })
 
   it('refuses an id TikTok did not return for this user with 403', async () => {
     const { body } = await connect(h)
     const r = await choose({ ticket: body.selection.ticket, advertiser_id: '7012345678901230000' })
     expect(r).toMatchObject({ status: 403, body: { code: 'advertiser_not_allowed' } })
-    expect(rowOf(USER_ID).tiktok_business_id).toBe(BIG_ID)
+    expect(h.row(USER_ID).tiktok_business_id).toBe(BIG_ID)
   })
 
   it('refuses an expired ticket with 400 ticket_expired and a forged one with 400 invalid_ticket', async () => {
@@ -124,12 +121,12 @@ describe('POST /api/tiktok/advertiser', () => {
     expect(await choose({ ticket: old.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 400, body: { code: 'ticket_expired' } })
     const forged = await mintTicket('a-different-secret-of-enough-length-000000', USER_ID, [{ id: '1', name: 'x' }])
     expect(await choose({ ticket: forged.ticket, advertiser_id: '1' })).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
-    expect(rowOf(USER_ID).tiktok_business_id).toBe(BIG_ID)
+    expect(h.row(USER_ID).tiktok_business_id).toBe(BIG_ID)
   })
 
   it('lets the product switch later with the user token, from the stored list only', async () => {
     await connect(h)
-    expect(rowOf(USER_ID).tiktok_advertisers).toEqual([
+    expect(h.row(USER_ID).tiktok_advertisers).toEqual([
       { id: BIG_ID, name: 'Brand A' },
       { id: BIG_ID_2, name: 'Brand B' },
     ])
@@ -163,8 +160,8 @@ describe('GET /api/tiktok/connection', () => {
     expect(mine.body).toMatchObject({ connected: true, business_id: BIG_ID, account_id: 'Brand A' })
     expect(mine.body.advertisers).toHaveLength(2)
     expect(Date.parse(mine.body.connected_at)).toBeGreaterThan(0)
-    expect(JSON.stringify(mine.body)).not.toContain(rowOf(USER_ID).tiktok_access_token as string)
-    expect(tiktokCalls('/advertiser/get/')).toHaveLength(1)
+    expect(JSON.stringify(mine.body)).not.toContain(h.row(USER_ID).tiktok_access_token as string)
+    expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
     // Another user sees only their own (empty) connection.
     expect(await asUser(h, '/api/tiktok/connection', { userId: OTHER_USER_ID })).toMatchObject({ body: { connected: false } })
   })
@@ -173,13 +170,13 @@ describe('GET /api/tiktok/connection', () => {
     await connect(h)
     const live = await asUser(h, '/api/tiktok/connection?verify=true')
     expect(live.body).toMatchObject({ connected: true, verified: true })
-    const check = tiktokCalls('/advertiser/get/').at(-1)!
-    expect(check.headers['access-token']).toBe(rowOf(USER_ID).tiktok_access_token)
+    const check = h.tiktokCalls('/advertiser/get/').at(-1)!
+    expect(check.headers['access-token']).toBe(h.row(USER_ID).tiktok_access_token)
 
     h.tiktok.faults.add('advertisers', { tiktokCode: 40105 })
     const revoked = await asUser(h, '/api/tiktok/connection?verify=true')
     expect(revoked).toMatchObject({ status: 200, body: { connected: false, reason: 'revoked' } })
-    expect(rowOf(USER_ID).tiktok_revoked_at).toBeTruthy()
+    expect(h.row(USER_ID).tiktok_revoked_at).toBeTruthy()
     expect(await asUser(h, '/api/tiktok/connection')).toMatchObject({ body: { connected: false, reason: 'revoked' } })
   })
 
@@ -192,13 +189,13 @@ describe('GET /api/tiktok/connection', () => {
 describe('DELETE /api/tiktok/connection', () => {
   it('revokes at TikTok and clears the stored connection', async () => {
     await connect(h)
-    const token = rowOf(USER_ID).tiktok_access_token as string
+    const token = h.row(USER_ID).tiktok_access_token as string
     const r = await asUser(h, '/api/tiktok/connection', { method: 'DELETE' })
     expect(r).toMatchObject({ status: 200, body: { success: true, revoked: true } })
-    const [revoke] = tiktokCalls('/revoke_token/')
+    const [revoke] = h.tiktokCalls('/revoke_token/')
     expect(JSON.parse(revoke!.body)).toEqual({ app_id: 'test-app-id', secret: testEnv.TIKTOK_APP_SECRET, access_token: token })
     expect(h.tiktok.tokenIsLive(token)).toBe(false)
-    expect(rowOf(USER_ID)).toMatchObject({ tiktok_access_token: null, tiktok_business_id: null, tiktok_advertisers: null, tiktok_connected_at: null })
+    expect(h.row(USER_ID)).toMatchObject({ tiktok_access_token: null, tiktok_business_id: null, tiktok_advertisers: null, tiktok_connected_at: null })
     expect(JSON.stringify(r.body)).not.toContain(token)
   })
 
@@ -207,7 +204,7 @@ describe('DELETE /api/tiktok/connection', () => {
     h.tiktok.faults.add('revoke', { hang: true })
     const r = await asUser(h, '/api/tiktok/connection', { method: 'DELETE' })
     expect(r).toMatchObject({ status: 200, body: { success: true, revoked: false } })
-    expect(rowOf(USER_ID).tiktok_access_token).toBeNull()
+    expect(h.row(USER_ID).tiktok_access_token).toBeNull()
   })
 
   it('counts an already invalid token as revoked', async () => {
@@ -225,7 +222,7 @@ describe('token encryption at rest (TOKEN_ENCRYPTION_KEY)', () => {
   it('stores AES-GCM ciphertext that decryptToken opens for this user only; status and disconnect still work', async () => {
     const r = await connect(h, { bindings: { TOKEN_ENCRYPTION_KEY: K1 } })
     expect(r.status).toBe(200)
-    const stored = rowOf(USER_ID).tiktok_access_token as string
+    const stored = h.row(USER_ID).tiktok_access_token as string
     expect(stored).toMatch(/^enc:v1:k1:[\w-]{16}:[\w-]+$/)
     const token = await decryptToken(stored, USER_ID, K1)
     expect(h.tiktok.tokenIsLive(token)).toBe(true)
@@ -234,7 +231,7 @@ describe('token encryption at rest (TOKEN_ENCRYPTION_KEY)', () => {
     // After rotation the old key id still decrypts.
     const verified = await asUser(h, '/api/tiktok/connection?verify=true', { bindings: { TOKEN_ENCRYPTION_KEY: `${K2},${K1}` } })
     expect(verified.body).toMatchObject({ connected: true, verified: true })
-    expect(tiktokCalls('/advertiser/get/').at(-1)!.headers['access-token']).toBe(token)
+    expect(h.tiktokCalls('/advertiser/get/').at(-1)!.headers['access-token']).toBe(token)
     const gone = await asUser(h, '/api/tiktok/connection', { method: 'DELETE', bindings: { TOKEN_ENCRYPTION_KEY: `${K2},${K1}` } })
     expect(gone.body).toMatchObject({ revoked: true })
     expect(h.tiktok.tokenIsLive(token)).toBe(false)
