@@ -33,7 +33,7 @@ describe('single-use, idempotent exchange', () => {
   it('a repeated submission of the same callback gets the same success, with no second TikTok exchange or write', async () => {
     const first = await connect(h)
     expect(first.status).toBe(200)
-    const before = { ...rowOf(USER_ID) }
+    const before = { ...h.row(USER_ID) }
     h.supabase.requests.length = 0
 
     const again = await exchange({ state: first.started.state, authCode: first.code, cookie: first.started.cookie })
@@ -63,7 +63,7 @@ describe('single-use, idempotent exchange', () => {
 
   it('the same state with another code is refused as state_used and writes nothing', async () => {
     const first = await connect(h)
-    const before = { ...rowOf(USER_ID) }
+    const before = { ...h.row(USER_ID) }
     const other = await exchange({ state: first.started.state, authCode: h.tiktok.issueCode(), cookie: first.started.cookie })
     expect(other.status).toBe(409)
     expect(await other.json()).toMatchObject({ success: false, code: 'state_used' })
