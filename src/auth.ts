@@ -73,8 +73,12 @@ async function keySetFor(url: string, kid: string | undefined, timeoutMs: number
     return set
   } catch (error) {
     log.warn('auth.jwks', { outcome: 'error', error })
-    // A stale set still verifies tokens signed by keys that have not rotated away.
-    if (cached) return cached
+    // A stale set still verifies tokens signed by keys that have not rotated away; it is kept for
+    // another short while so an unreachable JWKS endpoint is not asked again on every request.
+    if (cached) {
+      keySets.set(url, { ...cached, fetchedAt: now - JWKS_TTL_MS + JWKS_REFRESH_MIN_MS })
+      return cached
+    }
     throw errors.authUnavailable(error)
   }
 }

@@ -2,7 +2,7 @@ import type { Context } from 'hono'
 import { createMiddleware } from 'hono/factory'
 import { verifySupabaseToken } from './auth'
 import { type AppEnv, readConfig } from './env'
-import { AppError, errors } from './errors'
+import { errors } from './errors'
 import { Logger, secretForms } from './log'
 import { assertAllowedOrigin, requestOrigin } from './origin'
 import { SupabaseStore } from './supabase'
@@ -96,7 +96,8 @@ export async function sealToken(c: Ctx, token: string, userId: string): Promise<
 export async function openToken(c: Ctx, stored: string, userId: string): Promise<string> {
   const keys = c.get('config').tokenEncryptionKeys
   if (!isEncryptedToken(stored)) return stored
-  if (!keys) throw new AppError('misconfigured', 500, errors.misconfigured([]).message, { detail: { settings: ['TOKEN_ENCRYPTION_KEY'] } })
+  // An encrypted token with no key configured: the key was removed, not rotated.
+  if (!keys) throw errors.misconfigured(['TOKEN_ENCRYPTION_KEY'])
   const token = await decryptToken(stored, userId, keys)
   c.get('log').protect(token)
   return token
