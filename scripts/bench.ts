@@ -216,12 +216,36 @@ log('bundling (wrangler deploy --dry-run) …')
 const ours = dryRun('ours')
 const floor = dryRun('floor', 'bench/floor/wrangler.toml')
 const bare = dryRun('bare', 'bench/bare/wrangler.toml')
+const inproc = dryRun('inproc', 'bench/inproc/wrangler.toml')
 
 log(`start-up (wrangler check startup ×${STARTUP_SAMPLES} each, alternating) …`)
 const startup = { ours: [] as number[], bare: [] as number[] }
 for (let i = 0; i < STARTUP_SAMPLES; i++) {
   startup.ours.push(startupActiveMs())
   startup.bare.push(startupActiveMs('bench/bare/wrangler.toml'))
+}
+
+log('in-process flows (bench/inproc: canned upstream answers, no I/O) …')
+const inProcess = { ours: [] as number[], floor: [] as number[] }
+{
+  const workerd = await startWorkerd(workerdConfig(inproc, {}))
+  try {
+    // 1,000 flows per request: every upstream call's timeout timer lives on for its full 8 s, and
+    // one request may not hold unboundedly many of them.
+    const FLOWS_PER_REQUEST = 1000
+    const REQUESTS = 3
+    for (const w of ['ours', 'floor', 'ours', 'floor', 'ours', 'floor'] as const) {
+      await fetch(`${WORKER_ORIGIN}/?w=${w}&n=200`)
+      const before = cpuMs(workerd.pid!)
+      for (let r = 0; r < REQUESTS; r++) {
+        const res = await fetch(`${WORKER_ORIGIN}/?w=${w}&n=${FLOWS_PER_REQUEST}`)
+        if (!res.ok) throw new Error(`in-process ${w} flow failed: ${await res.text()}`)
+      }
+      inProcess[w].push(((cpuMs(workerd.pid!) - before) * 1000) / (FLOWS_PER_REQUEST * REQUESTS))
+    }
+  } finally {
+    workerd.kill('SIGTERM')
+  }
 }
 
 log('sandbox …')
@@ -279,6 +303,11 @@ table.push(`  largest contributors: ${ours.top.map((t) => `${t.name} ${kib(t.byt
 table.push(
   `Start-up (wrangler check startup, active CPU, median of ${STARTUP_SAMPLES}): ours ${startupOurs.toFixed(1)} ms, bare Hono ${startupBare.toFixed(1)} ms, ratio ${(startupOurs / startupBare).toFixed(2)}×`,
 )
+const inOurs = median(inProcess.ours)
+const inFloor = median(inProcess.floor)
+table.push(
+  `Worker CPU per flow without I/O (bench/inproc, median of 3): ours ${inOurs.toFixed(0)} µs, floor ${inFloor.toFixed(0)} µs, ratio ${(inOurs / inFloor).toFixed(2)}×`,
+)
 table.push(`Round trip on workerd serve (one flow = start + exchange; ${RUN_MS / 1000} s per cell; ratios = ours / floor; latencies in ms;`)
 table.push('  added = ours − floor; CPU/flow = workerd user+system CPU ms per completed flow):')
 table.push('  upstream | conc |  ours f/s | floor f/s | thr ratio | ours p50 | floor p50 | ours p99 | floor p99 | added p50 | added p99 | CPU/flow ours | floor | ratio')
@@ -313,6 +342,7 @@ const result = {
   date: new Date().toISOString(),
   bundle: { ours, floor: { raw: floor.raw, gzip: floor.gzip }, bare: { raw: bare.raw, gzip: bare.gzip } },
   startup: { ...startup, medianOurs: startupOurs, medianBare: startupBare, ratio: startupOurs / startupBare },
+  inProcessMicrosPerFlow: { ...inProcess, medianOurs: inOurs, medianFloor: inFloor, ratio: inOurs / inFloor },
   roundTrip: cells,
   peakMemoryKiB: memory,
   table,
