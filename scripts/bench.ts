@@ -334,7 +334,8 @@ for (const latencyMs of LATENCIES_MS)
     )
   }
 table.push(`  failed flows: ours ${rows.filter((r) => r.target === 'ours').reduce((n, r) => n + r.errors, 0)}, floor ${rows.filter((r) => r.target === 'floor').reduce((n, r) => n + r.errors, 0)}`)
-table.push(`Peak memory of workerd (VmHWM): ours ${kib(memory.ours! * 1024)}, floor ${kib(memory.floor! * 1024)}`)
+const mib = (kibibytes: number) => `${(kibibytes / 1024).toFixed(0)} MiB`
+table.push(`Peak memory of workerd (VmHWM): ours ${mib(memory.ours!)}, floor ${mib(memory.floor!)}`)
 table.push(`Took ${((Date.now() - began) / 1000).toFixed(0)} s.`)
 
 console.log(table.join('\n'))
