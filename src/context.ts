@@ -2,7 +2,7 @@ import type { Context } from 'hono'
 import { createMiddleware } from 'hono/factory'
 import { verifySupabaseToken } from './auth'
 import { type AppEnv, readConfig } from './env'
-import { errors } from './errors'
+import { AppError, errors } from './errors'
 import { Logger, secretForms } from './log'
 import { assertAllowedOrigin, requestOrigin } from './origin'
 import { SupabaseStore } from './supabase'
@@ -98,7 +98,17 @@ export async function openToken(c: Ctx, stored: string, userId: string): Promise
   if (!isEncryptedToken(stored)) return stored
   // An encrypted token with no key configured: the key was removed, not rotated.
   if (!keys) throw errors.misconfigured(['TOKEN_ENCRYPTION_KEY'])
-  const token = await decryptToken(stored, userId, keys)
+  let token: string
+  try {
+    token = await decryptToken(stored, userId, keys)
+  } catch (cause) {
+    throw new AppError(
+      'token_unreadable',
+      500,
+      'Your stored TikTok connection cannot be read with the current settings. Please tell the site operator, or disconnect and connect again.',
+      { detail: { reason: cause instanceof Error ? cause.message : 'decrypt' } },
+    )
+  }
   c.get('log').protect(token)
   return token
 }

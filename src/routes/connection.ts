@@ -1,4 +1,4 @@
-import { Hono } from 'hono'
+import { type Context, Hono } from 'hono'
 import * as z from 'zod/mini'
 import { allowedOrigin, authenticatedUser, openToken, requireConfig, store, tiktokClient } from '../context'
 import type { AppEnv } from '../env'
@@ -55,6 +55,19 @@ connection.get('/connection', async (c) => {
   }
 })
 
+/** False when the token cannot be revoked: TikTok unsure, or a stored token that no key opens. */
+async function revoke(c: Context<AppEnv>, stored: string, userId: string): Promise<boolean> {
+  let token: string
+  try {
+    token = await openToken(c, stored, userId)
+  } catch (error) {
+    if (!(error instanceof AppError)) throw error
+    c.get('log').warn('tiktok.revoke', { outcome: 'skipped', reason: error.code })
+    return false
+  }
+  return tiktokClient(c).revokeToken(token)
+}
+
 /** Revokes at TikTok when it can, and forgets the connection whatever TikTok answered. */
 connection.delete('/connection', async (c) => {
   allowedOrigin(c)
@@ -62,7 +75,7 @@ connection.delete('/connection', async (c) => {
   const db = store(c)
   const row = await db.readConnection(userId, true)
   if (!row) throw accountNotFound()
-  const revoked = row.tiktok_access_token ? await tiktokClient(c).revokeToken(await openToken(c, row.tiktok_access_token, userId)) : false
+  const revoked = row.tiktok_access_token ? await revoke(c, row.tiktok_access_token, userId) : false
   await db.clearConnection(userId)
   c.get('log').info('oauth.disconnect', { outcome: 'ok', user_id: userId, revoked, had_token: !!row.tiktok_access_token })
   return c.json({

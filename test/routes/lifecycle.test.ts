@@ -145,6 +145,17 @@ describe('POST /api/tiktok/advertiser', () => {
     expect(r).toMatchObject({ status: 404, body: { code: 'not_connected' } })
   })
 
+  it('an unexpected failure (a malformed stored list) is a generic 500, logged with its request id', async () => {
+    await connect(h)
+    h.row(USER_ID).tiktok_advertisers = 'not a list'
+    const r = await asUser(h, '/api/tiktok/advertiser', { method: 'POST', body: JSON.stringify({ advertiser_id: BIG_ID_2 }) })
+    expect(r).toMatchObject({ status: 500, body: { success: false, code: 'internal_error' } })
+    expect(r.body.error).not.toMatch(/TypeError|find/)
+    const line = h.logs.map((l) => JSON.parse(l)).find((l) => l.code === 'internal_error')
+    expect(line).toMatchObject({ level: 'error', event: 'oauth.failure', request_id: r.body.request_id })
+    expect(line.error.name).toBe('TypeError')
+  })
+
   it('validates the id as a decimal string', async () => {
     const r = await choose({ ticket: 'x', advertiser_id: 7012345678901234567 })
     expect(r).toMatchObject({ status: 400, body: { code: 'invalid_request' } })
@@ -236,6 +247,18 @@ describe('token encryption at rest (TOKEN_ENCRYPTION_KEY)', () => {
     expect(gone.body).toMatchObject({ revoked: true })
     expect(h.tiktok.tokenIsLive(token)).toBe(false)
     for (const line of h.logs) expect(line).not.toContain(token)
+  })
+
+  it('a token no configured key opens: status says so (500 token_unreadable), disconnect still clears it', async () => {
+    await connect(h, { bindings: { TOKEN_ENCRYPTION_KEY: K1 } })
+    const unreadable = await asUser(h, '/api/tiktok/connection?verify=true', { bindings: { TOKEN_ENCRYPTION_KEY: K2 } })
+    expect(unreadable).toMatchObject({ status: 500, body: { code: 'token_unreadable' } })
+    const noKey = await asUser(h, '/api/tiktok/connection?verify=true')
+    expect(noKey).toMatchObject({ status: 500, body: { code: 'misconfigured' } })
+    const gone = await asUser(h, '/api/tiktok/connection', { method: 'DELETE', bindings: { TOKEN_ENCRYPTION_KEY: K2 } })
+    expect(gone).toMatchObject({ status: 200, body: { success: true, revoked: false } })
+    expect(h.row(USER_ID).tiktok_access_token).toBeNull()
+    expect(h.tiktokCalls('/revoke_token/')).toHaveLength(0)
   })
 
   it('a malformed key is misconfigured, before anything else happens', async () => {
