@@ -9,7 +9,8 @@ const REVOKE_PATH = '/oauth2/revoke_token/'
 const ADVERTISER_ATTEMPTS = 3
 const RETRY_DELAY_MS = 250
 
-export type TikTokGrant = { accessToken: string; advertiserIds: string[]; scope: string[] }
+/** The grant's ids (advertiser_ids, scope) are not used: the advertiser list has the ids and names. */
+export type TikTokGrant = { accessToken: string }
 export type Advertiser = { id: string; name: string }
 
 type Envelope = { code: number; message: string; requestId: string | undefined; data: unknown }
@@ -78,13 +79,7 @@ export class TikTokClient {
     const accessToken = data?.access_token
     if (typeof accessToken !== 'string' || accessToken.length === 0) throw unavailable('no_access_token')
     this.#log.protect(accessToken)
-    const ids = Array.isArray(data?.advertiser_ids) ? data.advertiser_ids.map(idString) : []
-    const scope = Array.isArray(data?.scope) ? data.scope.map(idString) : []
-    return {
-      accessToken,
-      advertiserIds: ids.filter((id): id is string => id !== undefined),
-      scope: scope.filter((id): id is string => id !== undefined),
-    }
+    return { accessToken }
   }
 
   /** Lists the advertisers the token may manage. Read-only, so a bounded retry is safe. */
