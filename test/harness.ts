@@ -46,7 +46,8 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
     const request = new Request(input, init)
     outbound.push(request.clone())
     const host = new URL(request.url).host
-    const standIn = host === TIKTOK_HOST ? tiktok.app : host === SUPABASE_HOST ? supabase.app : undefined
+    // Any *.supabase.co is the same stand-in: tests that need an empty key cache use a project of their own.
+    const standIn = host === TIKTOK_HOST ? tiktok.app : host === SUPABASE_HOST || host.endsWith('.supabase.co') ? supabase.app : undefined
     if (!standIn) {
       unexpected.push(request.url)
       return Promise.reject(new Error(`unexpected outbound request to ${request.url}`))

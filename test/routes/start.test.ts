@@ -1,5 +1,5 @@
 import { sign } from 'hono/jwt'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createSigningKey } from '../../sandbox/supabase'
 import { APP_ORIGIN, call, type Harness, harness, OTHER_ORIGIN, secretsOf, start, testEnv, USER_ID } from '../harness'
 
@@ -127,6 +127,31 @@ describe('POST /api/tiktok/oauth/start', () => {
     )
     expect(res.status).toBe(503)
     expect(await res.json()).toMatchObject({ code: 'auth_unavailable', retryable: true })
+  })
+
+  it('keeps verifying with stale keys when a refresh fails, and waits 30 s before asking again', async () => {
+    // A project URL of its own, so this isolate's key cache starts empty for it.
+    const bindings = { SUPABASE_URL: 'https://stale.supabase.co' }
+    const post = async () =>
+      call(
+        `${APP_ORIGIN}/api/tiktok/oauth/start`,
+        { method: 'POST', headers: { authorization: `Bearer ${await h.supabase.signAccessToken(USER_ID, { iss: 'https://stale.supabase.co/auth/v1', exp: Math.floor(Date.now() / 1000) + 7200 })}` } },
+        bindings,
+      )
+    const jwksCalls = () => h.outbound.filter((r) => r.url === 'https://stale.supabase.co/auth/v1/.well-known/jwks.json').length
+    expect((await post()).status).toBe(200)
+    expect(jwksCalls()).toBe(1)
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 11 * 60_000 })
+    try {
+      h.supabase.faults.add('jwks', { status: 503 }, 5)
+      expect((await post()).status).toBe(200)
+      expect(jwksCalls()).toBe(2)
+      expect((await post()).status).toBe(200)
+      expect(jwksCalls()).toBe(2)
+      expect(h.logs.map((l) => JSON.parse(l)).filter((l) => l.event === 'auth.jwks' && l.outcome === 'error')).toHaveLength(1)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   describe('origin and return_to', () => {
