@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import { createMiddleware } from 'hono/factory'
 import { verifySupabaseToken } from './auth'
-import { type AppEnv, readConfig } from './env'
+import { type AppEnv, checkedConfig } from './env'
 import { AppError, errors } from './errors'
 import { Logger, secretForms } from './log'
 import { assertAllowedOrigin, requestOrigin } from './origin'
@@ -31,17 +31,9 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
   c.header('X-Content-Type-Options', 'nosniff')
 })
 
-// The env object lives as long as the isolate: its settings are checked once, not per request.
-const checked = new WeakMap<object, ReturnType<typeof readConfig>>()
-
 /** Stops before any side effect when a setting is missing or malformed. */
 export const requireConfig = createMiddleware<AppEnv>(async (c, next) => {
-  let result = checked.get(c.env)
-  if (!result) {
-    result = readConfig(c.env)
-    checked.set(c.env, result)
-  }
-  const { config, problems } = result
+  const { config, problems } = checkedConfig(c.env)
   if (!config) {
     c.get('log').error('config.invalid', { settings: problems })
     throw errors.misconfigured(problems.map((p) => p.name))

@@ -117,6 +117,19 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   }
 }
 
+// The env object lives as long as the isolate: its settings are checked once, not per request.
+const checked = new WeakMap<object, ReturnType<typeof readConfig>>()
+
+/** `readConfig`, once per env object. */
+export function checkedConfig(env: Bindings): ReturnType<typeof readConfig> {
+  let result = checked.get(env)
+  if (!result) {
+    result = readConfig(env)
+    checked.set(env, result)
+  }
+  return result
+}
+
 /** Hono's environment for every route: the bindings plus what the first middleware prepares. */
 export type AppEnv = {
   Bindings: Bindings
