@@ -82,9 +82,15 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
   }
 
   // The tables supabase/migrations defines, with their primary keys.
-  const tables: Record<string, { key: string; rows: Row[] }> = {
-    user_accounts: { key: 'id', rows: options.rows.map((r) => ({ ...r })) },
-    tiktok_oauth_exchanges: { key: 'state_nonce', rows: [] },
+  type Table = { key: string; columns: Set<string>; defaults: () => Row; rows: Row[] }
+  const tables: Record<string, Table> = {
+    user_accounts: { key: 'id', columns: new Set(Object.keys(accountRow('', ''))), defaults: () => ({}), rows: options.rows.map((r) => ({ ...r })) },
+    tiktok_oauth_exchanges: {
+      key: 'state_nonce',
+      columns: new Set(['state_nonce', 'user_id', 'code_hash', 'claimed_by', 'status', 'result', 'created_at']),
+      defaults: () => ({ status: 'pending', result: null, created_at: new Date().toISOString() }),
+      rows: [],
+    },
   }
   const rows = tables.user_accounts!.rows
   const exchanges = tables.tiktok_oauth_exchanges!.rows
@@ -154,8 +160,6 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
     const select = params.get('select')
     const match = filtersOf(params)
     if (match instanceof Response) return match
-    const columns = new Set(Object.keys(table === tables.user_accounts ? accountRow('', '') : { state_nonce: 1, user_id: 1, code_hash: 1, claimed_by: 1, status: 1, result: 1, created_at: 1 }))
-
     if (c.req.method === 'GET') return c.json(table.rows.filter(match).map((row) => project(row, select)))
 
     if (c.req.method === 'DELETE') {
@@ -171,7 +175,7 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
       return pgError(400, 'PGRST102', 'Empty or invalid json')
     }
     const records = (Array.isArray(body) ? body : [body]) as Row[]
-    const unknown = records.flatMap((r) => Object.keys(r)).find((k) => !columns.has(k))
+    const unknown = records.flatMap((r) => Object.keys(r)).find((k) => !table.columns.has(k))
     if (unknown) return pgError(400, 'PGRST204', `Could not find the '${unknown}' column of '${c.req.param('table')}' in the schema cache`)
 
     if (c.req.method === 'PATCH') {
@@ -191,7 +195,7 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
         if (ignoreDuplicates) continue
         return pgError(409, '23505', `duplicate key value violates unique constraint "${c.req.param('table')}_pkey"`)
       }
-      const row = table === tables.tiktok_oauth_exchanges ? { status: 'pending', result: null, created_at: new Date().toISOString(), ...record } : { ...record }
+      const row = { ...table.defaults(), ...record }
       table.rows.push(row)
       inserted.push(row)
     }
@@ -253,5 +257,3 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
     },
   }
 }
-
-export type SupabaseSandbox = Awaited<ReturnType<typeof createSupabase>>

@@ -184,5 +184,3 @@ export function createTikTok(options: TikTokOptions) {
     },
   }
 }
-
-export type TikTokSandbox = ReturnType<typeof createTikTok>
