@@ -272,8 +272,8 @@ try {
     const workerd = await startWorkerd(workerdConfig(bundle, vars))
     try {
       for (const latencyMs of LATENCIES_MS) {
-        await admin('/__sandbox/faults', { defaultLatencyMs: latencyMs })
         for (const concurrency of CONCURRENCY) {
+          // A reset also clears the latency, so it is set again after it.
           await admin('/__sandbox/reset', {})
           await admin('/__sandbox/faults', { defaultLatencyMs: latencyMs })
           await load(concurrency, WARMUP_MS, signIn.access_token, false)

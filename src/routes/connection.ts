@@ -40,7 +40,7 @@ connection.get('/connection', async (c) => {
   const db = store(c)
   const row = await db.readConnection(userId, verify)
   if (!row) throw accountNotFound()
-  if (!verify || !row.tiktok_access_token || row.tiktok_revoked_at) return c.json(summary({ ...row, tiktok_access_token: undefined }))
+  if (!verify || !row.tiktok_access_token || row.tiktok_revoked_at) return c.json(summary(row))
 
   const token = await openToken(c, row.tiktok_access_token, userId)
   try {

@@ -155,8 +155,10 @@ describe('POST /api/tiktok/oauth/exchange', () => {
   })
 
   it('works the same on the second product domain', async () => {
-    const { status } = await roundTrip({ origin: OTHER_ORIGIN })
+    const { status, started } = await roundTrip({ origin: OTHER_ORIGIN })
     expect(status).toBe(200)
+    expect(started.authorizeUrl.searchParams.get('redirect_uri')).toBe(`${OTHER_ORIGIN}/oauth/callback`)
+    expect(h.row(USER_ID).tiktok_business_id).toBe(BIG_ID)
   })
 
   it('sends a legacy service_role JWT key as a bearer token too', async () => {
