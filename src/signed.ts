@@ -13,10 +13,16 @@ const fromBase64 = (text: string, options: Base64Options): Uint8Array =>
 
 export const b64url = (bytes: ArrayBufferLike): string => toBase64(new Uint8Array(bytes), { alphabet: 'base64url', omitPadding: true })
 
+/**
+ * Decodes only the one text `b64url` would produce for these bytes: no padding, and the unused low
+ * bits of the last character zero. Otherwise a token would have twins that verify just the same.
+ */
 export const decodeB64url = (part: string): Uint8Array | undefined => {
   if (!/^[A-Za-z0-9_-]+$/.test(part)) return undefined
   try {
-    return fromBase64(part, { alphabet: 'base64url' })
+    // 'strict' checks those bits but also demands padding, so the padding is ours, never the input's.
+    const padded = part + '='.repeat((4 - (part.length % 4)) % 4)
+    return fromBase64(padded, { alphabet: 'base64url', lastChunkHandling: 'strict' })
   } catch {
     return undefined
   }
