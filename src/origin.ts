@@ -16,21 +16,25 @@ export function assertAllowedOrigin(origin: string, allowed: readonly string[], 
   if (originHeader !== undefined && originHeader !== origin) throw errors.originNotAllowed(originHeader)
 }
 
+// Browsers read a backslash as a slash and drop tabs and newlines; some servers and routers decode
+// %2f and %5c back into separators.
+const UNSAFE_IN_PATH = /[\\\u0000-\u001f\u007f]|%2f|%5c/i
+
+/**
+ * Checked on the input and on its normalised form: one leading slash, not two (`//host` is
+ * protocol-relative), and short enough that the signed state stays within its limit after encoding.
+ */
+const isLocalPath = (path: string): boolean =>
+  path.length > 0 && path.length <= MAX_RETURN_TO && path.startsWith('/') && !path.startsWith('//') && !UNSAFE_IN_PATH.test(path)
+
 /**
  * Accepts a path on `origin` only (`/profile?tab=x#y`) and returns it normalised. Rejects
- * protocol-relative, absolute, backslash and control-character tricks that browsers would resolve
- * to another host.
+ * protocol-relative, absolute, backslash, encoded-slash and control-character tricks that browsers
+ * would resolve to another host.
  */
 export function parseReturnTo(value: string | undefined, origin: string): string {
   if (value === undefined) return DEFAULT_RETURN_TO
-  if (
-    value.length === 0 ||
-    value.length > MAX_RETURN_TO ||
-    !value.startsWith('/') ||
-    value.startsWith('//') ||
-    /[\\\u0000-\u001f\u007f]/.test(value)
-  )
-    throw errors.invalidReturnTo()
+  if (!isLocalPath(value)) throw errors.invalidReturnTo()
   let url: URL
   try {
     url = new URL(value, origin)
@@ -38,5 +42,9 @@ export function parseReturnTo(value: string | undefined, origin: string): string
     throw errors.invalidReturnTo()
   }
   if (url.origin !== origin) throw errors.invalidReturnTo()
-  return `${url.pathname}${url.search}${url.hash}`
+  const path = `${url.pathname}${url.search}${url.hash}`
+  // The normalised path is what is signed and answered, and dot segments can turn a harmless input
+  // into another host: `/.//evil.com` and `/a/%2e%2e//evil.com` both become `//evil.com`.
+  if (!isLocalPath(path) || new URL(path, origin).origin !== origin) throw errors.invalidReturnTo()
+  return path
 }

@@ -37,6 +37,40 @@ describe('parseReturnTo', () => {
   })
 })
 
+describe('parseReturnTo checks the normalised path it signs', () => {
+  it.each([
+    '/.//evil.com',
+    '/%2e//evil.com',
+    '/%2E//evil.com',
+    '/a/..//evil.com',
+    '/..//evil.com',
+    '/a/%2e%2e//evil.com',
+    '/.%2e//evil.com',
+    '/a/b/../..//evil.com/profile?x=1',
+    '/%2F%2Fevil.com',
+    '/%2f%2fevil.com',
+    '/%5Cevil.com',
+    '/%5cevil.com',
+    '/profile%2F..%2F..%2F/evil.com',
+  ])('item 4: refuses %j (dot segments or an encoded separator that become another host)', (value) => {
+    expect(codeOf(() => parseReturnTo(value, ORIGIN))).toBe('invalid_return_to')
+  })
+
+  it('item 4: still accepts ordinary paths, normalised', () => {
+    expect(parseReturnTo('/profile?tab=x#y', ORIGIN)).toBe('/profile?tab=x#y')
+    expect(parseReturnTo('/a/../b', ORIGIN)).toBe('/b')
+    expect(parseReturnTo('/a/./b/', ORIGIN)).toBe('/a/b/')
+    expect(parseReturnTo('/..', ORIGIN)).toBe('/')
+    expect(parseReturnTo('/x#//evil.com', ORIGIN)).toBe('/x#//evil.com')
+    expect(parseReturnTo('/café menu', ORIGIN)).toBe('/caf%C3%A9%20menu')
+  })
+
+  it('item 4: limits the length of what is signed, not only of what was sent', () => {
+    // 200 characters that percent-encode to 1,200.
+    expect(codeOf(() => parseReturnTo(`/${'é'.repeat(200)}`, ORIGIN))).toBe('invalid_return_to')
+  })
+})
+
 describe('assertAllowedOrigin', () => {
   const allowed = [ORIGIN, 'https://example.com']
   it('matches exactly, with no prefix, suffix or scheme games', () => {
