@@ -12,15 +12,27 @@ const migration = readdirSync(MIGRATIONS)
 
 const ALICE = '11111111-1111-4111-8111-111111111111'
 const BOB = '22222222-2222-4222-8222-222222222222'
+const CAROL = '44444444-4444-4444-8444-444444444444'
+const DAVE = '55555555-5555-4555-8555-555555555555'
 
-// The product's database before the migration, as Supabase sets one up: the three API roles, and
-// default privileges that grant them every table.
+// The product's database before the migration, as Supabase sets one up: the three API roles,
+// default privileges that grant them every table, auth.uid() reading the JWT's subject the way
+// PostgREST passes it, and row-level security with own-row policies for authenticated.
 const SEED = `
 create role anon nologin;
 create role authenticated nologin;
 create role service_role nologin bypassrls;
+create schema auth;
+grant usage on schema auth to anon, authenticated, service_role;
+create function auth.uid() returns uuid language sql stable as $$
+  select nullif(current_setting('request.jwt.claim.sub', true), '')::uuid
+$$;
 create table public.user_accounts (id uuid primary key, email text, display_name text, tiktok_access_token text, tiktok_business_id text, tiktok_account_id text);
 grant all on public.user_accounts to anon, authenticated, service_role;
+alter table public.user_accounts enable row level security;
+create policy own_row_insert on public.user_accounts for insert to authenticated with check (id = auth.uid());
+create policy own_row_select on public.user_accounts for select to authenticated using (id = auth.uid());
+create policy own_row_update on public.user_accounts for update to authenticated using (id = auth.uid()) with check (id = auth.uid());
 insert into public.user_accounts (id, email) values ('${ALICE}', 'alice@example.com'), ('${BOB}', 'bob@example.com');
 `
 
@@ -31,7 +43,8 @@ beforeAll(async () => {
 })
 afterAll(() => pg?.stop())
 
-const as = (role: string, statement: string) => pg.sql(`set role ${role}; ${statement}`)
+// Runs a statement as an API role with the JWT subject PostgREST would set (Alice unless told).
+const as = (role: string, statement: string, sub = ALICE) => pg.sql(`set role ${role}; set request.jwt.claim.sub = '${sub}'; ${statement}`)
 
 describe('supabase/migrations on PostgreSQL 15', () => {
   it('applies twice without error', async () => {
@@ -62,6 +75,96 @@ describe('supabase/migrations on PostgreSQL 15', () => {
     await as('authenticated', `update public.user_accounts set display_name = 'Alice' where id = '${ALICE}'`)
     await expect(as('authenticated', `update public.user_accounts set tiktok_access_token = 'x' where id = '${ALICE}'`)).rejects.toThrow(/permission denied/)
     await expect(as('authenticated', `update public.user_accounts set tiktok_business_id = '1' where id = '${ALICE}'`)).rejects.toThrow(/permission denied/)
+  })
+
+  it('item 9: authenticated cannot insert a row with a planted tiktok_access_token / business id / connected_at', async () => {
+    // The attack as reported: a new user inserts its own row (allowed by the own-row policy) with a
+    // connection already in it.
+    await expect(
+      as(
+        'authenticated',
+        `insert into public.user_accounts (id, email, tiktok_access_token, tiktok_business_id, tiktok_connected_at)
+           values ('${CAROL}', 'carol@example.com', 'planted', '7000000000000000001', now())`,
+        CAROL,
+      ),
+    ).rejects.toThrow(/permission denied/)
+    // Each tiktok_ column on its own, for both browser roles.
+    const planted: Record<string, string> = {
+      tiktok_access_token: "'planted'",
+      tiktok_business_id: "'7000000000000000001'",
+      tiktok_account_id: "'acct'",
+      tiktok_advertisers: `'[{"id":"7000000000000000001","name":"x"}]'`,
+      tiktok_connected_at: 'now()',
+      tiktok_revoked_at: 'now()',
+    }
+    for (const [column, value] of Object.entries(planted)) {
+      for (const role of ['authenticated', 'anon']) {
+        await expect(
+          as(role, `insert into public.user_accounts (id, email, ${column}) values ('${CAROL}', 'carol@example.com', ${value})`, CAROL),
+          `${role} inserting ${column}`,
+        ).rejects.toThrow(/permission denied for table user_accounts/)
+      }
+    }
+    expect(await as('service_role', `select count(*) from public.user_accounts where id = '${CAROL}'`)).toBe('0')
+    // No tiktok_ column is insertable or referenceable by either role, however the privilege is held.
+    const holes = await pg.sql(
+      `select string_agg(r || ':' || p || ':' || column_name, ',')
+         from unnest(array['anon', 'authenticated']) r, unnest(array['INSERT', 'REFERENCES']) p, information_schema.columns
+        where table_schema = 'public' and table_name = 'user_accounts' and column_name like 'tiktok\\_%'
+          and has_column_privilege(r, 'public.user_accounts', column_name, p)`,
+    )
+    expect(holes).toBe('')
+    expect(await pg.sql("select has_table_privilege('authenticated', 'public.user_accounts', 'INSERT')")).toBe('f')
+  })
+
+  it('item 9: authenticated can still insert its own row with only non-tiktok columns', async () => {
+    await as('authenticated', `insert into public.user_accounts (id, email) values ('${CAROL}', 'carol@example.com')`, CAROL)
+    expect(await as('authenticated', `select id || '|' || email || '|' || coalesce(tiktok_connected_at::text, 'null') from public.user_accounts`, CAROL)).toBe(
+      `${CAROL}|carol@example.com|null`,
+    )
+    expect(await as('service_role', `select coalesce(tiktok_access_token, 'null') from public.user_accounts where id = '${CAROL}'`)).toBe('null')
+    // The seed's own-row policy is in force: another user's id is refused by RLS, not by grants.
+    await expect(as('authenticated', `insert into public.user_accounts (id, email) values ('${DAVE}', 'dave@example.com')`, CAROL)).rejects.toThrow(
+      /row-level security/,
+    )
+  })
+
+  it('item 9: a tiktok_ column added by a later migration stays closed to authenticated and anon', async () => {
+    await pg.sql('alter table public.user_accounts add column tiktok_refresh_token text')
+    try {
+      for (const role of ['authenticated', 'anon']) {
+        await expect(
+          as(role, `insert into public.user_accounts (id, email, tiktok_refresh_token) values ('${DAVE}', 'dave@example.com', 'planted')`, DAVE),
+        ).rejects.toThrow(/permission denied/)
+        await expect(as(role, 'select tiktok_refresh_token from public.user_accounts')).rejects.toThrow(/permission denied/)
+        await expect(as(role, `update public.user_accounts set tiktok_refresh_token = 'x' where id = '${ALICE}'`)).rejects.toThrow(/permission denied/)
+      }
+      // Applying the migrations again, with the new column present and tiktok_ grants made by hand,
+      // closes everything again.
+      await pg.sql('grant insert (tiktok_business_id, tiktok_refresh_token), references (tiktok_access_token) on public.user_accounts to authenticated')
+      await pg.sql(migration)
+      const holes = await pg.sql(
+        `select string_agg(p || ':' || column_name, ',') from unnest(array['INSERT', 'REFERENCES']) p, information_schema.columns
+          where table_schema = 'public' and table_name = 'user_accounts' and column_name like 'tiktok\\_%'
+            and has_column_privilege('authenticated', 'public.user_accounts', column_name, p)`,
+      )
+      expect(holes).toBe('')
+      await expect(
+        as('authenticated', `insert into public.user_accounts (id, email, tiktok_refresh_token) values ('${DAVE}', 'dave@example.com', 'planted')`, DAVE),
+      ).rejects.toThrow(/permission denied/)
+      await expect(as('authenticated', 'select tiktok_refresh_token from public.user_accounts')).rejects.toThrow(/permission denied/)
+    } finally {
+      await pg.sql('alter table public.user_accounts drop column tiktok_refresh_token')
+    }
+  })
+
+  it('item 9: the migration refuses to leave INSERT on tiktok_ columns open through a PUBLIC grant', async () => {
+    await pg.sql('grant insert on public.user_accounts to public')
+    try {
+      await expect(pg.sql(migration)).rejects.toThrow(/anon still holds INSERT on public.user_accounts.tiktok_/)
+    } finally {
+      await pg.sql('revoke insert on public.user_accounts from public')
+    }
   })
 
   it('keeps the exchanges table and the completion function away from browser roles', async () => {
