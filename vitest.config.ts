@@ -17,6 +17,13 @@ export default defineConfig({
           ALLOWED_ORIGINS: 'https://app.example.com,https://example.com',
           UPSTREAM_TIMEOUT_MS: '300',
         },
+        // The suite calls each endpoint many times a minute as one user: wrangler.toml's limits are
+        // raised here, and the tests of throttling swap in TIGHT_RATE_LIMIT (3 a minute) per call.
+        ratelimits: {
+          USER_RATE_LIMIT: { namespace_id: '7301', simple: { limit: 10_000, period: 60 } },
+          CLIENT_RATE_LIMIT: { namespace_id: '7302', simple: { limit: 10_000, period: 60 } },
+          TIGHT_RATE_LIMIT: { namespace_id: '7399', simple: { limit: 3, period: 60 } },
+        },
       },
     }),
   ],

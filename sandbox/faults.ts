@@ -16,7 +16,7 @@ export type Fault = {
   nonJson?: boolean
 }
 
-/** `rest`: any PostgREST call; `rpc`: only the completion (`/rest/v1/rpc/...`). */
+/** `rest`: any PostgREST call; `rpc`: only the completion (`/rest/v1/rpc/tiktok_complete_exchange`). */
 export type FaultTarget = 'token' | 'advertisers' | 'revoke' | 'rest' | 'rpc' | 'jwks'
 export const FAULT_TARGETS: readonly FaultTarget[] = ['token', 'advertisers', 'revoke', 'rest', 'rpc', 'jwks']
 

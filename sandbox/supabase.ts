@@ -87,8 +87,8 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
     user_accounts: { key: 'id', columns: new Set(Object.keys(accountRow('', ''))), defaults: () => ({}), rows: options.rows.map((r) => ({ ...r })) },
     tiktok_oauth_exchanges: {
       key: 'state_nonce',
-      columns: new Set(['state_nonce', 'user_id', 'code_hash', 'claimed_by', 'status', 'result', 'created_at']),
-      defaults: () => ({ status: 'pending', result: null, created_at: new Date().toISOString() }),
+      columns: new Set(['state_nonce', 'user_id', 'code_hash', 'claimed_by', 'status', 'failed_attempts', 'result', 'created_at']),
+      defaults: () => ({ status: 'pending', failed_attempts: 0, result: null, created_at: new Date().toISOString() }),
       rows: [],
     },
   }
@@ -124,7 +124,7 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
       headers: Object.fromEntries(c.req.raw.headers),
       body: c.req.method === 'GET' ? '' : await c.req.raw.clone().text(),
     })
-    const specific = url.pathname.includes('/rpc/') ? faults.take('rpc', c.req.header('x-sandbox-fault')) : {}
+    const specific = url.pathname.endsWith('/rpc/tiktok_complete_exchange') ? faults.take('rpc', c.req.header('x-sandbox-fault')) : {}
     const fault = Object.keys(specific).length ? specific : faults.take('rest', c.req.header('x-sandbox-fault'))
     await faults.delay(fault)
     const faulted = faultResponse(fault)
@@ -134,23 +134,67 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
     await next()
   })
 
-  /** tiktok_complete_exchange, as the migration defines it, in one synchronous step. */
-  app.post('/rest/v1/rpc/tiktok_complete_exchange', async (c) => {
-    const a = (await c.req.json()) as Record<string, unknown>
-    const claim = exchanges.find((e) => e.state_nonce === a.p_state_nonce && e.user_id === a.p_user_id && e.status === 'pending')
-    if (!claim) return c.json('claim_lost')
-    const account = rows.find((r) => r.id === a.p_user_id)
-    if (!account) return c.json('account_not_found')
-    Object.assign(account, {
-      tiktok_access_token: a.p_access_token,
-      tiktok_business_id: a.p_business_id,
-      tiktok_account_id: a.p_account_id,
-      tiktok_advertisers: a.p_advertisers,
-      tiktok_connected_at: new Date().toISOString(),
-      tiktok_revoked_at: null,
-    })
-    Object.assign(claim, { status: 'done', result: a.p_result })
-    return c.json('ok')
+  // The SQL functions supabase/migrations defines, each in one synchronous step (so atomic here).
+  const MAX_FAILED_ATTEMPTS = 5
+  const summaryOf = (userId: unknown) => {
+    const account = rows.find((r) => r.id === userId)
+    if (!account || account.tiktok_connected_at === null || account.tiktok_revoked_at !== null) return null
+    return {
+      business_id: account.tiktok_business_id,
+      account_id: account.tiktok_account_id,
+      advertisers: account.tiktok_advertisers ?? [],
+      connected_at: account.tiktok_connected_at,
+    }
+  }
+  const rpc: Record<string, (a: Record<string, unknown>) => unknown> = {
+    tiktok_claim_exchange(a) {
+      if (!rows.some((r) => r.id === a.p_user_id)) return pgError(409, '23503', 'insert or update on table "tiktok_oauth_exchanges" violates foreign key constraint')
+      const claim = exchanges.find((e) => e.state_nonce === a.p_state_nonce)
+      if (!claim) {
+        exchanges.push({ ...tables.tiktok_oauth_exchanges!.defaults(), state_nonce: a.p_state_nonce, user_id: a.p_user_id, code_hash: a.p_code_hash, claimed_by: a.p_claimed_by })
+        return { outcome: 'claimed' }
+      }
+      if (claim.status === 'released' && claim.user_id === a.p_user_id && (claim.failed_attempts as number) < MAX_FAILED_ATTEMPTS) {
+        Object.assign(claim, { code_hash: a.p_code_hash, claimed_by: a.p_claimed_by, status: 'pending' })
+        return { outcome: 'claimed' }
+      }
+      if (claim.user_id !== a.p_user_id) return { outcome: 'used' }
+      if (claim.status === 'released') return { outcome: 'locked' }
+      if (claim.claimed_by === a.p_claimed_by) return { outcome: 'claimed' }
+      if (claim.code_hash !== a.p_code_hash) return { outcome: 'used' }
+      if (claim.status === 'pending') return { outcome: 'pending' }
+      return { outcome: 'done', return_to: (claim.result as { return_to: string }).return_to, connection: summaryOf(a.p_user_id) }
+    },
+    tiktok_release_exchange(a) {
+      const claim = exchanges.find((e) => e.state_nonce === a.p_state_nonce && e.claimed_by === a.p_claimed_by)
+      if (claim?.status === 'pending') Object.assign(claim, { status: 'released', failed_attempts: (claim.failed_attempts as number) + 1 })
+      return { outcome: claim?.status ?? 'gone' }
+    },
+    tiktok_complete_exchange(a) {
+      const claim = exchanges.find((e) => e.state_nonce === a.p_state_nonce && e.user_id === a.p_user_id && e.status === 'pending')
+      if (!claim) return { outcome: 'claim_lost' }
+      const account = rows.find((r) => r.id === a.p_user_id)
+      if (!account) return { outcome: 'account_not_found' }
+      const result = a.p_result as { business_id: string; account_id: string; advertisers: unknown; return_to: string }
+      const connectedAt = new Date().toISOString()
+      Object.assign(account, {
+        tiktok_access_token: a.p_access_token,
+        tiktok_business_id: result.business_id,
+        tiktok_account_id: result.account_id,
+        tiktok_advertisers: result.advertisers,
+        tiktok_connected_at: connectedAt,
+        tiktok_revoked_at: null,
+      })
+      Object.assign(claim, { status: 'done', result: { return_to: result.return_to } })
+      return { outcome: 'ok', connected_at: connectedAt }
+    },
+  }
+
+  app.post('/rest/v1/rpc/:fn', async (c) => {
+    const fn = rpc[c.req.param('fn')]
+    if (!fn) return pgError(404, 'PGRST202', `Could not find the function public.${c.req.param('fn')} in the schema cache`)
+    const answer = fn((await c.req.json()) as Record<string, unknown>)
+    return answer instanceof Response ? answer : c.json(answer)
   })
 
   app.on(['GET', 'POST', 'PATCH', 'DELETE'], '/rest/v1/:table', async (c) => {

@@ -65,6 +65,18 @@ export function allowedOrigin(c: Ctx): string {
   return origin
 }
 
+/** Guard: the request comes from an allowed origin; sets `c.var.origin`. */
+export const requireOrigin = createMiddleware<AppEnv>(async (c, next) => {
+  c.set('origin', allowedOrigin(c))
+  await next()
+})
+
+/** Guard: a verified Supabase user; sets `c.var.userId`. */
+export const requireUser = createMiddleware<AppEnv>(async (c, next) => {
+  c.set('userId', await authenticatedUser(c))
+  await next()
+})
+
 export const tiktokClient = (c: Ctx): TikTokClient => {
   const config = c.get('config')
   return new TikTokClient(

@@ -98,6 +98,11 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
     }
   }
 
+  // Declared in wrangler.toml; a deploy that drops them would leave every endpoint unthrottled.
+  for (const name of ['USER_RATE_LIMIT', 'CLIENT_RATE_LIMIT'] as const) {
+    if (typeof (env[name] as Partial<RateLimit> | undefined)?.limit !== 'function') problems.push({ name, problem: 'missing' })
+  }
+
   if (problems.length > 0) return { config: undefined, problems }
   return {
     config: {
@@ -137,5 +142,9 @@ export type AppEnv = {
     requestId: string
     log: import('./log').Logger
     config: Config
+    /** Set by `requireOrigin`. */
+    origin: string
+    /** Set by `requireUser`: the verified Supabase user id. */
+    userId: string
   }
 }

@@ -9,12 +9,14 @@ export class AppError extends Error {
   readonly status: ContentfulStatusCode
   readonly retryable: boolean
   readonly detail: Record<string, unknown> | undefined
+  /** Headers the answer carries, such as `Allow` or `Retry-After`. */
+  readonly headers: Record<string, string> | undefined
 
   constructor(
     code: string,
     status: ContentfulStatusCode,
     message: string,
-    options: { retryable?: boolean; detail?: Record<string, unknown>; cause?: unknown } = {},
+    options: { retryable?: boolean; detail?: Record<string, unknown>; cause?: unknown; headers?: Record<string, string> } = {},
   ) {
     super(message, { cause: options.cause })
     this.name = 'AppError'
@@ -22,6 +24,7 @@ export class AppError extends Error {
     this.status = status
     this.retryable = options.retryable ?? false
     this.detail = options.detail
+    this.headers = options.headers
   }
 }
 
@@ -62,4 +65,22 @@ export const errors = {
       'This authorization was started in another browser or tab. Start the connection again from this browser.',
       { detail: { reason } },
     ),
+  stateUsed: () =>
+    new AppError('state_used', 409, 'This TikTok authorization was already used. Start the connection again from your profile.'),
+  stateLocked: () =>
+    new AppError('state_locked', 409, 'This TikTok authorization failed too many times. Start the connection again from your profile.'),
+  exchangeInProgress: () =>
+    new AppError('exchange_in_progress', 409, 'This TikTok connection is still being completed in another tab. Wait a moment, then check your profile.', {
+      retryable: true,
+    }),
+  rateLimited: (scope: string, retryAfterSeconds: number) =>
+    new AppError('rate_limited', 429, `Too many attempts. Wait ${retryAfterSeconds} seconds, then try again.`, {
+      retryable: true,
+      detail: { scope },
+      headers: { 'Retry-After': String(retryAfterSeconds) },
+    }),
+  methodNotAllowed: (allow: string) =>
+    new AppError('method_not_allowed', 405, `This endpoint does not accept that HTTP method; it accepts ${allow}.`, {
+      headers: { Allow: allow },
+    }),
 } as const

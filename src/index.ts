@@ -36,6 +36,7 @@ app.onError((err, c) => {
   const fields = { outcome: 'error', code: error.code, http_status: error.status, retryable: error.retryable, ...error.detail }
   if (error.code === 'internal_error') log?.error(event, { ...fields, error: err })
   else log?.warn(event, fields)
+  for (const name in error.headers) c.header(name, error.headers[name])
   return c.json(
     { success: false, code: error.code, error: error.message, retryable: error.retryable, request_id: c.get('requestId') },
     error.status,

@@ -1,35 +1,36 @@
 import { AppError } from './errors'
 import { seal, unseal } from './signed'
-import type { Advertiser } from './tiktok'
 
 /**
- * The advertiser selection ticket: proof, for ten minutes, that TikTok returned these advertisers
- * to this user. The callback page holds no Supabase session, so the ticket is what lets it submit
- * the user's choice without the token ever reaching the browser.
+ * The advertiser selection ticket: proof, for ten minutes, that this user may choose an advertiser
+ * for the connection made at `connectedAt`. The callback page holds no Supabase session, so the
+ * ticket is what lets it submit the user's choice without the token ever reaching the browser. It
+ * names the connection, not a list: the choice is checked against the advertisers stored now, and a
+ * ticket for a connection that has since been replaced, revoked or removed opens nothing.
  */
-const KIND = 't1'
+const KIND = 't2'
 export const TICKET_TTL_SECONDS = 600
-const MAX_TICKET_LENGTH = 16_384
+const MAX_TICKET_LENGTH = 1024
 
-type TicketPayload = { u: string; a: [string, string][]; exp: number }
+type TicketPayload = { u: string; c: string; exp: number }
 
-export async function mintTicket(secret: string, userId: string, advertisers: Advertiser[], now = Date.now()) {
+export async function mintTicket(secret: string, userId: string, connectedAt: string, now = Date.now()) {
   const exp = Math.floor(now / 1000) + TICKET_TTL_SECONDS
-  const payload: TicketPayload = { u: userId, a: advertisers.map((a) => [a.id, a.name]), exp }
+  const payload: TicketPayload = { u: userId, c: connectedAt, exp }
   return { ticket: await seal(secret, KIND, payload), expires_at: new Date(exp * 1000).toISOString() }
 }
 
-const invalidTicket = (reason: string) =>
-  new AppError('invalid_ticket', 400, 'This advertiser choice is not valid. Connect TikTok again to choose an advertiser.', {
+export const invalidTicket = (reason: string) =>
+  new AppError('invalid_ticket', 400, 'This advertiser choice is not valid any more. Choose the advertiser again from your profile.', {
     detail: { reason },
   })
 
-export async function verifyTicket(secret: string, ticket: string, now = Date.now()): Promise<{ userId: string; advertisers: Advertiser[] }> {
+export async function verifyTicket(secret: string, ticket: string, now = Date.now()): Promise<{ userId: string; connectedAt: string }> {
   const opened = await unseal(secret, KIND, ticket, MAX_TICKET_LENGTH)
   if ('reason' in opened) throw invalidTicket(opened.reason)
   const p = opened.payload as Partial<TicketPayload> | null
-  if (!p || typeof p.u !== 'string' || !Array.isArray(p.a) || !Number.isInteger(p.exp)) throw invalidTicket('payload')
+  if (!p || typeof p.u !== 'string' || typeof p.c !== 'string' || !Number.isInteger(p.exp)) throw invalidTicket('payload')
   if (Math.floor(now / 1000) >= p.exp!)
     throw new AppError('ticket_expired', 400, 'The time to choose an advertiser ran out. Choose it again from your profile, or connect TikTok again.')
-  return { userId: p.u, advertisers: p.a.map(([id, name]) => ({ id, name })) }
+  return { userId: p.u, connectedAt: p.c }
 }

@@ -92,7 +92,7 @@ export class TikTokClient {
           'tiktok.advertisers',
           url,
           { method: 'GET', headers: { 'Access-Token': accessToken, accept: 'application/json' } },
-          attempt,
+          { attempt },
         )
         const list = asRecord(envelope.data)?.list
         if (!Array.isArray(list)) throw unavailable('no_advertiser_list')
@@ -113,15 +113,20 @@ export class TikTokClient {
 
   /**
    * Revokes a token. True when TikTok confirmed it, or said the token was already invalid; false when
-   * the answer leaves it unknown (TikTok unreachable or another error).
+   * the answer leaves it unknown (TikTok unreachable or another error). `reason` goes into the log.
    */
-  async revokeToken(accessToken: string): Promise<boolean> {
+  async revokeToken(accessToken: string, reason: string): Promise<boolean> {
     try {
-      await this.#call('tiktok.revoke', this.#base + REVOKE_PATH, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify({ app_id: this.#appId, secret: this.#secret, access_token: accessToken }),
-      })
+      await this.#call(
+        'tiktok.revoke',
+        this.#base + REVOKE_PATH,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json' },
+          body: JSON.stringify({ app_id: this.#appId, secret: this.#secret, access_token: accessToken }),
+        },
+        { reason },
+      )
       return true
     } catch (error) {
       const code = error instanceof AppError ? error.detail?.tiktok_code : undefined
@@ -129,12 +134,13 @@ export class TikTokClient {
     }
   }
 
-  async #call(event: string, url: string, init: RequestInit, attempt = 1): Promise<Envelope> {
+  async #call(event: string, url: string, init: RequestInit, context: { attempt?: number; reason?: string } = {}): Promise<Envelope> {
     const started = Date.now()
     const log = (outcome: string, fields: Record<string, unknown>) =>
       this.#log[outcome === 'ok' ? 'info' : 'warn'](event, {
         outcome,
-        attempt,
+        attempt: context.attempt ?? 1,
+        ...(context.reason && { reason: context.reason }),
         duration_ms: Date.now() - started,
         ...fields,
       })

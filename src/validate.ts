@@ -36,7 +36,9 @@ export const validJson = <T extends z.ZodMiniType>(schema: T) =>
     throw errors.invalidRequest(`The request body is not valid. ${fields.join('; ')}.`)
   })
 
-/** For `.all()` after a route's real method: the envelope instead of a bare 404. */
-export const methodNotAllowed = (): never => {
-  throw new AppError('method_not_allowed', 405, 'This endpoint does not accept that HTTP method.')
-}
+/** For `.all()` after a route's real methods: the envelope and an `Allow` header instead of a bare 404. */
+export const methodNotAllowed =
+  (allow: string) =>
+  (): never => {
+    throw errors.methodNotAllowed(allow)
+  }

@@ -112,7 +112,7 @@ export async function start(
   const body = (await response.json()) as Record<string, unknown>
   const authorizeUrl = new URL(typeof body.authorize_url === 'string' ? body.authorize_url : 'about:blank')
   const setCookie = response.headers.get('set-cookie') ?? ''
-  const cookie = /tiktok_oauth_binding=([^;]*)/.exec(setCookie)?.[1] ?? ''
+  const cookie = /__Host-tiktok_oauth_binding=([^;]*)/.exec(setCookie)?.[1] ?? ''
   return { response, body, state: authorizeUrl.searchParams.get('state') ?? '', cookie, authorizeUrl }
 }
 
@@ -129,7 +129,7 @@ export function exchange(
       headers: {
         'content-type': 'application/json',
         origin,
-        ...(input.cookie ? { cookie: `tiktok_oauth_binding=${input.cookie}` } : {}),
+        ...(input.cookie ? { cookie: `__Host-tiktok_oauth_binding=${input.cookie}` } : {}),
         ...input.headers,
       },
       body: JSON.stringify({ auth_code: input.authCode, state: input.state }),

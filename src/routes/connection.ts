@@ -1,16 +1,17 @@
 import { type Context, Hono } from 'hono'
 import * as z from 'zod/mini'
-import { allowedOrigin, authenticatedUser, openToken, requireConfig, store, tiktokClient } from '../context'
+import { authenticatedUser, openToken, requireConfig, requireOrigin, requireUser, store, tiktokClient } from '../context'
 import type { AppEnv } from '../env'
 import { AppError } from '../errors'
 import { accountNotFound, type ConnectionRow } from '../supabase'
-import { TOKEN_REJECTED, type Advertiser } from '../tiktok'
-import { verifyTicket } from '../ticket'
+import { limitPerUser, throttle } from '../throttle'
+import { TOKEN_REJECTED } from '../tiktok'
+import { invalidTicket, verifyTicket } from '../ticket'
 import { jsonOnly, methodNotAllowed, validJson } from '../validate'
 
 const chooseBody = z.object({
   advertiser_id: z.string('must be a string').check(z.regex(/^\d{1,32}$/, 'must be a decimal id string')),
-  ticket: z.optional(z.string('must be a string').check(z.maxLength(16_384, 'is too long'))),
+  ticket: z.optional(z.string('must be a string').check(z.maxLength(1024, 'is too long'))),
 })
 
 const notConnected = () =>
@@ -33,10 +34,11 @@ export const connection = new Hono<AppEnv>()
 connection.use(requireConfig)
 
 /** The caller's own connection; `?verify=true` asks TikTok whether the token still works. */
-connection.get('/connection', async (c) => {
-  allowedOrigin(c)
-  const userId = await authenticatedUser(c)
+connection.get('/connection', requireOrigin, requireUser, async (c) => {
+  const userId = c.get('userId')
   const verify = c.req.query('verify') === 'true'
+  // Only the check that calls TikTok is limited: reading the stored row costs no TikTok quota.
+  if (verify) await throttle(c, c.env.USER_RATE_LIMIT, 'verify', userId)
   const db = store(c)
   const row = await db.readConnection(userId, verify)
   if (!row) throw accountNotFound()
@@ -65,13 +67,12 @@ async function revoke(c: Context<AppEnv>, stored: string, userId: string): Promi
     c.get('log').warn('tiktok.revoke', { outcome: 'skipped', reason: error.code })
     return false
   }
-  return tiktokClient(c).revokeToken(token)
+  return tiktokClient(c).revokeToken(token, 'disconnect')
 }
 
 /** Revokes at TikTok when it can, and forgets the connection whatever TikTok answered. */
-connection.delete('/connection', async (c) => {
-  allowedOrigin(c)
-  const userId = await authenticatedUser(c)
+connection.delete('/connection', requireOrigin, requireUser, limitPerUser('disconnect'), async (c) => {
+  const userId = c.get('userId')
   const db = store(c)
   const row = await db.readConnection(userId, true)
   if (!row) throw accountNotFound()
@@ -88,33 +89,39 @@ connection.delete('/connection', async (c) => {
         : 'No TikTok account was connected.',
   })
 })
-connection.all('/connection', methodNotAllowed)
+connection.all('/connection', methodNotAllowed('GET, HEAD, DELETE'))
 
 /**
- * Stores the advertiser the user chose. From the callback page with the selection ticket, or later
- * from the product with the user's access token, picking from the stored list.
+ * Stores the advertiser the user chose, from the advertisers stored with the live connection. From
+ * the callback page with the selection ticket, or later from the product with the user's access
+ * token. A ticket only works for the connection it was minted for; sent with an access token, both
+ * must name the same user.
  */
-connection.post('/advertiser', jsonOnly({ maxBytes: 20_000 }), validJson(chooseBody), async (c) => {
-  allowedOrigin(c)
+connection.post('/advertiser', requireOrigin, jsonOnly({ maxBytes: 2048 }), validJson(chooseBody), async (c) => {
   const { advertiser_id: id, ticket } = c.req.valid('json')
+  const bearer = c.req.header('authorization') !== undefined || !ticket ? await authenticatedUser(c) : undefined
+  const granted = ticket ? await verifyTicket(c.get('config').stateSecret, ticket) : undefined
+  if (granted && bearer !== undefined && granted.userId !== bearer)
+    throw new AppError('ticket_user_mismatch', 403, 'This advertiser choice belongs to another signed-in account. Sign in as that account, or choose from your profile.')
+  const userId = (granted?.userId ?? bearer)!
+  await throttle(c, c.env.USER_RATE_LIMIT, 'advertiser', userId)
+
   const db = store(c)
-  let userId: string
-  let advertisers: Advertiser[]
-  if (ticket) {
-    ;({ userId, advertisers } = await verifyTicket(c.get('config').stateSecret, ticket))
-  } else {
-    userId = await authenticatedUser(c)
-    const row = await db.readConnection(userId)
-    if (!row) throw accountNotFound()
-    advertisers = row.tiktok_advertisers ?? []
-  }
+  const row = await db.readConnection(userId)
+  if (!row) throw accountNotFound()
+  const live = row.tiktok_connected_at !== null && row.tiktok_revoked_at === null
+  // A ticket for a connection that is no longer the live one is stale, whatever it lists.
+  if (granted && (!live || row.tiktok_connected_at !== granted.connectedAt)) throw invalidTicket('stale')
+  if (!live) throw notConnected()
+  const advertisers = row.tiktok_advertisers ?? []
   const chosen = advertisers.find((a) => a.id === id)
   if (!chosen)
     throw new AppError('advertiser_not_allowed', 403, 'This advertiser account is not one TikTok shared with your connection. Pick one from the list.', {
       detail: { advertiser_id: id },
     })
-  if (!(await db.chooseAdvertiser(userId, chosen))) throw notConnected()
+  // Written only if the connection read above is still the live one.
+  if (!(await db.chooseAdvertiser(userId, chosen, row.tiktok_connected_at!))) throw granted ? invalidTicket('stale') : notConnected()
   c.get('log').info('oauth.advertiser_chosen', { outcome: 'ok', user_id: userId, business_id: chosen.id })
   return c.json({ success: true, business_id: chosen.id, account_id: chosen.name, advertisers, message: 'Advertiser saved' })
 })
-connection.all('/advertiser', methodNotAllowed)
+connection.all('/advertiser', methodNotAllowed('POST'))

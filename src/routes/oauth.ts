@@ -1,19 +1,22 @@
-import { Hono } from 'hono'
-import { getCookie, setCookie } from 'hono/cookie'
+import { type Context, Hono } from 'hono'
+import { setCookie } from 'hono/cookie'
 import * as z from 'zod/mini'
-import { allowedOrigin, authenticatedUser, requireConfig, sealToken, store, tiktokClient } from '../context'
+import { requireConfig, requireOrigin, requireUser, sealToken, store, tiktokClient } from '../context'
 import type { AppEnv } from '../env'
 import { AppError, errors } from '../errors'
-import type { Logger } from '../log'
 import { parseReturnTo } from '../origin'
 import { sha256 } from '../signed'
 import { bindingMatches, mintState, STATE_TTL_SECONDS, verifyState } from '../state'
-import { accountNotFound, type ExchangeResult, type ExchangeRow, type SupabaseStore } from '../supabase'
+import { accountNotFound, type Claim, type ConnectionSummary, type SupabaseStore } from '../supabase'
+import { limitPerClient, limitPerUser } from '../throttle'
 import { mintTicket } from '../ticket'
 import { jsonOnly, methodNotAllowed, validJson } from '../validate'
 
-const EXCHANGE_PATH = '/api/tiktok/oauth/exchange'
-const BINDING_COOKIE = 'tiktok_oauth_binding'
+/**
+ * `__Host-`: only this exact host can set it (Secure, Path=/, no Domain), so a sibling subdomain
+ * cannot plant its own binding in the victim's browser (cookie tossing, login CSRF).
+ */
+export const BINDING_COOKIE = '__Host-tiktok_oauth_binding'
 const CALLBACK_PATH = '/oauth/callback'
 // A twin submission still in flight is awaited this long before answering "in progress".
 const REPLAY_POLLS = 6
@@ -25,123 +28,162 @@ const text = (max: number) =>
 const startBody = z.object({ return_to: z.optional(text(512)) })
 const exchangeBody = z.object({ auth_code: text(1024), state: text(2048) })
 
-const stateUsed = () =>
-  new AppError('state_used', 409, 'This TikTok authorization was already used. Start the connection again from your profile.')
-
-const inProgress = () =>
-  new AppError('exchange_in_progress', 409, 'This TikTok connection is still being completed in another tab. Wait a moment, then check your profile.', {
-    retryable: true,
-  })
-
 const hex = (bytes: ArrayBuffer) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, '0')).join('')
+
+/**
+ * The binding cookie's value, or why it cannot be trusted. Two cookies of that name mean someone
+ * else managed to set one too: neither is trusted.
+ */
+function bindingCookie(header: string | undefined): { value: string } | { reason: 'no_cookie' | 'duplicate_cookie' } {
+  const values = (header ?? '')
+    .split(';')
+    .map((pair) => pair.trim())
+    .filter((pair) => pair.startsWith(`${BINDING_COOKIE}=`))
+    .map((pair) => pair.slice(BINDING_COOKIE.length + 1))
+  if (values.length > 1) return { reason: 'duplicate_cookie' }
+  return values[0] ? { value: values[0] } : { reason: 'no_cookie' }
+}
 
 export const oauth = new Hono<AppEnv>()
 
 oauth.use(requireConfig)
 
-oauth.post('/start', jsonOnly({ maxBytes: 4096, optional: true }), validJson(startBody), async (c) => {
-  const config = c.get('config')
-  const log = c.get('log')
-  const origin = allowedOrigin(c)
-  const userId = await authenticatedUser(c)
-  const returnTo = parseReturnTo(c.req.valid('json').return_to, origin)
+oauth.post(
+  '/start',
+  requireOrigin,
+  requireUser,
+  limitPerUser('start'),
+  jsonOnly({ maxBytes: 4096, optional: true }),
+  validJson(startBody),
+  async (c) => {
+    const config = c.get('config')
+    const log = c.get('log')
+    const origin = c.get('origin')
+    const userId = c.get('userId')
+    const returnTo = parseReturnTo(c.req.valid('json').return_to, origin)
 
-  const { state, binding, expiresAt } = await mintState(config.stateSecret, { userId, origin, returnTo })
-  log.protect(state, binding)
-  // Kept until it expires, not cleared on success: a second tab or a retried submission of the same
-  // callback must still prove it is this browser to get the first answer again.
-  setCookie(c, BINDING_COOKIE, binding, {
-    path: EXCHANGE_PATH,
-    httpOnly: true,
-    secure: true,
-    sameSite: 'Lax',
-    maxAge: STATE_TTL_SECONDS,
-  })
+    const { state, binding, expiresAt } = await mintState(config.stateSecret, { userId, origin, returnTo })
+    log.protect(state, binding)
+    // Kept until it expires, not cleared on success: a second tab or a retried submission of the same
+    // callback must still prove it is this browser to get the first answer again.
+    setCookie(c, BINDING_COOKIE, binding, { path: '/', httpOnly: true, secure: true, sameSite: 'Lax', maxAge: STATE_TTL_SECONDS })
 
-  const authorize = new URL(config.tiktokAuthUrl)
-  authorize.searchParams.set('app_id', config.tiktokAppId)
-  authorize.searchParams.set('state', state)
-  authorize.searchParams.set('redirect_uri', origin + CALLBACK_PATH)
-  log.info('oauth.start', { outcome: 'ok', user_id: userId, origin })
-  return c.json({ authorize_url: authorize.toString(), expires_at: expiresAt.toISOString() })
-})
-oauth.all('/start', methodNotAllowed)
+    const authorize = new URL(config.tiktokAuthUrl)
+    authorize.searchParams.set('app_id', config.tiktokAppId)
+    authorize.searchParams.set('state', state)
+    authorize.searchParams.set('redirect_uri', origin + CALLBACK_PATH)
+    log.info('oauth.start', { outcome: 'ok', user_id: userId, origin })
+    return c.json({ authorize_url: authorize.toString(), expires_at: expiresAt.toISOString() })
+  },
+)
+oauth.all('/start', methodNotAllowed('POST'))
 
-oauth.post('/exchange', jsonOnly({ maxBytes: 4096 }), validJson(exchangeBody), async (c) => {
+oauth.post('/exchange', requireOrigin, limitPerClient('exchange'), jsonOnly({ maxBytes: 4096 }), validJson(exchangeBody), async (c) => {
   const config = c.get('config')
   const log = c.get('log')
   const { auth_code: authCode, state } = c.req.valid('json')
-  const cookie = getCookie(c, BINDING_COOKIE)
-  log.protect(authCode, state, cookie)
+  const cookie = bindingCookie(c.req.header('cookie'))
+  log.protect(authCode, state, 'value' in cookie ? cookie.value : undefined)
 
-  const origin = allowedOrigin(c)
   const payload = await verifyState(config.stateSecret, state)
-  if (payload.o !== origin) throw errors.stateNotBound('origin')
-  if (!(await bindingMatches(payload, cookie))) throw errors.stateNotBound(cookie ? 'cookie_mismatch' : 'no_cookie')
+  if (payload.o !== c.get('origin')) throw errors.stateNotBound('origin')
+  if (!('value' in cookie)) throw errors.stateNotBound(cookie.reason)
+  if (!(await bindingMatches(payload, cookie.value))) throw errors.stateNotBound('cookie_mismatch')
 
   const db = store(c)
-  const claim = { nonce: payload.n, userId: payload.u, codeHash: hex(await sha256(authCode)), claimedBy: c.get('requestId') }
-  const answer = async (result: ExchangeResult) => {
-    const selection = result.advertisers.length > 1 ? await mintTicket(config.stateSecret, payload.u, result.advertisers) : undefined
-    return c.json({ success: true, ...result, ...(selection && { selection }), message: 'TikTok connected successfully' })
+  const userId = payload.u
+  // Who holds the claim is decided by a value only this request knows, never by a request header.
+  const claim = { nonce: payload.n, userId, codeHash: hex(await sha256(authCode)), claimedBy: crypto.randomUUID() }
+  const answer = async (connection: ConnectionSummary, returnTo: string) => {
+    const selection = connection.advertisers.length > 1 ? await mintTicket(config.stateSecret, userId, connection.connected_at) : undefined
+    return c.json({
+      success: true,
+      business_id: connection.business_id,
+      account_id: connection.account_id,
+      advertisers: connection.advertisers,
+      return_to: returnTo,
+      ...(selection && { selection }),
+      message: 'TikTok connected successfully',
+    })
   }
 
-  const claimed = await db.claimExchange(claim)
-  if (!claimed.claimed) return answer(await replay(db, claim, log, claimed.row))
+  const claimed = await claimOrWait(db, claim)
+  if (claimed.outcome !== 'claimed') {
+    log.info('oauth.replay', { outcome: claimed.outcome })
+    if (claimed.outcome === 'done' && claimed.connection) return answer(claimed.connection, claimed.return_to)
+    throw claimed.outcome === 'pending' ? errors.exchangeInProgress() : claimed.outcome === 'locked' ? errors.stateLocked() : errors.stateUsed()
+  }
 
-  let result: ExchangeResult
+  const tiktok = tiktokClient(c)
+  let accessToken: string | undefined
+  let connection: ConnectionSummary
   try {
-    const tiktok = tiktokClient(c)
-    const grant = await tiktok.exchangeCode(authCode)
-    const advertisers = await tiktok.listAdvertisers(grant.accessToken)
+    accessToken = (await tiktok.exchangeCode(authCode)).accessToken
+    const advertisers = await tiktok.listAdvertisers(accessToken)
     // The first advertiser is stored at once, so the connection is usable even if the user never
     // picks; with several, the answer carries a ticket to change it.
     const chosen = advertisers[0]
     if (!chosen)
       throw new AppError('no_advertisers', 422, 'TikTok did not share any advertiser account. Connect again and select at least one advertiser account.')
-    result = { business_id: chosen.id, account_id: chosen.name, advertisers, return_to: payload.r }
-    const outcome = await db.completeExchange({
-      nonce: claim.nonce,
-      userId: payload.u,
-      storedToken: await sealToken(c, grant.accessToken, payload.u),
-      result,
-    })
-    if (outcome === 'account_not_found') throw accountNotFound()
-    // A retried completion whose first attempt had committed finds its claim already done.
-    if (outcome === 'claim_lost') result = await replay(db, claim, log, await db.readExchange(claim.nonce))
+    const result = { business_id: chosen.id, account_id: chosen.name, advertisers, return_to: payload.r }
+    const written = await db.completeExchange({ nonce: claim.nonce, userId, storedToken: await sealToken(c, accessToken, userId), result })
+    // claim_lost: this request's claim is no longer pending (a retried completion that had committed
+    // is recovered below, when the release finds the claim done).
+    if (written.outcome !== 'ok') throw written.outcome === 'account_not_found' ? accountNotFound() : errors.stateUsed()
+    connection = { ...result, connected_at: written.connected_at }
   } catch (error) {
-    await db.releaseExchange(claim.nonce, claim.claimedBy).catch((cause: unknown) => log.warn('supabase.release', { outcome: 'error', error: cause }))
-    throw error
+    const recovered = await giveBack(c, db, claim, accessToken, error)
+    if (!recovered) throw error
+    return answer(recovered.connection, recovered.return_to)
   }
 
-  log.info('oauth.success', { outcome: 'ok', user_id: payload.u, business_id: result.business_id, advertisers: result.advertisers.length })
-  return answer(result)
+  log.info('oauth.success', { outcome: 'ok', user_id: userId, business_id: connection.business_id, advertisers: connection.advertisers.length })
+  return answer(connection, payload.r)
 })
-oauth.all('/exchange', methodNotAllowed)
+oauth.all('/exchange', methodNotAllowed('POST'))
+
+type ClaimInput = { nonce: string; userId: string; codeHash: string; claimedBy: string }
+
+/** Claims the state; a twin submission still in flight is given a few polls to finish. */
+async function claimOrWait(db: SupabaseStore, claim: ClaimInput): Promise<Claim> {
+  let outcome = await db.claimExchange(claim)
+  for (let poll = 0; outcome.outcome === 'pending' && poll < REPLAY_POLLS; poll++) {
+    await new Promise((resolve) => setTimeout(resolve, REPLAY_POLL_MS))
+    outcome = await db.claimExchange(claim)
+  }
+  return outcome
+}
 
 /**
- * The state was claimed before: the same code gets the first exchange's answer (waiting briefly for
- * a twin still in flight); another code is refused. TikTok is not called again either way.
+ * After a failed exchange: gives the claim back (counting the failure) and, when TikTok had already
+ * granted a token that will now never be stored, revokes it so no live grant is left behind. The
+ * release decides: once it has moved the claim out of 'pending' the completion can never commit,
+ * so the revoke cannot kill a stored connection. If instead the completion had committed (its
+ * answer was lost), the connection is answered as a replay would be.
  */
-async function replay(
+async function giveBack(
+  c: Context<AppEnv>,
   db: SupabaseStore,
-  claim: { nonce: string; userId: string; codeHash: string },
-  log: Logger,
-  first: ExchangeRow | undefined,
-): Promise<ExchangeResult> {
-  for (let poll = 0, row = first; ; poll++, row = await db.readExchange(claim.nonce)) {
-    if (row && (row.code_hash !== claim.codeHash || row.user_id !== claim.userId)) {
-      log.info('oauth.replay', { outcome: 'state_used' })
-      throw stateUsed()
-    }
-    if (row?.status === 'done' && row.result) {
-      log.info('oauth.replay', { outcome: 'same_answer' })
-      return row.result
-    }
-    if (poll >= REPLAY_POLLS) {
-      log.info('oauth.replay', { outcome: 'in_progress' })
-      throw inProgress()
-    }
-    await new Promise((resolve) => setTimeout(resolve, REPLAY_POLL_MS))
+  claim: ClaimInput,
+  accessToken: string | undefined,
+  error: unknown,
+): Promise<Extract<Claim, { outcome: 'done' }> & { connection: ConnectionSummary } | undefined> {
+  const log = c.get('log')
+  const released = await db.releaseExchange(claim.nonce, claim.claimedBy).catch((cause: unknown) => {
+    log.warn('supabase.release', { outcome: 'error', error: cause })
+    return 'unknown' as const
+  })
+  if (released === 'done') {
+    const replayed = await db.claimExchange(claim).catch(() => undefined)
+    if (replayed?.outcome === 'done' && replayed.connection) return { ...replayed, connection: replayed.connection }
   }
+  if (!accessToken) return undefined
+  const reason = error instanceof AppError ? error.code : 'internal_error'
+  if (released !== 'released') {
+    // Whether the connection was stored is unknown: revoking could kill a live one.
+    log.warn('tiktok.revoke', { outcome: 'skipped', reason, release: released })
+    return undefined
+  }
+  await tiktokClient(c).revokeToken(accessToken, reason)
+  return undefined
 }

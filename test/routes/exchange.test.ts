@@ -42,15 +42,15 @@ const read = async (res: Response) => {
   return { status: res.status, headers: res.headers, body: JSON.parse(text) as Record<string, unknown> }
 }
 
-/** No connection written, no completion attempted, and any claim given back for a retry. */
+/** No connection written, no completion attempted, and any claim given back (counted) for a retry. */
 const nothingWritten = () => {
-  expect(h.supabase.requests.filter((r) => r.path.includes('/rpc/') || r.method === 'PATCH')).toEqual([])
+  expect(h.supabaseCalls().filter((call) => call === COMPLETE || call.startsWith('PATCH'))).toEqual([])
   expect(h.row(USER_ID).tiktok_access_token).toBeNull()
-  expect(h.supabase.exchanges).toEqual([])
+  expect(h.supabase.exchanges.filter((e) => e.status !== 'released')).toEqual([])
 }
-const CLAIM = 'POST /rest/v1/tiktok_oauth_exchanges'
+const CLAIM = 'POST /rest/v1/rpc/tiktok_claim_exchange'
 const COMPLETE = 'POST /rest/v1/rpc/tiktok_complete_exchange'
-const RELEASE = 'DELETE /rest/v1/tiktok_oauth_exchanges'
+const RELEASE = 'POST /rest/v1/rpc/tiktok_release_exchange'
 const sha256Hex = async (value: string) =>
   [...new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(value)))].map((b) => b.toString(16).padStart(2, '0')).join('')
 
@@ -80,7 +80,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       message: 'TikTok connected successfully',
     })
     // Two advertisers: a ticket to change the choice comes along.
-    expect(selection.ticket).toMatch(/^t1\.[\w-]+\.[\w-]+$/)
+    expect(selection.ticket).toMatch(/^t2\.[\w-]+\.[\w-]+$/)
     expect(Date.parse(selection.expires_at)).toBeGreaterThan(Date.now())
     expect(headers.get('cache-control')).toBe('no-store')
     expect(headers.get('x-request-id')).toBeTruthy()
@@ -110,21 +110,27 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       expect(r.headers.apikey).toBe(testEnv.SUPABASE_SECRET_KEY)
       expect(r.headers.authorization).toBeUndefined()
     }
-    expect(claim!.headers.prefer).toMatch(/resolution=ignore-duplicates/)
-    expect(claim!.headers.prefer).toMatch(/return=representation/)
     const claimed = JSON.parse(claim!.body)
-    expect(claimed).toMatchObject({ user_id: USER_ID, code_hash: await sha256Hex(code) })
-    expect(claimed.state_nonce).toBe(JSON.parse(atob(started.state.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))).n)
+    expect(claimed).toMatchObject({ p_user_id: USER_ID, p_code_hash: await sha256Hex(code) })
+    expect(claimed.p_state_nonce).toBe(JSON.parse(atob(started.state.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))).n)
+    // The claim's owner is a random id of the Worker's own, not the request id a client can choose.
+    expect(claimed.p_claimed_by).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    expect(claimed.p_claimed_by).not.toBe(headers.get('x-request-id'))
     expect(claim!.body).not.toContain(code)
-    expect(JSON.parse(complete!.body)).toMatchObject({
+    // The result is sent once: the function writes the connection from it.
+    expect(JSON.parse(complete!.body)).toEqual({
+      p_state_nonce: claimed.p_state_nonce,
       p_user_id: USER_ID,
       p_access_token: row.tiktok_access_token,
-      p_business_id: BIG_ID,
-      p_account_id: 'Brand A',
-      p_advertisers: [
-        { id: BIG_ID, name: 'Brand A' },
-        { id: BIG_ID_2, name: 'Brand B' },
-      ],
+      p_result: {
+        business_id: BIG_ID,
+        account_id: 'Brand A',
+        advertisers: [
+          { id: BIG_ID, name: 'Brand A' },
+          { id: BIG_ID_2, name: 'Brand B' },
+        ],
+        return_to: '/profile',
+      },
     })
     expect(row).toMatchObject({ tiktok_business_id: BIG_ID, tiktok_account_id: 'Brand A' })
     expect(row.tiktok_connected_at).toBeTruthy()
@@ -180,7 +186,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       expect(status).toBe(200)
       expect(body.business_id).toBe('9007199254740993')
       expect(h.row(USER_ID).tiktok_business_id).toBe('9007199254740993')
-      expect(h.supabase.requests[1]!.body).toContain('"p_business_id":"9007199254740993"')
+      expect(h.supabase.requests[1]!.body).toContain('"business_id":"9007199254740993"')
     })
   })
 
@@ -379,7 +385,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
       expect(h.supabaseCalls()).toEqual([CLAIM, COMPLETE, COMPLETE, RELEASE])
       expect(h.row(USER_ID).tiktok_access_token).toBeNull()
-      expect(h.supabase.exchanges).toEqual([])
+      expect(h.supabase.exchanges).toMatchObject([{ status: 'released', failed_attempts: 1 }])
     })
 
     it('timeouts become storage_unavailable', async () => {

@@ -41,8 +41,8 @@ describe('single-use, idempotent exchange', () => {
     const body = (await again.json()) as Record<string, unknown>
     expect(withoutTicket(body)).toEqual(withoutTicket(first.body))
     expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
-    // Only the claim attempt and a read of the first answer: nothing written.
-    expect(h.supabaseCalls()).toEqual(['POST /rest/v1/tiktok_oauth_exchanges', 'GET /rest/v1/tiktok_oauth_exchanges'])
+    // One call, the claim, which answers what is stored: nothing written.
+    expect(h.supabaseCalls()).toEqual(['POST /rest/v1/rpc/tiktok_claim_exchange'])
     expect(h.row(USER_ID)).toEqual(before)
   })
 
@@ -58,7 +58,7 @@ describe('single-use, idempotent exchange', () => {
     expect([a.status, b.status]).toEqual([200, 200])
     expect(withoutTicket(await b.json())).toEqual(withoutTicket(await a.json()))
     expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
-    expect(h.supabaseCalls().filter((c) => c.includes('/rpc/'))).toHaveLength(1)
+    expect(h.supabaseCalls().filter((c) => c.endsWith('/rpc/tiktok_complete_exchange'))).toHaveLength(1)
   })
 
   it('the same state with another code is refused as state_used and writes nothing', async () => {
@@ -76,7 +76,7 @@ describe('single-use, idempotent exchange', () => {
     h.tiktok.faults.add('token', { tiktokCode: 40100 })
     const failed = await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie })
     expect(failed.status).toBe(429)
-    expect(h.supabase.exchanges).toEqual([])
+    expect(h.supabase.exchanges).toMatchObject([{ status: 'released', failed_attempts: 1 }])
     const retried = await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie })
     expect(retried.status).toBe(200)
     expect(h.supabase.exchanges).toMatchObject([{ status: 'done', user_id: USER_ID }])
@@ -88,7 +88,7 @@ describe('single-use, idempotent exchange', () => {
       'POST /open_api/v1.3/oauth2/access_token/',
       'GET /open_api/v1.3/oauth2/advertiser/get/',
     ])
-    expect(h.supabaseCalls()).toEqual(['POST /rest/v1/tiktok_oauth_exchanges', 'POST /rest/v1/rpc/tiktok_complete_exchange'])
+    expect(h.supabaseCalls()).toEqual(['POST /rest/v1/rpc/tiktok_claim_exchange', 'POST /rest/v1/rpc/tiktok_complete_exchange'])
   })
 })
 
@@ -117,10 +117,11 @@ describe('POST /api/tiktok/advertiser', () => {
 
   it('refuses an expired ticket with 400 ticket_expired and a forged one with 400 invalid_ticket', async () => {
     await connect(h)
-    const old = await mintTicket(testEnv.STATE_SECRET!, USER_ID, [{ id: BIG_ID_2, name: 'Brand B' }], Date.now() - 11 * 60_000)
+    const connectedAt = h.row(USER_ID).tiktok_connected_at as string
+    const old = await mintTicket(testEnv.STATE_SECRET!, USER_ID, connectedAt, Date.now() - 11 * 60_000)
     expect(await choose({ ticket: old.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 400, body: { code: 'ticket_expired' } })
-    const forged = await mintTicket('a-different-secret-of-enough-length-000000', USER_ID, [{ id: '1', name: 'x' }])
-    expect(await choose({ ticket: forged.ticket, advertiser_id: '1' })).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
+    const forged = await mintTicket('a-different-secret-of-enough-length-000000', USER_ID, connectedAt)
+    expect(await choose({ ticket: forged.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
     expect(h.row(USER_ID).tiktok_business_id).toBe(BIG_ID)
   })
 
@@ -138,11 +139,13 @@ describe('POST /api/tiktok/advertiser', () => {
     expect(unauthenticated.status).toBe(401)
   })
 
-  it('answers 404 not_connected after a disconnect', async () => {
+  it('after a disconnect: the ticket is stale (400 invalid_ticket), the user token gets 404 not_connected', async () => {
     const { body } = await connect(h)
     await asUser(h, '/api/tiktok/connection', { method: 'DELETE' })
     const r = await choose({ ticket: body.selection.ticket, advertiser_id: BIG_ID_2 })
-    expect(r).toMatchObject({ status: 404, body: { code: 'not_connected' } })
+    expect(r).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
+    const later = await asUser(h, '/api/tiktok/advertiser', { method: 'POST', body: JSON.stringify({ advertiser_id: BIG_ID_2 }) })
+    expect(later).toMatchObject({ status: 404, body: { code: 'not_connected' } })
   })
 
   it('an unexpected failure (a malformed stored list) is a generic 500, logged with its request id', async () => {

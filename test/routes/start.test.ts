@@ -42,10 +42,12 @@ describe('POST /api/tiktok/oauth/start', () => {
     expect(expiresAt).toBeLessThanOrEqual(Date.now() + 600_000)
 
     const cookie = s.response.headers.get('set-cookie') ?? ''
-    expect(cookie).toMatch(/^tiktok_oauth_binding=[A-Za-z0-9_-]{43};/)
-    for (const attribute of ['Max-Age=600', 'Path=/api/tiktok/oauth/exchange', 'HttpOnly', 'Secure', 'SameSite=Lax']) {
+    // __Host-: Secure, Path=/ and no Domain, so no sibling subdomain can set or shadow it.
+    expect(cookie).toMatch(/^__Host-tiktok_oauth_binding=[A-Za-z0-9_-]{43};/)
+    for (const attribute of ['Max-Age=600', 'Path=/;', 'HttpOnly', 'Secure', 'SameSite=Lax']) {
       expect(cookie).toContain(attribute)
     }
+    expect(cookie).not.toMatch(/domain=/i)
     // Only the JWKS was fetched; TikTok is not contacted before the user authorizes.
     expect(h.outbound.map((r) => new URL(r.url).pathname)).toEqual(['/auth/v1/.well-known/jwks.json'])
     expect(h.logs.some((l) => JSON.parse(l).event === 'oauth.start')).toBe(true)

@@ -1,0 +1,44 @@
+import type { Context } from 'hono'
+import { createMiddleware } from 'hono/factory'
+import type { AppEnv } from './env'
+import { errors } from './errors'
+
+/** The window of both limiters in wrangler.toml (`period`): the longest a refused caller waits. */
+const PERIOD_SECONDS = 60
+
+export type Scope = 'start' | 'exchange' | 'advertiser' | 'verify' | 'disconnect'
+
+/**
+ * Counts one call of `scope` for `key` and refuses it over the limit, before any upstream call.
+ * Each scope counts apart, so a user's starts never use up their disconnects.
+ */
+export async function throttle(c: Context<AppEnv>, limiter: RateLimit, scope: Scope, key: string): Promise<void> {
+  let success: boolean
+  try {
+    ;({ success } = await limiter.limit({ key: `${scope}:${key}` }))
+  } catch (error) {
+    // The limiter is a guard against abuse, not a dependency: when it fails, the request goes on.
+    c.get('log').warn('rate_limit', { outcome: 'limiter_error', scope, error })
+    return
+  }
+  if (success) return
+  c.get('log').warn('rate_limit', { outcome: 'limited', scope })
+  throw errors.rateLimited(scope, PERIOD_SECONDS)
+}
+
+/** Per signed-in user; runs after `requireUser`. */
+export const limitPerUser = (scope: Scope) =>
+  createMiddleware<AppEnv>(async (c, next) => {
+    await throttle(c, c.env.USER_RATE_LIMIT, scope, c.get('userId'))
+    await next()
+  })
+
+/**
+ * Per client address, for a route with no signed-in user. Cloudflare sets `CF-Connecting-IP` and a
+ * client cannot override it at the edge.
+ */
+export const limitPerClient = (scope: Scope) =>
+  createMiddleware<AppEnv>(async (c, next) => {
+    await throttle(c, c.env.CLIENT_RATE_LIMIT, scope, c.req.header('cf-connecting-ip') ?? 'unknown')
+    await next()
+  })
