@@ -164,53 +164,109 @@ describe('supabase/migrations on PostgreSQL 15', () => {
       await expect(pg.sql(migration)).rejects.toThrow(/anon still holds INSERT on public.user_accounts.tiktok_/)
     } finally {
       await pg.sql('revoke insert on public.user_accounts from public')
+      // The failed run stopped part-way; the tests after this one need every migration applied.
+      await pg.sql(migration)
     }
   })
 
-  it('keeps the exchanges table and the completion function away from browser roles', async () => {
+  it('keeps the exchanges table and the claim functions away from browser roles', async () => {
     await expect(as('authenticated', 'select * from public.tiktok_oauth_exchanges')).rejects.toThrow(/permission denied/)
-    await expect(
-      as('anon', `select public.tiktok_complete_exchange('n', '${ALICE}', 't', '1', 'a', '[]', '{}')`),
-    ).rejects.toThrow(/permission denied/)
+    for (const call of [
+      `public.tiktok_claim_exchange('n', '${ALICE}', 'h', 'r')`,
+      `public.tiktok_release_exchange('n', 'r')`,
+      `public.tiktok_complete_exchange('n', '${ALICE}', 't', '{}')`,
+      `public.tiktok_connection_summary('${ALICE}')`,
+    ]) {
+      await expect(as('anon', `select ${call}`)).rejects.toThrow(/permission denied/)
+      await expect(as('authenticated', `select ${call}`)).rejects.toThrow(/permission denied/)
+    }
+    // The seven-argument completion of the first migration is gone.
+    expect(await pg.sql("select string_agg(oid::regprocedure::text, ' ') from pg_proc where proname = 'tiktok_complete_exchange'")).toBe(
+      'tiktok_complete_exchange(text,uuid,text,jsonb)',
+    )
   })
 
-  it('lets the service role claim, complete and read the token', async () => {
-    await as('service_role', `insert into public.tiktok_oauth_exchanges (state_nonce, user_id, code_hash, claimed_by) values ('nonce-1', '${ALICE}', 'h', 'r1')`)
-    const done = await as(
-      'service_role',
-      `select public.tiktok_complete_exchange('nonce-1', '${ALICE}', 'tok-1', '7012345678901234567', 'Brand A', '[{"id":"7012345678901234567","name":"Brand A"}]', '{"business_id":"7012345678901234567"}')`,
+  const claim = (nonce: string, code: string, by: string, user = ALICE) =>
+    as('service_role', `select public.tiktok_claim_exchange('${nonce}', '${user}', '${code}', '${by}') ->> 'outcome'`)
+  const release = (nonce: string, by: string) => as('service_role', `select public.tiktok_release_exchange('${nonce}', '${by}') ->> 'outcome'`)
+  const RESULT = `'{"business_id":"7012345678901234567","account_id":"Brand A","advertisers":[{"id":"7012345678901234567","name":"Brand A"},{"id":"7012345678901234599","name":"Brand B"}],"return_to":"/profile"}'`
+
+  it('lets the service role claim, complete and read the token; a replay answers what is stored now', async () => {
+    expect(await claim('nonce-1', 'h', 'r1')).toBe('claimed')
+    const done = await as('service_role', `select public.tiktok_complete_exchange('nonce-1', '${ALICE}', 'tok-1', ${RESULT})`)
+    const answer = JSON.parse(done) as { outcome: string; connected_at: string }
+    expect(answer.outcome).toBe('ok')
+    expect(
+      await as('service_role', `select tiktok_access_token || '|' || tiktok_business_id || '|' || (tiktok_connected_at = '${answer.connected_at}'::timestamptz) from public.user_accounts where id = '${ALICE}'`),
+    ).toBe('tok-1|7012345678901234567|true')
+    expect(await as('service_role', "select status || ' ' || result::text from public.tiktok_oauth_exchanges where state_nonce = 'nonce-1'")).toBe(
+      'done {"return_to": "/profile"}',
     )
-    expect(done).toBe('ok')
-    expect(await as('service_role', `select tiktok_access_token || '|' || tiktok_business_id from public.user_accounts where id = '${ALICE}'`)).toBe(
-      'tok-1|7012345678901234567',
-    )
-    expect(await as('service_role', "select status from public.tiktok_oauth_exchanges where state_nonce = 'nonce-1'")).toBe('done')
     // A finished claim cannot be completed again.
-    expect(await as('service_role', `select public.tiktok_complete_exchange('nonce-1', '${ALICE}', 'tok-2', '1', 'x', '[]', '{}')`)).toBe('claim_lost')
+    expect(await as('service_role', `select public.tiktok_complete_exchange('nonce-1', '${ALICE}', 'tok-2', ${RESULT}) ->> 'outcome'`)).toBe('claim_lost')
     expect(await as('service_role', `select tiktok_access_token from public.user_accounts where id = '${ALICE}'`)).toBe('tok-1')
+
+    // item 7: the same code again is a replay of what is stored now, not of the first answer.
+    await as('service_role', `update public.user_accounts set tiktok_business_id = '7012345678901234599', tiktok_account_id = 'Brand B' where id = '${ALICE}'`)
+    const replay = JSON.parse(await as('service_role', `select public.tiktok_claim_exchange('nonce-1', '${ALICE}', 'h', 'r2')`))
+    expect(replay).toEqual({
+      outcome: 'done',
+      return_to: '/profile',
+      connection: {
+        business_id: '7012345678901234599',
+        account_id: 'Brand B',
+        advertisers: JSON.parse(RESULT.slice(1, -1)).advertisers,
+        connected_at: answer.connected_at,
+      },
+    })
+    expect(await claim('nonce-1', 'other-code', 'r3')).toBe('used')
+    expect(await claim('nonce-1', 'h', 'r4', BOB)).toBe('used')
+  })
+
+  it('item 8: counts failed attempts with the claim and locks the state after five', async () => {
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      expect(await claim('nonce-lock', `code-${attempt}`, `r${attempt}`)).toBe('claimed')
+      // A second request with the same code while the first is in flight waits; another code is refused.
+      expect(await claim('nonce-lock', `code-${attempt}`, `twin${attempt}`)).toBe('pending')
+      expect(await claim('nonce-lock', 'another', `x${attempt}`)).toBe('used')
+      expect(await release('nonce-lock', `r${attempt}`)).toBe('released')
+      // Repeating a release does not count twice; another request's release touches nothing.
+      expect(await release('nonce-lock', `r${attempt}`)).toBe('released')
+      expect(await release('nonce-lock', 'not-mine')).toBe('gone')
+    }
+    expect(await as('service_role', "select failed_attempts from public.tiktok_oauth_exchanges where state_nonce = 'nonce-lock'")).toBe('5')
+    expect(await claim('nonce-lock', 'code-6', 'r6')).toBe('locked')
+    expect(await as('service_role', "select status from public.tiktok_oauth_exchanges where state_nonce = 'nonce-lock'")).toBe('released')
+  })
+
+  it('a release after the completion committed answers done, and the completion after a release cannot commit', async () => {
+    expect(await claim('nonce-2', 'h', 'r1', BOB)).toBe('claimed')
+    expect(JSON.parse(await as('service_role', `select public.tiktok_complete_exchange('nonce-2', '${BOB}', 'tok-b', ${RESULT})`)).outcome).toBe('ok')
+    expect(await release('nonce-2', 'r1')).toBe('done')
+
+    expect(await claim('nonce-3', 'h', 'r1', BOB)).toBe('claimed')
+    expect(await release('nonce-3', 'r1')).toBe('released')
+    expect(await as('service_role', `select public.tiktok_complete_exchange('nonce-3', '${BOB}', 'tok-late', ${RESULT}) ->> 'outcome'`)).toBe('claim_lost')
+    expect(await as('service_role', `select tiktok_access_token from public.user_accounts where id = '${BOB}'`)).toBe('tok-b')
   })
 
   it('refuses a claim for a user without a row', async () => {
-    await expect(
-      as('service_role', `insert into public.tiktok_oauth_exchanges (state_nonce, user_id, code_hash, claimed_by) values ('nonce-x', '33333333-3333-4333-8333-333333333333', 'h', 'r')`),
-    ).rejects.toThrow(/foreign key/)
+    await expect(claim('nonce-x', 'h', 'r', '33333333-3333-4333-8333-333333333333')).rejects.toThrow(/foreign key/)
   })
 
-  it('lets exactly one of two concurrent writers claim a state', async () => {
-    // The first writer holds its insert open while the second arrives: the second must wait, then
-    // find the key taken (PostgREST's resolution=ignore-duplicates is ON CONFLICT DO NOTHING).
-    const claim = (by: string, hold: number) =>
+  it('lets exactly one of two concurrent requests claim a state', async () => {
+    // The first holds its transaction open while the second arrives: the second must wait on the
+    // primary key, then find the claim taken (the same code: pending).
+    const racer = (by: string, hold: number) =>
       as(
         'service_role',
         `begin;
-         insert into public.tiktok_oauth_exchanges (state_nonce, user_id, code_hash, claimed_by)
-           values ('nonce-race', '${BOB}', 'h', '${by}') on conflict (state_nonce) do nothing returning claimed_by;
+         select public.tiktok_claim_exchange('nonce-race', '${BOB}', 'h', '${by}') ->> 'outcome';
          select pg_sleep(${hold});
          commit;`,
       )
-    const results = await Promise.all([claim('first', 0.5), new Promise((r) => setTimeout(r, 100)).then(() => claim('second', 0))])
-    const winners = results.map((out) => out.split('\n').filter((line) => line === 'first' || line === 'second')).flat()
-    expect(winners).toEqual(['first'])
-    expect(await as('service_role', "select count(*) from public.tiktok_oauth_exchanges where state_nonce = 'nonce-race'")).toBe('1')
+    const results = await Promise.all([racer('first', 0.5), new Promise((r) => setTimeout(r, 100)).then(() => racer('second', 0))])
+    expect(results.map((out) => out.split('\n')[0])).toEqual(['claimed', 'pending'])
+    expect(await as('service_role', "select claimed_by from public.tiktok_oauth_exchanges where state_nonce = 'nonce-race'")).toBe('first')
   })
 })
