@@ -12,6 +12,12 @@ const JWKS_TTL_MS = 10 * 60_000
 // An unknown kid may be a freshly rotated key, but refetching on every forged kid would let anyone
 // make this Worker hammer the JWKS endpoint.
 const JWKS_REFRESH_MIN_MS = 30_000
+// Supabase publishes a handful of keys (current, standby, recently rotated); anything far larger is
+// not a key set, and would be held in every isolate and scanned on every lookup.
+const JWKS_MAX_BYTES = 64 * 1024
+const JWKS_MAX_KEYS = 10
+// Supabase's clock and this isolate's may disagree by a few seconds; a token just minted must work.
+const CLOCK_SKEW_SECONDS = 30
 const ASYMMETRIC = {
   ES256: { name: 'ECDSA', namedCurve: 'P-256' },
   RS256: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
@@ -23,13 +29,40 @@ const USER_ID = /^[A-Za-z0-9-]{1,64}$/
 const keySets = new Map<string, KeySet>()
 const inflight = new Map<string, Promise<KeySet>>()
 
+/** The body as text, refused once it passes `maxBytes`: Content-Length can be absent or wrong. */
+async function readCapped(response: Response, maxBytes: number): Promise<string> {
+  if (Number(response.headers.get('content-length')) > maxBytes) {
+    await response.body?.cancel()
+    throw new Error(`JWKS declares more than ${maxBytes} bytes`)
+  }
+  if (!response.body) return ''
+  const reader = response.body.getReader()
+  const decoder = new TextDecoder()
+  let text = ''
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) return text + decoder.decode()
+    size += value.byteLength
+    if (size > maxBytes) {
+      await reader.cancel()
+      throw new Error(`JWKS is larger than ${maxBytes} bytes`)
+    }
+    text += decoder.decode(value, { stream: true })
+  }
+}
+
 async function fetchKeySet(url: string, timeoutMs: number): Promise<KeySet> {
   const response = await fetchWithTimeout(url, { headers: { accept: 'application/json' } }, timeoutMs)
   if (!response.ok) throw new Error(`JWKS answered HTTP ${response.status}`)
-  const body: unknown = await response.json()
+  const body: unknown = JSON.parse(await readCapped(response, JWKS_MAX_BYTES))
   const keys = (body as { keys?: unknown } | null)?.keys
   if (!Array.isArray(keys)) throw new Error('JWKS has no keys array')
-  return { keys: keys.filter((k): k is Jwk => typeof k === 'object' && k !== null), fetchedAt: Date.now(), imported: new Map() }
+  return {
+    keys: keys.slice(0, JWKS_MAX_KEYS).filter((k): k is Jwk => typeof k === 'object' && k !== null),
+    fetchedAt: Date.now(),
+    imported: new Map(),
+  }
 }
 
 function publicKey(set: KeySet, kid: string, alg: AsymmetricAlg): Promise<CryptoKey> | undefined {
@@ -91,7 +124,8 @@ export type VerifyOptions = { supabaseUrl: string; jwtSecret: string | undefined
  */
 export async function verifySupabaseToken(token: string, options: VerifyOptions, log: Logger): Promise<string> {
   const issuer = `${options.supabaseUrl}/auth/v1`
-  const verification = { iss: issuer, aud: 'authenticated' }
+  // Hono refuses any iat after its own clock; ours below allows for skew.
+  const verification = { iss: issuer, aud: 'authenticated', iat: false }
   let header: { alg?: unknown; kid?: unknown }
   try {
     header = decodeHeader(token) as typeof header
@@ -121,6 +155,11 @@ export async function verifySupabaseToken(token: string, options: VerifyOptions,
 
   // Hono skips the expiry check when `exp` is absent; Supabase always sets it, so require it.
   if (typeof payload.exp !== 'number') throw errors.unauthorized('no_exp')
+  if (payload.iat !== undefined && !(typeof payload.iat === 'number' && payload.iat <= Date.now() / 1000 + CLOCK_SKEW_SECONDS))
+    throw errors.unauthorized('iat')
+  // Issuer and audience do not make it a user's session: the project's keys also sign tokens for the
+  // `anon` and `service_role` database roles, and neither is a user who can connect an account.
+  if (payload.role !== 'authenticated') throw errors.unauthorized('role')
   if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) throw errors.unauthorized('sub')
   return payload.sub
 }
