@@ -160,7 +160,7 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
       }
       if (claim.user_id !== a.p_user_id) return { outcome: 'used' }
       if (claim.status === 'released') return { outcome: 'locked' }
-      if (claim.claimed_by === a.p_claimed_by) return { outcome: 'claimed' }
+      if (claim.status === 'pending' && claim.claimed_by === a.p_claimed_by) return { outcome: 'claimed' }
       if (claim.code_hash !== a.p_code_hash) return { outcome: 'used' }
       if (claim.status === 'pending') return { outcome: 'pending' }
       return { outcome: 'done', return_to: (claim.result as { return_to: string }).return_to, connection: summaryOf(a.p_user_id) }

@@ -83,8 +83,11 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
 
 export type Harness = Awaited<ReturnType<typeof harness>>
 
+/** Settings or bindings (a rate limiter) that replace the configured ones for one call. */
+export type Bindings = Record<string, string | RateLimit | undefined>
+
 /** Calls the deployed-shape Worker; `bindings` replaces settings for this call only. */
-export function call(url: string, init: RequestInit = {}, bindings?: Record<string, string | undefined>): Promise<Response> {
+export function call(url: string, init: RequestInit = {}, bindings?: Bindings): Promise<Response> {
   const request = new Request(url, init)
   if (!bindings) return exports.default.fetch(request)
   return Promise.resolve(app.fetch(request, { ...testEnv, ...bindings }, { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext))
@@ -119,7 +122,7 @@ export async function start(
 /** POST /exchange as the callback page does. */
 export function exchange(
   input: { state: string; authCode: string; cookie?: string; origin?: string; headers?: Record<string, string> },
-  bindings?: Record<string, string | undefined>,
+  bindings?: Bindings,
 ): Promise<Response> {
   const origin = input.origin ?? APP_ORIGIN
   return call(
@@ -145,7 +148,7 @@ export function secretsOf(h: Harness, extra: string[] = []): string[] {
 }
 
 /** A completed connection for `userId`: start, TikTok authorize, exchange. */
-export async function connect(h: Harness, options: { userId?: string; bindings?: Record<string, string | undefined> } = {}) {
+export async function connect(h: Harness, options: { userId?: string; bindings?: Bindings } = {}) {
   const s = await start(h, { userId: options.userId })
   const code = h.tiktok.issueCode()
   const response = await exchange({ state: s.state, authCode: code, cookie: s.cookie }, options.bindings)
@@ -156,7 +159,7 @@ export async function connect(h: Harness, options: { userId?: string; bindings?:
 export async function asUser(
   h: Harness,
   path: string,
-  init: RequestInit & { userId?: string; bindings?: Record<string, string | undefined> } = {},
+  init: RequestInit & { userId?: string; bindings?: Bindings } = {},
 ): Promise<{ status: number; body: Record<string, any> }> {
   const token = await h.supabase.signAccessToken(init.userId ?? USER_ID)
   const response = await call(

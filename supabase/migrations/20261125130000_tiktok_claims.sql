@@ -72,7 +72,7 @@ begin
     return jsonb_build_object('outcome', 'used');
   elsif claim.status = 'released' then
     return jsonb_build_object('outcome', 'locked');
-  elsif claim.claimed_by = p_claimed_by then
+  elsif claim.status = 'pending' and claim.claimed_by = p_claimed_by then
     -- A retried call whose first attempt committed.
     return jsonb_build_object('outcome', 'claimed');
   elsif claim.code_hash <> p_code_hash then
