@@ -103,7 +103,7 @@ export async function startStack(
   }
   const workerOrigin = `http://localhost:${workerPort}`
   try {
-    await waitFor(`http://127.0.0.1:${workerPort}/api/health`, child, () => log, 90_000)
+    await waitFor(`http://127.0.0.1:${workerPort}/api/tiktok/health`, child, () => log, 90_000)
   } catch (error) {
     await stop()
     throw error

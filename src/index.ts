@@ -13,12 +13,17 @@ const app = new Hono<AppEnv>()
 app.use(requestId({ headerName: 'X-Request-Id' }))
 app.use(requestContext)
 
+// Under /api/tiktok/, so the production routes that send /api/tiktok/* to this Worker reach it; and
+// first, so it answers even while the settings the other routes require are missing.
+app.route('/api/tiktok/health', health)
 app.route('/api/tiktok/oauth', oauth)
 app.route('/api/tiktok', connection)
-app.route('/api/health', health)
 
 app.notFound((c) =>
-  c.json({ success: false, code: 'not_found', error: `There is no ${c.req.method} ${new URL(c.req.url).pathname} endpoint.`, request_id: c.get('requestId') }, 404),
+  c.json(
+    { success: false, code: 'not_found', error: `There is no ${c.req.method} ${new URL(c.req.url).pathname} endpoint.`, retryable: false, request_id: c.get('requestId') },
+    404,
+  ),
 )
 
 /** The one place errors become answers: typed errors keep their code, anything else is a generic 500. */

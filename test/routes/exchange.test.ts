@@ -405,10 +405,10 @@ describe('POST /api/tiktok/oauth/exchange', () => {
 })
 
 describe('other endpoints', () => {
-  it('GET /api/health names missing settings, never values', async () => {
-    const ok = await read(await call(`${APP_ORIGIN}/api/health`))
+  it('item 15: GET /api/tiktok/health (inside the production routes) names missing settings, never values', async () => {
+    const ok = await read(await call(`${APP_ORIGIN}/api/tiktok/health`))
     expect(ok).toMatchObject({ status: 200, body: { ok: true, missing: [] } })
-    const bad = await read(await call(`${APP_ORIGIN}/api/health`, {}, { SUPABASE_SECRET_KEY: '', ALLOWED_ORIGINS: 'app.example.com' }))
+    const bad = await read(await call(`${APP_ORIGIN}/api/tiktok/health`, {}, { SUPABASE_SECRET_KEY: '', ALLOWED_ORIGINS: 'app.example.com' }))
     expect(bad.status).toBe(503)
     expect(bad.body).toMatchObject({ ok: false, missing: ['SUPABASE_SECRET_KEY', 'ALLOWED_ORIGINS'] })
   })
@@ -416,7 +416,7 @@ describe('other endpoints', () => {
   it('unknown /api paths answer the JSON envelope with a request id', async () => {
     const r = await read(await call(`${APP_ORIGIN}/api/nope`))
     expect(r.status).toBe(404)
-    expect(r.body).toMatchObject({ success: false, code: 'not_found' })
+    expect(r.body).toEqual({ success: false, code: 'not_found', error: 'There is no GET /api/nope endpoint.', retryable: false, request_id: expect.any(String) })
     expect(r.headers.get('x-request-id')).toBe(r.body.request_id)
   })
 })
