@@ -106,12 +106,7 @@ export async function openToken(c: Ctx, stored: string, userId: string): Promise
   try {
     token = await decryptToken(stored, userId, keys)
   } catch (cause) {
-    throw new AppError(
-      'token_unreadable',
-      500,
-      'Your stored TikTok connection cannot be read with the current settings. Please tell the site operator, or disconnect and connect again.',
-      { detail: { reason: cause instanceof Error ? cause.message : 'decrypt' } },
-    )
+    throw new AppError('token_unreadable', { detail: { reason: cause instanceof Error ? cause.message : 'decrypt' } })
   }
   c.get('log').protect(token)
   return token

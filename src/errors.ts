@@ -1,86 +1,152 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 
+type Spec = { status: ContentfulStatusCode; message: string; retryable?: true }
+
 /**
- * Every failure this Worker answers on purpose. `message` is shown to a person; `detail` is for the
- * logs only and must never hold a secret.
+ * Every failure this Worker answers on purpose: its status, whether retrying the same request can
+ * help, and the sentence a person reads (a call site may give a more precise one). The README's
+ * error table lists exactly these codes.
  */
+const TABLE = {
+  invalid_request: { status: 400, message: 'The request is not valid.' },
+  invalid_json: { status: 400, message: 'The request body is not valid JSON.' },
+  invalid_return_to: { status: 400, message: 'The return address must be a path on this site, such as /profile.' },
+  invalid_state: { status: 400, message: 'This TikTok authorization link is not valid. Start the connection again from your profile.' },
+  state_expired: { status: 400, message: 'This TikTok authorization took too long and expired. Start the connection again.' },
+  code_invalid_or_used: { status: 400, message: 'This TikTok authorization has expired or was already used. Start the connection again.' },
+  invalid_ticket: { status: 400, message: 'This advertiser choice is not valid any more. Choose the advertiser again from your profile.' },
+  ticket_expired: { status: 400, message: 'The time to choose an advertiser ran out. Choose it again from your profile, or connect TikTok again.' },
+  unauthorized: { status: 401, message: 'Your session is missing or has expired. Sign in again, then retry.' },
+  origin_not_allowed: { status: 403, message: 'This site is not allowed to connect TikTok accounts through this service.' },
+  state_not_bound: {
+    status: 403,
+    message: 'This authorization was started in another browser or tab. Start the connection again from this browser.',
+  },
+  tiktok_permission_denied: {
+    status: 403,
+    message: 'TikTok did not grant a permission this product needs. Connect again and allow every requested permission.',
+  },
+  advertiser_not_allowed: {
+    status: 403,
+    message: 'This advertiser account is not one TikTok shared with your connection. Pick one from the list.',
+  },
+  ticket_user_mismatch: {
+    status: 403,
+    message: 'This advertiser choice belongs to another signed-in account. Sign in as that account, or choose from your profile.',
+  },
+  account_not_found: {
+    status: 404,
+    message: 'Your account was not found, so the TikTok connection could not be saved. Sign out and in again, or contact support.',
+  },
+  not_connected: { status: 404, message: 'No TikTok account is connected. Connect TikTok first, then choose an advertiser.' },
+  not_found: { status: 404, message: 'There is no such endpoint.' },
+  method_not_allowed: { status: 405, message: 'This endpoint does not accept that HTTP method.' },
+  state_used: { status: 409, message: 'This TikTok authorization was already used. Start the connection again from your profile.' },
+  state_locked: { status: 409, message: 'This TikTok authorization failed too many times. Start the connection again from your profile.' },
+  exchange_in_progress: {
+    status: 409,
+    retryable: true,
+    message: 'This TikTok connection is still being completed in another tab. Wait a moment, then check your profile.',
+  },
+  payload_too_large: { status: 413, message: 'The request body is too large.' },
+  unsupported_media_type: { status: 415, message: 'Send the request body as JSON, with Content-Type: application/json.' },
+  no_advertisers: {
+    status: 422,
+    message: 'TikTok did not share any advertiser account. Connect again and select at least one advertiser account.',
+  },
+  rate_limited: { status: 429, retryable: true, message: 'Too many attempts. Wait a minute, then try again.' },
+  tiktok_rate_limited: {
+    status: 429,
+    retryable: true,
+    message: 'TikTok is receiving too many requests right now. Wait a minute, then connect again.',
+  },
+  misconfigured: {
+    status: 500,
+    message: 'This TikTok connection service is not configured yet. Please tell the site operator; nothing was changed.',
+  },
+  token_unreadable: {
+    status: 500,
+    message:
+      'Your stored TikTok connection cannot be read with the current settings. Please tell the site operator, or disconnect and connect again.',
+  },
+  internal_error: {
+    status: 500,
+    message: 'Something went wrong on our side. Please try again; if it keeps happening, contact support.',
+  },
+  tiktok_unavailable: { status: 502, retryable: true, message: 'TikTok is temporarily unavailable. Try connecting again in a few minutes.' },
+  tiktok_misconfigured: {
+    status: 502,
+    message: "TikTok refused this site's app settings. Please tell the site operator; your account was not changed.",
+  },
+  tiktok_token_rejected: { status: 502, message: 'TikTok rejected the access it had just granted. Start the connection again.' },
+  tiktok_error: { status: 502, message: 'TikTok refused the request. Try again, and contact support if it keeps happening.' },
+  storage_unavailable: {
+    status: 502,
+    retryable: true,
+    message: 'We could not reach the database to save your TikTok connection. Nothing was changed; please try again in a few minutes.',
+  },
+  auth_unavailable: { status: 503, retryable: true, message: 'We could not check your sign-in right now. Please try again in a moment.' },
+} as const satisfies Record<string, Spec>
+
+export type ErrorCode = keyof typeof TABLE
+export const ERROR_CODES = Object.keys(TABLE) as ErrorCode[]
+
+type Options = {
+  /** A more precise sentence for a person than the table's. */
+  message?: string
+  /** Only where one code has two statuses (a TikTok timeout is 504, not 502). */
+  status?: ContentfulStatusCode
+  /** For the logs only; must never hold a secret. */
+  detail?: Record<string, unknown>
+  cause?: unknown
+  /** Headers the answer carries, such as `Allow` or `Retry-After`. */
+  headers?: Record<string, string>
+}
+
+/** A failure answered on purpose: thrown anywhere, turned into the JSON envelope in `onError`. */
 export class AppError extends Error {
-  readonly code: string
+  readonly code: ErrorCode
   readonly status: ContentfulStatusCode
   readonly retryable: boolean
   readonly detail: Record<string, unknown> | undefined
-  /** Headers the answer carries, such as `Allow` or `Retry-After`. */
   readonly headers: Record<string, string> | undefined
 
-  constructor(
-    code: string,
-    status: ContentfulStatusCode,
-    message: string,
-    options: { retryable?: boolean; detail?: Record<string, unknown>; cause?: unknown; headers?: Record<string, string> } = {},
-  ) {
-    super(message, { cause: options.cause })
+  constructor(code: ErrorCode, options: Options = {}) {
+    const spec: Spec = TABLE[code]
+    super(options.message ?? spec.message, { cause: options.cause })
     this.name = 'AppError'
     this.code = code
-    this.status = status
-    this.retryable = options.retryable ?? false
+    this.status = options.status ?? spec.status
+    this.retryable = spec.retryable ?? false
     this.detail = options.detail
     this.headers = options.headers
   }
 }
 
+/** The errors thrown from more than one place, or with detail worth a name. */
 export const errors = {
-  misconfigured: (names: string[]) =>
-    new AppError(
-      'misconfigured',
-      500,
-      'This TikTok connection service is not configured yet. Please tell the site operator; nothing was changed.',
-      { detail: { settings: names } },
-    ),
-  invalidRequest: (message: string) => new AppError('invalid_request', 400, message),
-  unauthorized: (reason: string) =>
-    new AppError('unauthorized', 401, 'Your session is missing or has expired. Sign in again, then retry.', {
-      detail: { reason },
-    }),
-  authUnavailable: (cause?: unknown) =>
-    new AppError('auth_unavailable', 503, 'We could not check your sign-in right now. Please try again in a moment.', {
-      retryable: true,
-      cause,
-    }),
-  originNotAllowed: (origin: string) =>
-    new AppError('origin_not_allowed', 403, 'This site is not allowed to connect TikTok accounts through this service.', {
-      detail: { origin },
-    }),
-  invalidReturnTo: () =>
-    new AppError('invalid_return_to', 400, 'The return address must be a path on this site, such as /profile.'),
-  invalidState: (reason: string) =>
-    new AppError('invalid_state', 400, 'This TikTok authorization link is not valid. Start the connection again from your profile.', {
-      detail: { reason },
-    }),
-  stateExpired: () =>
-    new AppError('state_expired', 400, 'This TikTok authorization took too long and expired. Start the connection again.'),
-  stateNotBound: (reason: string) =>
-    new AppError(
-      'state_not_bound',
-      403,
-      'This authorization was started in another browser or tab. Start the connection again from this browser.',
-      { detail: { reason } },
-    ),
-  stateUsed: () =>
-    new AppError('state_used', 409, 'This TikTok authorization was already used. Start the connection again from your profile.'),
-  stateLocked: () =>
-    new AppError('state_locked', 409, 'This TikTok authorization failed too many times. Start the connection again from your profile.'),
-  exchangeInProgress: () =>
-    new AppError('exchange_in_progress', 409, 'This TikTok connection is still being completed in another tab. Wait a moment, then check your profile.', {
-      retryable: true,
-    }),
+  misconfigured: (names: string[]) => new AppError('misconfigured', { detail: { settings: names } }),
+  invalidRequest: (message: string) => new AppError('invalid_request', { message }),
+  unauthorized: (reason: string) => new AppError('unauthorized', { detail: { reason } }),
+  authUnavailable: (cause?: unknown) => new AppError('auth_unavailable', { cause }),
+  originNotAllowed: (origin: string) => new AppError('origin_not_allowed', { detail: { origin } }),
+  invalidReturnTo: () => new AppError('invalid_return_to'),
+  invalidState: (reason: string) => new AppError('invalid_state', { detail: { reason } }),
+  stateExpired: () => new AppError('state_expired'),
+  stateNotBound: (reason: string) => new AppError('state_not_bound', { detail: { reason } }),
+  stateUsed: () => new AppError('state_used'),
+  stateLocked: () => new AppError('state_locked'),
+  exchangeInProgress: () => new AppError('exchange_in_progress'),
+  invalidTicket: (reason: string) => new AppError('invalid_ticket', { detail: { reason } }),
+  accountNotFound: () => new AppError('account_not_found'),
+  notConnected: () => new AppError('not_connected'),
+  storageUnavailable: (detail: Record<string, unknown> = {}) => new AppError('storage_unavailable', { detail }),
   rateLimited: (scope: string, retryAfterSeconds: number) =>
-    new AppError('rate_limited', 429, `Too many attempts. Wait ${retryAfterSeconds} seconds, then try again.`, {
-      retryable: true,
+    new AppError('rate_limited', {
+      message: `Too many attempts. Wait ${retryAfterSeconds} seconds, then try again.`,
       detail: { scope },
       headers: { 'Retry-After': String(retryAfterSeconds) },
     }),
   methodNotAllowed: (allow: string) =>
-    new AppError('method_not_allowed', 405, `This endpoint does not accept that HTTP method; it accepts ${allow}.`, {
-      headers: { Allow: allow },
-    }),
+    new AppError('method_not_allowed', { message: `This endpoint does not accept that HTTP method; it accepts ${allow}.`, headers: { Allow: allow } }),
 } as const

@@ -1,5 +1,5 @@
 import { PostgrestClient } from '@supabase/postgrest-js'
-import { AppError } from './errors'
+import { errors } from './errors'
 import { fetchWithTimeout } from './http'
 import type { Logger } from './log'
 import type { Advertiser } from './tiktok'
@@ -8,21 +8,6 @@ const ACCOUNTS = 'user_accounts'
 const ATTEMPTS = 2
 // PostgreSQL's foreign_key_violation: a claim for a user that has no user_accounts row.
 const FOREIGN_KEY_VIOLATION = '23503'
-
-export const storageUnavailable = (detail: Record<string, unknown> = {}) =>
-  new AppError(
-    'storage_unavailable',
-    502,
-    'We could not reach the database to save your TikTok connection. Nothing was changed; please try again in a few minutes.',
-    { retryable: true, detail },
-  )
-
-export const accountNotFound = () =>
-  new AppError(
-    'account_not_found',
-    404,
-    'Your account was not found, so the TikTok connection could not be saved. Sign out and in again, or contact support.',
-  )
 
 /** What the exchange answers; the completion stores it with the connection. */
 export type ExchangeResult = {
@@ -94,7 +79,7 @@ export class SupabaseStore {
       // status 0: no answer at all (network failure or timeout).
       const transient = answer.status === 0 || answer.status >= 500
       this.#log.warn(event, { ...fields, outcome: 'error', postgrest_code: answer.error.code, error: answer.error.message })
-      if (!transient || attempt >= ATTEMPTS) throw storageUnavailable({ event, http_status: answer.status, postgrest_code: answer.error.code })
+      if (!transient || attempt >= ATTEMPTS) throw errors.storageUnavailable({ event, http_status: answer.status, postgrest_code: answer.error.code })
     }
   }
 
@@ -114,7 +99,7 @@ export class SupabaseStore {
         }),
       (error) => error?.code === FOREIGN_KEY_VIOLATION,
     )
-    if (answer.error) throw accountNotFound()
+    if (answer.error) throw errors.accountNotFound()
     return this.#outcome<Claim>('supabase.claim', answer.data, ['claimed', 'done', 'pending', 'used', 'locked'])
   }
 
@@ -151,7 +136,7 @@ export class SupabaseStore {
   #outcome<T extends { outcome: string }>(event: string, data: unknown, known: readonly T['outcome'][]): T {
     const outcome = (data as { outcome?: unknown } | null)?.outcome
     if (typeof outcome === 'string' && (known as readonly string[]).includes(outcome)) return data as T
-    throw storageUnavailable({ event, unexpected: typeof outcome === 'string' ? outcome : typeof data })
+    throw errors.storageUnavailable({ event, unexpected: typeof outcome === 'string' ? outcome : typeof data })
   }
 
   /** The user's connection columns; the token only when asked for. Undefined: no such user. */

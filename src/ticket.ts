@@ -1,4 +1,4 @@
-import { AppError } from './errors'
+import { AppError, errors } from './errors'
 import { seal, unseal } from './signed'
 
 /**
@@ -20,17 +20,12 @@ export async function mintTicket(secret: string, userId: string, connectedAt: st
   return { ticket: await seal(secret, KIND, payload), expires_at: new Date(exp * 1000).toISOString() }
 }
 
-export const invalidTicket = (reason: string) =>
-  new AppError('invalid_ticket', 400, 'This advertiser choice is not valid any more. Choose the advertiser again from your profile.', {
-    detail: { reason },
-  })
-
 export async function verifyTicket(secret: string, ticket: string, now = Date.now()): Promise<{ userId: string; connectedAt: string }> {
   const opened = await unseal(secret, KIND, ticket, MAX_TICKET_LENGTH)
-  if ('reason' in opened) throw invalidTicket(opened.reason)
+  if ('reason' in opened) throw errors.invalidTicket(opened.reason)
   const p = opened.payload as Partial<TicketPayload> | null
-  if (!p || typeof p.u !== 'string' || typeof p.c !== 'string' || !Number.isInteger(p.exp)) throw invalidTicket('payload')
+  if (!p || typeof p.u !== 'string' || typeof p.c !== 'string' || !Number.isInteger(p.exp)) throw errors.invalidTicket('payload')
   if (Math.floor(now / 1000) >= p.exp!)
-    throw new AppError('ticket_expired', 400, 'The time to choose an advertiser ran out. Choose it again from your profile, or connect TikTok again.')
+    throw new AppError('ticket_expired')
   return { userId: p.u, connectedAt: p.c }
 }

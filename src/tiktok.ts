@@ -24,28 +24,22 @@ const APP_MISCONFIGURED = new Set([40000, 40101, 40113, 40104])
 /** Maps a TikTok envelope `code` to this Worker's error; TikTok's own message stays in the logs. */
 export function tiktokError(code: number, detail: Record<string, unknown> = {}): AppError {
   const d = { detail: { tiktok_code: code, ...detail } }
-  if (RATE_LIMITED.has(code))
-    return new AppError('tiktok_rate_limited', 429, 'TikTok is receiving too many requests right now. Wait a minute, then connect again.', { retryable: true, ...d })
-  if (TRANSIENT.has(code))
-    return new AppError('tiktok_unavailable', 502, 'TikTok is temporarily unavailable. Try connecting again in a few minutes.', { retryable: true, ...d })
-  if (CODE_REJECTED.has(code))
-    return new AppError('code_invalid_or_used', 400, 'This TikTok authorization has expired or was already used. Start the connection again.', d)
-  if (TOKEN_REJECTED.has(code))
-    return new AppError('tiktok_token_rejected', 502, 'TikTok rejected the access it had just granted. Start the connection again.', d)
-  if (code === 40001)
-    return new AppError('tiktok_permission_denied', 403, 'TikTok did not grant a permission this product needs. Connect again and allow every requested permission.', d)
-  if (APP_MISCONFIGURED.has(code))
-    return new AppError('tiktok_misconfigured', 502, "TikTok refused this site's app settings. Please tell the site operator; your account was not changed.", d)
-  return new AppError('tiktok_error', 502, 'TikTok refused the request. Try again, and contact support if it keeps happening.', d)
+  if (RATE_LIMITED.has(code)) return new AppError('tiktok_rate_limited', d)
+  if (TRANSIENT.has(code)) return new AppError('tiktok_unavailable', d)
+  if (CODE_REJECTED.has(code)) return new AppError('code_invalid_or_used', d)
+  if (TOKEN_REJECTED.has(code)) return new AppError('tiktok_token_rejected', d)
+  if (code === 40001) return new AppError('tiktok_permission_denied', d)
+  if (APP_MISCONFIGURED.has(code)) return new AppError('tiktok_misconfigured', d)
+  return new AppError('tiktok_error', d)
 }
 
 const unavailable = (reason: string, cause?: unknown, timedOut = false) =>
-  new AppError(
-    'tiktok_unavailable',
-    timedOut ? 504 : 502,
-    'TikTok did not answer properly. Try connecting again in a few minutes.',
-    { retryable: true, detail: { reason }, cause },
-  )
+  new AppError('tiktok_unavailable', {
+    status: timedOut ? 504 : 502,
+    message: 'TikTok did not answer properly. Try connecting again in a few minutes.',
+    detail: { reason },
+    cause,
+  })
 
 const asRecord = (value: unknown): Record<string, unknown> | undefined =>
   typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined

@@ -15,7 +15,7 @@ export const jsonOnly = (options: { maxBytes: number; optional?: boolean }) => {
   const limit = bodyLimit({
     maxSize: options.maxBytes,
     onError: () => {
-      throw new AppError('payload_too_large', 413, `The request body is too large; send at most ${options.maxBytes} bytes of JSON.`)
+      throw new AppError('payload_too_large', { message: `The request body is too large; send at most ${options.maxBytes} bytes of JSON.` })
     },
   })
   return createMiddleware<AppEnv>(async (c, next) => {
@@ -23,7 +23,7 @@ export const jsonOnly = (options: { maxBytes: number; optional?: boolean }) => {
     const hasBody = contentType !== undefined || (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') !== undefined
     if (!hasBody && options.optional) return next()
     if (!contentType || !JSON_MEDIA_TYPE.test(contentType.split(';')[0]!.trim()))
-      throw new AppError('unsupported_media_type', 415, 'Send the request body as JSON, with Content-Type: application/json.')
+      throw new AppError('unsupported_media_type')
     return limit(c, next)
   })
 }

@@ -2,20 +2,17 @@ import { type Context, Hono } from 'hono'
 import * as z from 'zod/mini'
 import { authenticatedUser, openToken, requireConfig, requireOrigin, requireUser, store, tiktokClient } from '../context'
 import type { AppEnv } from '../env'
-import { AppError } from '../errors'
-import { accountNotFound, type ConnectionRow } from '../supabase'
+import { AppError, errors } from '../errors'
+import type { ConnectionRow } from '../supabase'
 import { limitPerUser, throttle } from '../throttle'
 import { TOKEN_REJECTED } from '../tiktok'
-import { invalidTicket, verifyTicket } from '../ticket'
+import { verifyTicket } from '../ticket'
 import { jsonOnly, methodNotAllowed, validJson } from '../validate'
 
 const chooseBody = z.object({
   advertiser_id: z.string('must be a string').check(z.regex(/^\d{1,32}$/, 'must be a decimal id string')),
   ticket: z.optional(z.string('must be a string').check(z.maxLength(1024, 'is too long'))),
 })
-
-const notConnected = () =>
-  new AppError('not_connected', 404, 'No TikTok account is connected. Connect TikTok first, then choose an advertiser.')
 
 const summary = (row: ConnectionRow) => {
   const connected = row.tiktok_connected_at !== null && row.tiktok_revoked_at === null
@@ -41,7 +38,7 @@ connection.get('/connection', requireOrigin, requireUser, async (c) => {
   if (verify) await throttle(c, c.env.USER_RATE_LIMIT, 'verify', userId)
   const db = store(c)
   const row = await db.readConnection(userId, verify)
-  if (!row) throw accountNotFound()
+  if (!row) throw errors.accountNotFound()
   if (!verify || !row.tiktok_access_token || row.tiktok_revoked_at) return c.json(summary(row))
 
   const token = await openToken(c, row.tiktok_access_token, userId)
@@ -75,7 +72,7 @@ connection.delete('/connection', requireOrigin, requireUser, limitPerUser('disco
   const userId = c.get('userId')
   const db = store(c)
   const row = await db.readConnection(userId, true)
-  if (!row) throw accountNotFound()
+  if (!row) throw errors.accountNotFound()
   const revoked = row.tiktok_access_token ? await revoke(c, row.tiktok_access_token, userId) : false
   await db.clearConnection(userId)
   c.get('log').info('oauth.disconnect', { outcome: 'ok', user_id: userId, revoked, had_token: !!row.tiktok_access_token })
@@ -102,25 +99,23 @@ connection.post('/advertiser', requireOrigin, jsonOnly({ maxBytes: 2048 }), vali
   const bearer = c.req.header('authorization') !== undefined || !ticket ? await authenticatedUser(c) : undefined
   const granted = ticket ? await verifyTicket(c.get('config').stateSecret, ticket) : undefined
   if (granted && bearer !== undefined && granted.userId !== bearer)
-    throw new AppError('ticket_user_mismatch', 403, 'This advertiser choice belongs to another signed-in account. Sign in as that account, or choose from your profile.')
+    throw new AppError('ticket_user_mismatch')
   const userId = (granted?.userId ?? bearer)!
   await throttle(c, c.env.USER_RATE_LIMIT, 'advertiser', userId)
 
   const db = store(c)
   const row = await db.readConnection(userId)
-  if (!row) throw accountNotFound()
+  if (!row) throw errors.accountNotFound()
   const live = row.tiktok_connected_at !== null && row.tiktok_revoked_at === null
   // A ticket for a connection that is no longer the live one is stale, whatever it lists.
-  if (granted && (!live || row.tiktok_connected_at !== granted.connectedAt)) throw invalidTicket('stale')
-  if (!live) throw notConnected()
+  if (granted && (!live || row.tiktok_connected_at !== granted.connectedAt)) throw errors.invalidTicket('stale')
+  if (!live) throw errors.notConnected()
   const advertisers = row.tiktok_advertisers ?? []
   const chosen = advertisers.find((a) => a.id === id)
   if (!chosen)
-    throw new AppError('advertiser_not_allowed', 403, 'This advertiser account is not one TikTok shared with your connection. Pick one from the list.', {
-      detail: { advertiser_id: id },
-    })
+    throw new AppError('advertiser_not_allowed', { detail: { advertiser_id: id } })
   // Written only if the connection read above is still the live one.
-  if (!(await db.chooseAdvertiser(userId, chosen, row.tiktok_connected_at!))) throw granted ? invalidTicket('stale') : notConnected()
+  if (!(await db.chooseAdvertiser(userId, chosen, row.tiktok_connected_at!))) throw granted ? errors.invalidTicket('stale') : errors.notConnected()
   c.get('log').info('oauth.advertiser_chosen', { outcome: 'ok', user_id: userId, business_id: chosen.id })
   return c.json({ success: true, business_id: chosen.id, account_id: chosen.name, advertisers, message: 'Advertiser saved' })
 })

@@ -7,7 +7,7 @@ import { AppError, errors } from '../errors'
 import { parseReturnTo } from '../origin'
 import { sha256 } from '../signed'
 import { bindingMatches, mintState, STATE_TTL_SECONDS, verifyState } from '../state'
-import { accountNotFound, type Claim, type ConnectionSummary, type SupabaseStore } from '../supabase'
+import { type Claim, type ConnectionSummary, type SupabaseStore } from '../supabase'
 import { limitPerClient, limitPerUser } from '../throttle'
 import { mintTicket } from '../ticket'
 import { jsonOnly, methodNotAllowed, validJson } from '../validate'
@@ -123,13 +123,12 @@ oauth.post('/exchange', requireOrigin, limitPerClient('exchange'), jsonOnly({ ma
     // The first advertiser is stored at once, so the connection is usable even if the user never
     // picks; with several, the answer carries a ticket to change it.
     const chosen = advertisers[0]
-    if (!chosen)
-      throw new AppError('no_advertisers', 422, 'TikTok did not share any advertiser account. Connect again and select at least one advertiser account.')
+    if (!chosen) throw new AppError('no_advertisers')
     const result = { business_id: chosen.id, account_id: chosen.name, advertisers, return_to: payload.r }
     const written = await db.completeExchange({ nonce: claim.nonce, userId, storedToken: await sealToken(c, accessToken, userId), result })
     // claim_lost: this request's claim is no longer pending (a retried completion that had committed
     // is recovered below, when the release finds the claim done).
-    if (written.outcome !== 'ok') throw written.outcome === 'account_not_found' ? accountNotFound() : errors.stateUsed()
+    if (written.outcome !== 'ok') throw written.outcome === 'account_not_found' ? errors.accountNotFound() : errors.stateUsed()
     connection = { ...result, connected_at: written.connected_at }
   } catch (error) {
     const recovered = await giveBack(c, db, claim, accessToken, error)

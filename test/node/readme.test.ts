@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { ERROR_CODES } from '../../src/errors.ts'
 
 const README = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8')
 
@@ -18,5 +19,12 @@ describe('README', () => {
     const checks = [...README.matchAll(/curl (https:\/\/[^\s`]+\/health)/g)].map((m) => new URL(m[1]!))
     expect(checks.length).toBeGreaterThan(0)
     for (const check of checks) expect(routed(check), `${check} is not routed to the Worker`).toBe(true)
+  })
+
+  it('lists every error code the Worker answers, and no other', () => {
+    const section = README.slice(README.indexOf('Every failure is'), README.indexOf('## One connection'))
+    const rows = section.split('\n').filter((line) => /^\| \d{3}/.test(line))
+    const documented = rows.flatMap((row) => [...row.split('|')[2]!.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!))
+    expect([...documented].sort()).toEqual([...ERROR_CODES].sort())
   })
 })
