@@ -146,5 +146,8 @@ export type AppEnv = {
     origin: string
     /** Set by `requireUser`: the verified Supabase user id. */
     userId: string
+    /** Set by `withClients`. */
+    db: import('./supabase').SupabaseStore
+    tiktok: import('./tiktok').TikTokClient
   }
 }

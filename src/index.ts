@@ -1,7 +1,7 @@
 import { type Context, Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { requestId } from 'hono/request-id'
-import { requestContext } from './context'
+import { requestContext, requireConfig, withClients } from './middleware'
 import type { AppEnv } from './env'
 import { AppError } from './errors'
 import { connection } from './routes/connection'
@@ -16,6 +16,8 @@ app.use(requestContext)
 // Under /api/tiktok/, so the production routes that send /api/tiktok/* to this Worker reach it; and
 // first, so it answers even while the settings the other routes require are missing.
 app.route('/api/tiktok/health', health)
+// Nothing below runs with a missing or malformed setting.
+app.use('/api/tiktok/*', requireConfig, withClients)
 app.route('/api/tiktok/oauth', oauth)
 app.route('/api/tiktok', connection)
 

@@ -1,6 +1,7 @@
 import { type Context, Hono } from 'hono'
 import * as z from 'zod/mini'
-import { authenticatedUser, openToken, requireConfig, requireOrigin, requireUser, store, tiktokClient } from '../context'
+import { authenticatedUser, requireOrigin, requireUser } from '../middleware'
+import { openToken } from '../stored-token'
 import type { AppEnv } from '../env'
 import { AppError, errors } from '../errors'
 import type { ConnectionRow } from '../supabase'
@@ -28,22 +29,20 @@ const summary = (row: ConnectionRow) => {
 
 export const connection = new Hono<AppEnv>()
 
-connection.use(requireConfig)
-
 /** The caller's own connection; `?verify=true` asks TikTok whether the token still works. */
 connection.get('/connection', requireOrigin, requireUser, async (c) => {
   const userId = c.get('userId')
   const verify = c.req.query('verify') === 'true'
   // Only the check that calls TikTok is limited: reading the stored row costs no TikTok quota.
   if (verify) await throttle(c, c.env.USER_RATE_LIMIT, 'verify', userId)
-  const db = store(c)
+  const db = c.get('db')
   const row = await db.readConnection(userId, verify)
   if (!row) throw errors.accountNotFound()
   if (!verify || !row.tiktok_access_token || row.tiktok_revoked_at) return c.json(summary(row))
 
-  const token = await openToken(c, row.tiktok_access_token, userId)
+  const token = await openToken(c.get('config'), c.get('log'), row.tiktok_access_token, userId)
   try {
-    const advertisers = await tiktokClient(c).listAdvertisers(token)
+    const advertisers = await c.get('tiktok').listAdvertisers(token)
     return c.json({ ...summary(row), advertisers, verified: true })
   } catch (error) {
     const code = error instanceof AppError ? error.detail?.tiktok_code : undefined
@@ -58,19 +57,19 @@ connection.get('/connection', requireOrigin, requireUser, async (c) => {
 async function revoke(c: Context<AppEnv>, stored: string, userId: string): Promise<boolean> {
   let token: string
   try {
-    token = await openToken(c, stored, userId)
+    token = await openToken(c.get('config'), c.get('log'), stored, userId)
   } catch (error) {
     if (!(error instanceof AppError)) throw error
     c.get('log').warn('tiktok.revoke', { outcome: 'skipped', reason: error.code })
     return false
   }
-  return tiktokClient(c).revokeToken(token, 'disconnect')
+  return c.get('tiktok').revokeToken(token, 'disconnect')
 }
 
 /** Revokes at TikTok when it can, and forgets the connection whatever TikTok answered. */
 connection.delete('/connection', requireOrigin, requireUser, limitPerUser('disconnect'), async (c) => {
   const userId = c.get('userId')
-  const db = store(c)
+  const db = c.get('db')
   const row = await db.readConnection(userId, true)
   if (!row) throw errors.accountNotFound()
   const revoked = row.tiktok_access_token ? await revoke(c, row.tiktok_access_token, userId) : false
@@ -103,7 +102,7 @@ connection.post('/advertiser', requireOrigin, jsonOnly({ maxBytes: 2048 }), vali
   const userId = (granted?.userId ?? bearer)!
   await throttle(c, c.env.USER_RATE_LIMIT, 'advertiser', userId)
 
-  const db = store(c)
+  const db = c.get('db')
   const row = await db.readConnection(userId)
   if (!row) throw errors.accountNotFound()
   const live = row.tiktok_connected_at !== null && row.tiktok_revoked_at === null

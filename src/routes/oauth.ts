@@ -1,7 +1,8 @@
 import { type Context, Hono } from 'hono'
 import { setCookie } from 'hono/cookie'
 import * as z from 'zod/mini'
-import { requireConfig, requireOrigin, requireUser, sealToken, store, tiktokClient } from '../context'
+import { requireOrigin, requireUser } from '../middleware'
+import { sealToken } from '../stored-token'
 import type { AppEnv } from '../env'
 import { AppError, errors } from '../errors'
 import { parseReturnTo } from '../origin'
@@ -46,8 +47,6 @@ function bindingCookie(header: string | undefined): { value: string } | { reason
 
 export const oauth = new Hono<AppEnv>()
 
-oauth.use(requireConfig)
-
 oauth.post(
   '/start',
   requireOrigin,
@@ -90,7 +89,7 @@ oauth.post('/exchange', requireOrigin, limitPerClient('exchange'), jsonOnly({ ma
   if (!('value' in cookie)) throw errors.stateNotBound(cookie.reason)
   if (!(await bindingMatches(payload, cookie.value))) throw errors.stateNotBound('cookie_mismatch')
 
-  const db = store(c)
+  const db = c.get('db')
   const userId = payload.u
   // Who holds the claim is decided by a value only this request knows, never by a request header.
   const claim = { nonce: payload.n, userId, codeHash: hex(await sha256(authCode)), claimedBy: crypto.randomUUID() }
@@ -114,7 +113,7 @@ oauth.post('/exchange', requireOrigin, limitPerClient('exchange'), jsonOnly({ ma
     throw claimed.outcome === 'pending' ? errors.exchangeInProgress() : claimed.outcome === 'locked' ? errors.stateLocked() : errors.stateUsed()
   }
 
-  const tiktok = tiktokClient(c)
+  const tiktok = c.get('tiktok')
   let accessToken: string | undefined
   let connection: ConnectionSummary
   try {
@@ -125,13 +124,13 @@ oauth.post('/exchange', requireOrigin, limitPerClient('exchange'), jsonOnly({ ma
     const chosen = advertisers[0]
     if (!chosen) throw new AppError('no_advertisers')
     const result = { business_id: chosen.id, account_id: chosen.name, advertisers, return_to: payload.r }
-    const written = await db.completeExchange({ nonce: claim.nonce, userId, storedToken: await sealToken(c, accessToken, userId), result })
+    const written = await db.completeExchange({ nonce: claim.nonce, userId, storedToken: await sealToken(config, accessToken, userId), result })
     // claim_lost: this request's claim is no longer pending (a retried completion that had committed
     // is recovered below, when the release finds the claim done).
     if (written.outcome !== 'ok') throw written.outcome === 'account_not_found' ? errors.accountNotFound() : errors.stateUsed()
     connection = { ...result, connected_at: written.connected_at }
   } catch (error) {
-    const recovered = await giveBack(c, db, claim, accessToken, error)
+    const recovered = await giveBack(c, claim, accessToken, error)
     if (!recovered) throw error
     return answer(recovered.connection, recovered.return_to)
   }
@@ -162,12 +161,12 @@ async function claimOrWait(db: SupabaseStore, claim: ClaimInput): Promise<Claim>
  */
 async function giveBack(
   c: Context<AppEnv>,
-  db: SupabaseStore,
   claim: ClaimInput,
   accessToken: string | undefined,
   error: unknown,
 ): Promise<Extract<Claim, { outcome: 'done' }> & { connection: ConnectionSummary } | undefined> {
   const log = c.get('log')
+  const db = c.get('db')
   const released = await db.releaseExchange(claim.nonce, claim.claimedBy).catch((cause: unknown) => {
     log.warn('supabase.release', { outcome: 'error', error: cause })
     return 'unknown' as const
@@ -183,6 +182,6 @@ async function giveBack(
     log.warn('tiktok.revoke', { outcome: 'skipped', reason, release: released })
     return undefined
   }
-  await tiktokClient(c).revokeToken(accessToken, reason)
+  await c.get('tiktok').revokeToken(accessToken, reason)
   return undefined
 }

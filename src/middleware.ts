@@ -2,12 +2,11 @@ import type { Context } from 'hono'
 import { createMiddleware } from 'hono/factory'
 import { verifySupabaseToken } from './auth'
 import { type AppEnv, checkedConfig } from './env'
-import { AppError, errors } from './errors'
+import { errors } from './errors'
 import { Logger, secretForms } from './log'
 import { assertAllowedOrigin, requestOrigin } from './origin'
 import { SupabaseStore } from './supabase'
 import { TikTokClient } from './tiktok'
-import { decryptToken, encryptToken, isEncryptedToken } from './token-crypto'
 
 // The configured secrets' search strings, prepared once per isolate.
 const configuredSecrets = new WeakMap<object, string[]>()
@@ -77,37 +76,15 @@ export const requireUser = createMiddleware<AppEnv>(async (c, next) => {
   await next()
 })
 
-export const tiktokClient = (c: Ctx): TikTokClient => {
+/** The upstream clients, built once per request from the checked config: `c.var.db`, `c.var.tiktok`. */
+export const withClients = createMiddleware<AppEnv>(async (c, next) => {
   const config = c.get('config')
-  return new TikTokClient(
-    { appId: config.tiktokAppId, appSecret: config.tiktokAppSecret, apiBase: config.tiktokApiBase, timeoutMs: config.upstreamTimeoutMs },
-    c.get('log'),
+  const log = c.get('log')
+  c.set('db', new SupabaseStore({ url: config.supabaseUrl, secretKey: config.supabaseSecretKey, timeoutMs: config.upstreamTimeoutMs }, log))
+  c.set(
+    'tiktok',
+    new TikTokClient({ appId: config.tiktokAppId, appSecret: config.tiktokAppSecret, apiBase: config.tiktokApiBase, timeoutMs: config.upstreamTimeoutMs }, log),
   )
-}
+  await next()
+})
 
-export const store = (c: Ctx): SupabaseStore => {
-  const config = c.get('config')
-  return new SupabaseStore({ url: config.supabaseUrl, secretKey: config.supabaseSecretKey, timeoutMs: config.upstreamTimeoutMs }, c.get('log'))
-}
-
-/** The token as stored: encrypted when a key is configured. */
-export async function sealToken(c: Ctx, token: string, userId: string): Promise<string> {
-  const keys = c.get('config').tokenEncryptionKeys
-  return keys ? encryptToken(token, userId, keys) : token
-}
-
-/** The usable token from a stored value, plaintext or encrypted. */
-export async function openToken(c: Ctx, stored: string, userId: string): Promise<string> {
-  const keys = c.get('config').tokenEncryptionKeys
-  if (!isEncryptedToken(stored)) return stored
-  // An encrypted token with no key configured: the key was removed, not rotated.
-  if (!keys) throw errors.misconfigured(['TOKEN_ENCRYPTION_KEY'])
-  let token: string
-  try {
-    token = await decryptToken(stored, userId, keys)
-  } catch (cause) {
-    throw new AppError('token_unreadable', { detail: { reason: cause instanceof Error ? cause.message : 'decrypt' } })
-  }
-  c.get('log').protect(token)
-  return token
-}
