@@ -5,11 +5,14 @@ import { ROOT } from '../scripts/stack.ts'
 
 export const ARTIFACTS = join(ROOT, 'test-artifacts')
 
-/** Debian's Chromium, never a downloaded build; flags that keep it off the closed network. */
-export async function launchBrowser(): Promise<Browser> {
+/**
+ * Debian's Chromium, never a downloaded build; flags that keep it off the closed network, plus
+ * `extraArgs` (e.g. `--host-resolver-rules=MAP demo.test 127.0.0.1` for a non-loopback host name).
+ */
+export async function launchBrowser(extraArgs: string[] = []): Promise<Browser> {
   mkdirSync(ARTIFACTS, { recursive: true })
   return chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', ...extraArgs],
   })
 }

@@ -9,6 +9,11 @@ import { ARTIFACTS, launchBrowser } from './browser.ts'
 // Ports apart from `npm run dev`'s, so both can run at once.
 const WORKER_PORT = 8877
 const SANDBOX_PORT = 8890
+/** A host name that is not loopback, which Chromium resolves to the Worker anyway (item 14). */
+const NON_LOOPBACK_HOST = 'demo.test'
+/** The Supabase URL the demo page fills in when it does not take `?supabase=` (public/demo.js). */
+const DEFAULT_SUPABASE_URL = 'http://127.0.0.1:8790/supabase'
+const BINDING_COOKIE = '__Host-tiktok_oauth_binding'
 
 let stack: Stack
 let browser: Browser
@@ -20,7 +25,7 @@ let secondary: string
 beforeAll(async () => {
   stack = await startStack({ workerPort: WORKER_PORT, sandboxPort: SANDBOX_PORT, useDevVars: false, quiet: true })
   ;[primary, secondary] = stack.vars.ALLOWED_ORIGINS!.split(',') as [string, string]
-  browser = await launchBrowser()
+  browser = await launchBrowser([`--host-resolver-rules=MAP ${NON_LOOPBACK_HOST} 127.0.0.1`])
 })
 
 afterAll(async () => {
@@ -47,7 +52,11 @@ async function openTikTok(origin: string) {
   await page.goto(`${origin}/profile${supabaseParam()}`)
   await page.click('#sign-in-button')
   await page.waitForSelector('#connect:visible')
+  const start = page.waitForResponse((response) => response.url() === `${origin}/api/tiktok/oauth/start`)
   await page.click('#connect')
+  // A refused /start (e.g. 429 rate_limited) fails here with the Worker's answer, not as a timeout.
+  const answer = await start
+  expect(answer.status(), `POST /api/tiktok/oauth/start: ${answer.ok() ? '' : await answer.text()}`).toBe(200)
   await page.waitForURL(`${stack.sandboxOrigin}/tiktok/portal/auth?**`)
   await expect(page.locator('h1').textContent()).resolves.toContain('Authorize app')
 }
@@ -76,6 +85,24 @@ function expiredState(secret: string, origin: string): string {
   const payload = { v: 1, p: 'tiktok_business', u: DEMO_USER.id, o: origin, r: '/profile', iat, exp: iat + 600, n: 'A'.repeat(43) }
   const body = `v1.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`
   return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`
+}
+
+/**
+ * The browser-binding cookie as Chromium stored it for `origin`, checked against the `__Host-`
+ * rules (Secure, Path=/, no Domain) that /start sets it with over plain http. Returns its value.
+ */
+async function bindingCookie(origin: string): Promise<string> {
+  const cookies = (await context.cookies(origin)).filter((c) => c.name === BINDING_COOKIE)
+  expect(cookies, `${BINDING_COOKIE} stored for ${origin}`).toHaveLength(1)
+  const cookie = cookies[0]!
+  // Host-only: Chromium reports a Domain cookie as ".<domain>", a host-only one as the bare host.
+  expect(cookie).toMatchObject({ domain: new URL(origin).hostname, path: '/', httpOnly: true, secure: true, sameSite: 'Lax' })
+  expect(cookie.value).toMatch(/^[A-Za-z0-9_-]{43}$/)
+  // Max-Age is the state's ten minutes.
+  const now = Date.now() / 1000
+  expect(cookie.expires).toBeGreaterThan(now + 9 * 60)
+  expect(cookie.expires).toBeLessThanOrEqual(now + 10 * 60 + 1)
+  return cookie.value
 }
 
 /** Opens the callback page and waits until it shows an outcome. */
@@ -135,14 +162,66 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     for (const url of seen) expect(new URL(url).origin).toBe(primary)
   })
 
-  it('the second product domain round-trips to itself', async () => {
-    await openTikTok(secondary)
-    await page.click('#authorize')
-    await page.waitForSelector('body[data-outcome="choose"]')
-    await page.click(`button.choice[data-id="${DEMO_ADVERTISERS[0]!.id}"]`)
-    await page.waitForURL(`${secondary}/profile`)
-    await page.waitForSelector('body[data-connected="yes"]')
-    expect(demoRow().tiktok_business_id).toBe(DEMO_ADVERTISERS[0]!.id)
+  it('item 3: on both demo domains (localhost, 127.0.0.1) over plain http Chromium stores the __Host- binding cookie, sends it to /exchange, and each round trip returns to its own domain', async () => {
+    expect(new URL(primary).hostname).toBe('localhost')
+    expect(new URL(secondary).hostname).toBe('127.0.0.1')
+    const values: string[] = []
+    for (const [origin, advertiser] of [[primary, DEMO_ADVERTISERS[0]!], [secondary, DEMO_ADVERTISERS[1]!]] as const) {
+      await openTikTok(origin)
+      const value = await bindingCookie(origin)
+      values.push(value)
+
+      const exchange = page.waitForRequest((request) => request.url() === `${origin}/api/tiktok/oauth/exchange`)
+      await page.click('#authorize')
+      const sent = (await (await exchange).allHeaders()).cookie ?? ''
+      expect(sent.split(/;\s*/)).toContain(`${BINDING_COOKIE}=${value}`)
+      await page.waitForSelector('body[data-outcome="choose"]')
+      expect(page.url()).toBe(`${origin}/oauth/callback`)
+      await page.click(`button.choice[data-id="${advertiser.id}"]`)
+      await page.waitForURL(`${origin}/profile`)
+      await page.waitForSelector('body[data-connected="yes"]')
+      expect(await page.textContent('#status')).toContain(advertiser.id)
+      expect(demoRow().tiktok_business_id).toBe(advertiser.id)
+      // HttpOnly: the product page's script cannot read it.
+      expect(await page.evaluate(() => document.cookie)).not.toContain(BINDING_COOKIE)
+    }
+    // One cookie per host, each from its own /start: neither domain's cookie reaches the other.
+    expect(await bindingCookie(primary)).toBe(values[0])
+    expect(await bindingCookie(secondary)).toBe(values[1])
+    expect(values[0]).not.toBe(values[1])
+    expect(exchangeCalls()).toBe(2)
+  })
+
+  it('item 14: the demo page takes ?supabase= (where the password goes) only on a loopback page and for an http(s) loopback URL', async () => {
+    const nonLoopback = `http://${NON_LOOPBACK_HOST}:${WORKER_PORT}`
+    const sandboxSupabase = `${stack.sandboxOrigin}/supabase`
+    const cases: [page: string, given: string, shown: string][] = [
+      [nonLoopback, 'http://evil.example/supabase', DEFAULT_SUPABASE_URL],
+      [nonLoopback, sandboxSupabase, DEFAULT_SUPABASE_URL],
+      [secondary, sandboxSupabase, sandboxSupabase],
+      [primary, sandboxSupabase, sandboxSupabase],
+      [primary, 'http://[::1]:8890/supabase', 'http://[::1]:8890/supabase'],
+      [secondary, 'https://evil.example/supabase', DEFAULT_SUPABASE_URL],
+      [primary, 'http://evil.example/supabase', DEFAULT_SUPABASE_URL],
+      [primary, 'http://127.0.0.1@evil.example/supabase', DEFAULT_SUPABASE_URL],
+      [primary, 'http://localhost.evil.example/supabase', DEFAULT_SUPABASE_URL],
+      [primary, 'ftp://127.0.0.1/supabase', DEFAULT_SUPABASE_URL],
+      [primary, 'not a url', DEFAULT_SUPABASE_URL],
+    ]
+    const shown: typeof cases = []
+    for (const [origin, given] of cases) {
+      await page.goto(`${origin}/profile?supabase=${encodeURIComponent(given)}`)
+      await page.waitForSelector('#sign-in-button:visible')
+      shown.push([origin, given, await page.inputValue('#supabase-url')])
+    }
+    expect(shown).toEqual(cases)
+
+    // And the password goes where the field says: signing in on the non-loopback page asks the
+    // default, never the URL from the link.
+    await page.goto(`${nonLoopback}/profile?supabase=${encodeURIComponent('http://evil.example/supabase')}`)
+    const signIn = page.waitForRequest((request) => request.url().includes('/auth/v1/token'))
+    await page.click('#sign-in-button')
+    expect(new URL((await signIn).url()).origin).toBe(new URL(DEFAULT_SUPABASE_URL).origin)
   })
 
   it('the product page shows the status and disconnects: revoked at TikTok, row cleared', async () => {

@@ -81,8 +81,22 @@
     document.body.dataset.connected = connection.connected ? 'yes' : 'no'
   }
 
-  const params = new URLSearchParams(location.search)
-  $('supabase-url').value = params.get('supabase') || 'http://127.0.0.1:8790/supabase'
+  // The sign-in form sends the password to this URL. `?supabase=` points it at a local sandbox on
+  // other ports, so it is honoured only on a loopback page and for an http(s) loopback URL: a link
+  // cannot make a deployed demo send the password elsewhere.
+  const DEFAULT_SUPABASE_URL = 'http://127.0.0.1:8790/supabase'
+  const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
+  const isLoopbackUrl = (value) => {
+    try {
+      const url = new URL(value)
+      return (url.protocol === 'http:' || url.protocol === 'https:') && LOOPBACK_HOSTS.has(url.hostname)
+    } catch {
+      return false
+    }
+  }
+  const requested = new URLSearchParams(location.search).get('supabase')
+  $('supabase-url').value =
+    requested && LOOPBACK_HOSTS.has(location.hostname) && isLoopbackUrl(requested) ? requested : DEFAULT_SUPABASE_URL
 
   $('sign-in').addEventListener('submit', async (event) => {
     event.preventDefault()
