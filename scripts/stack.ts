@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -77,13 +77,16 @@ export async function startStack(
   const server: Server = await serve(sandbox.app.fetch, sandboxPort)
 
   // wrangler reads the layered values from one file; it lives outside the repo and dies with the run.
-  const envFile = join(mkdtempSync(join(tmpdir(), 'tiktok-connect-')), 'local.env')
+  // So does the Worker's local state (the rate limiters' counters): the sandbox starts empty each
+  // run, and a run must not inherit the counts of another run in the same minute.
+  const runDir = mkdtempSync(join(tmpdir(), 'tiktok-connect-'))
+  const envFile = join(runDir, 'local.env')
   writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 })
 
   let log = ''
   const child = spawn(
     join(ROOT, 'node_modules/.bin/wrangler'),
-    ['dev', '--port', String(workerPort), '--ip', '127.0.0.1', '--env-file', envFile, '--show-interactive-dev-session=false', '--inspector-port', String(workerPort + 10000)],
+    ['dev', '--port', String(workerPort), '--ip', '127.0.0.1', '--env-file', envFile, '--show-interactive-dev-session=false', '--inspector-port', String(workerPort + 10000), '--persist-to', join(runDir, 'state')],
     { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   const collect = (chunk: Buffer) => {
@@ -100,6 +103,7 @@ export async function startStack(
     }
     await new Promise((r) => server.close(r))
     server.closeAllConnections()
+    rmSync(runDir, { recursive: true, force: true })
   }
   const workerOrigin = `http://localhost:${workerPort}`
   try {
