@@ -1,7 +1,7 @@
 /**
- * The floor: the same upstream calls as the real exchange, in the same order (claim, code exchange,
- * advertiser list, completion), with no validation, signing, verification or logging. What is left
- * is the cost of the calls themselves.
+ * The floor: the same upstream calls as the real exchange, in the same order (claim RPC, code
+ * exchange, advertiser list, completion RPC), with no validation, signing, verification or logging.
+ * What is left is the cost of the calls themselves.
  */
 type FloorEnv = Record<string, string>
 
@@ -17,13 +17,13 @@ export default {
     const rest = `${env.SUPABASE_URL}/rest/v1`
     const headers = { apikey: env.SUPABASE_SECRET_KEY!, 'content-type': 'application/json' }
     const nonce = crypto.randomUUID()
-    await (
-      await fetch(`${rest}/tiktok_oauth_exchanges?on_conflict=state_nonce&select=claimed_by`, {
+    const claim = (await (
+      await fetch(`${rest}/rpc/tiktok_claim_exchange`, {
         method: 'POST',
-        headers: { ...headers, prefer: 'resolution=ignore-duplicates,return=representation' },
-        body: JSON.stringify({ state_nonce: nonce, user_id: env.FLOOR_USER_ID, code_hash: 'floor', claimed_by: 'floor' }),
+        headers,
+        body: JSON.stringify({ p_state_nonce: nonce, p_user_id: env.FLOOR_USER_ID, p_code_hash: 'floor', p_claimed_by: 'floor' }),
       })
-    ).text()
+    ).json()) as { outcome: string }
     const token = (await (
       await fetch(`${env.TIKTOK_API_BASE}/oauth2/access_token/`, {
         method: 'POST',
@@ -37,7 +37,7 @@ export default {
       })
     ).json()) as { data: { list: { advertiser_id: string; advertiser_name: string }[] } }
     const first = list.data.list[0]!
-    await (
+    const done = (await (
       await fetch(`${rest}/rpc/tiktok_complete_exchange`, {
         method: 'POST',
         headers,
@@ -45,13 +45,12 @@ export default {
           p_state_nonce: nonce,
           p_user_id: env.FLOOR_USER_ID,
           p_access_token: token.data.access_token,
-          p_business_id: first.advertiser_id,
-          p_account_id: first.advertiser_name,
-          p_advertisers: list.data.list,
-          p_result: {},
+          p_result: { business_id: first.advertiser_id, account_id: first.advertiser_name, advertisers: list.data.list, return_to: '/' },
         }),
       })
-    ).text()
+    ).json()) as { outcome: string; connected_at?: string }
+    // Not validation: a floor whose writes silently fail would measure less than the real thing.
+    if (claim.outcome !== 'claimed' || done.outcome !== 'ok') return new Response(`claim ${claim.outcome}, completion ${done.outcome}`, { status: 500 })
     return Response.json({ success: true, business_id: first.advertiser_id, account_id: first.advertiser_name })
   },
 }

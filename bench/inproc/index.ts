@@ -11,7 +11,7 @@ import floor from '../floor/index'
 const ORIGIN = 'http://127.0.0.1:8970'
 const SUPABASE = 'http://127.0.0.1:8990/supabase'
 const USER = '3f1c9a52-7d4e-4b8a-9e21-5c6d7a8b9c01'
-const env: Record<string, string> = {
+const vars: Record<string, string> = {
   TIKTOK_APP_ID: 'app',
   TIKTOK_APP_SECRET: 'sandbox-not-a-real-tiktok-secret',
   TIKTOK_AUTH_URL: 'http://127.0.0.1:8990/tiktok/portal/auth',
@@ -22,6 +22,10 @@ const env: Record<string, string> = {
   ALLOWED_ORIGINS: ORIGIN,
   FLOOR_USER_ID: USER,
 }
+// The Worker refuses to run without its two Workers Rate Limiting bindings (src/env.ts). These allow
+// every call: the benchmark measures flows, not throttling, and every flow here is the same user.
+const allowAll = { limit: async () => ({ success: true }) } as RateLimit
+const env = { ...vars, USER_RATE_LIMIT: allowAll, CLIENT_RATE_LIMIT: allowAll }
 
 // Upstream answers as the sandbox gives them, so both Workers parse the same bytes.
 const TOKEN =
@@ -33,7 +37,7 @@ let signedIn: Promise<{ token: string; jwks: string }> | undefined
 const signIn = async () => {
   const key = await createSigningKey('bench-key')
   const now = Math.floor(Date.now() / 1000)
-  const token = await sign({ iss: `${SUPABASE}/auth/v1`, sub: USER, aud: 'authenticated', iat: now, exp: now + 3600 }, key.privateJwk)
+  const token = await sign({ iss: `${SUPABASE}/auth/v1`, sub: USER, aud: 'authenticated', role: 'authenticated', iat: now, exp: now + 3600 }, key.privateJwk)
   return { token, jwks: JSON.stringify({ keys: [key.publicJwk] }) }
 }
 
@@ -42,8 +46,9 @@ let jwks = ''
 globalThis.fetch = (async (input: RequestInfo | URL) => {
   const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url
   if (url.includes('/jwks.json')) return json(jwks)
-  if (url.includes('/rpc/')) return json('"ok"')
-  if (url.includes('/tiktok_oauth_exchanges')) return json('[{"claimed_by":"bench"}]', 201)
+  // The claim and the completion, as the SQL functions answer them (supabase/migrations).
+  if (url.endsWith('/rpc/tiktok_claim_exchange')) return json('{"outcome":"claimed"}')
+  if (url.endsWith('/rpc/tiktok_complete_exchange')) return json('{"outcome":"ok","connected_at":"2026-11-25T12:00:00.000000+00:00"}')
   if (url.includes('/access_token/')) return json(TOKEN)
   if (url.includes('/advertiser/get/')) return json(ADVERTISERS)
   return new Response('not found', { status: 404 })
@@ -56,7 +61,7 @@ export default {
     const query = new URL(request.url).searchParams
     const flows = Number(query.get('n') ?? 0)
     const handler =
-      query.get('w') === 'floor' ? (r: Request) => floor.fetch(r, env) : (r: Request) => Promise.resolve(app.fetch(r, env, ctx))
+      query.get('w') === 'floor' ? (r: Request) => floor.fetch(r, vars) : (r: Request) => Promise.resolve(app.fetch(r, env, ctx))
     const session = await (signedIn ??= signIn())
     jwks = session.jwks
     const write = console.log
@@ -71,6 +76,7 @@ export default {
         const started = await handler(
           new Request(`${ORIGIN}/api/tiktok/oauth/start`, { method: 'POST', headers: { authorization: `Bearer ${session.token}`, origin: ORIGIN } }),
         )
+        if (started.status !== 200) return new Response(`start: ${started.status} ${await started.text()}\n${lines.join('\n')}`, { status: 500 })
         const state = new URL(((await started.json()) as { authorize_url: string }).authorize_url).searchParams.get('state') ?? ''
         const body = JSON.stringify({ auth_code: `code-${i}`, state })
         const done = await handler(
@@ -85,7 +91,7 @@ export default {
             body,
           }),
         )
-        if (done.status !== 200) return new Response(`${await done.text()}\n${lines.join('\n')}`, { status: 500 })
+        if (done.status !== 200) return new Response(`exchange: ${done.status} ${await done.text()}\n${lines.join('\n')}`, { status: 500 })
         await done.text()
       }
     } finally {
