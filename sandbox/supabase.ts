@@ -45,6 +45,9 @@ export async function createSigningKey(kid = crypto.randomUUID()): Promise<Signi
   }
 }
 
+// PostgreSQL's JSON form of a timestamptz: microseconds and an offset, as PostgREST answers it.
+const timestamp = () => new Date().toISOString().replace('Z', '000+00:00')
+
 const mask = (value: unknown) => (typeof value === 'string' && value.length > 8 ? `${value.slice(0, 4)}…${value.slice(-4)}` : value)
 
 /**
@@ -87,8 +90,8 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
     user_accounts: { key: 'id', columns: new Set(Object.keys(accountRow('', ''))), defaults: () => ({}), rows: options.rows.map((r) => ({ ...r })) },
     tiktok_oauth_exchanges: {
       key: 'state_nonce',
-      columns: new Set(['state_nonce', 'user_id', 'code_hash', 'claimed_by', 'status', 'failed_attempts', 'result', 'created_at']),
-      defaults: () => ({ status: 'pending', failed_attempts: 0, result: null, created_at: new Date().toISOString() }),
+      columns: new Set(['state_nonce', 'user_id', 'code_hash', 'claimed_by', 'status', 'failed_attempts', 'result', 'created_at', 'claimed_at']),
+      defaults: () => ({ status: 'pending', failed_attempts: 0, result: null, created_at: timestamp(), claimed_at: timestamp() }),
       rows: [],
     },
   }
@@ -136,6 +139,8 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
 
   // The SQL functions supabase/migrations defines, each in one synchronous step (so atomic here).
   const MAX_FAILED_ATTEMPTS = 5
+  const STALE_CLAIM_MS = 120_000
+  const stale = (claim: Row) => claim.status === 'pending' && Date.parse(claim.claimed_at as string) < Date.now() - STALE_CLAIM_MS
   const summaryOf = (userId: unknown) => {
     const account = rows.find((r) => r.id === userId)
     if (!account || account.tiktok_connected_at === null || account.tiktok_revoked_at !== null) return null
@@ -151,15 +156,22 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
       if (!rows.some((r) => r.id === a.p_user_id)) return pgError(409, '23503', 'insert or update on table "tiktok_oauth_exchanges" violates foreign key constraint')
       const claim = exchanges.find((e) => e.state_nonce === a.p_state_nonce)
       if (!claim) {
-        exchanges.push({ ...tables.tiktok_oauth_exchanges!.defaults(), state_nonce: a.p_state_nonce, user_id: a.p_user_id, code_hash: a.p_code_hash, claimed_by: a.p_claimed_by })
+        exchanges.push({
+          ...tables.tiktok_oauth_exchanges!.defaults(),
+          state_nonce: a.p_state_nonce,
+          user_id: a.p_user_id,
+          code_hash: a.p_code_hash,
+          claimed_by: a.p_claimed_by,
+        })
         return { outcome: 'claimed' }
       }
-      if (claim.status === 'released' && claim.user_id === a.p_user_id && (claim.failed_attempts as number) < MAX_FAILED_ATTEMPTS) {
-        Object.assign(claim, { code_hash: a.p_code_hash, claimed_by: a.p_claimed_by, status: 'pending' })
+      const failed = (claim.failed_attempts as number) + (stale(claim) ? 1 : 0)
+      if (claim.user_id === a.p_user_id && (claim.status === 'released' || stale(claim)) && failed < MAX_FAILED_ATTEMPTS) {
+        Object.assign(claim, { code_hash: a.p_code_hash, claimed_by: a.p_claimed_by, status: 'pending', claimed_at: timestamp(), failed_attempts: failed })
         return { outcome: 'claimed' }
       }
       if (claim.user_id !== a.p_user_id) return { outcome: 'used' }
-      if (claim.status === 'released') return { outcome: 'locked' }
+      if (claim.status === 'released' || stale(claim)) return { outcome: 'locked' }
       if (claim.status === 'pending' && claim.claimed_by === a.p_claimed_by) return { outcome: 'claimed' }
       if (claim.code_hash !== a.p_code_hash) return { outcome: 'used' }
       if (claim.status === 'pending') return { outcome: 'pending' }
@@ -171,12 +183,14 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
       return { outcome: claim?.status ?? 'gone' }
     },
     tiktok_complete_exchange(a) {
-      const claim = exchanges.find((e) => e.state_nonce === a.p_state_nonce && e.user_id === a.p_user_id && e.status === 'pending')
+      const claim = exchanges.find(
+        (e) => e.state_nonce === a.p_state_nonce && e.user_id === a.p_user_id && e.claimed_by === a.p_claimed_by && e.status === 'pending',
+      )
       if (!claim) return { outcome: 'claim_lost' }
       const account = rows.find((r) => r.id === a.p_user_id)
       if (!account) return { outcome: 'account_not_found' }
       const result = a.p_result as { business_id: string; account_id: string; advertisers: unknown; return_to: string }
-      const connectedAt = new Date().toISOString()
+      const connectedAt = timestamp()
       Object.assign(account, {
         tiktok_access_token: a.p_access_token,
         tiktok_business_id: result.business_id,

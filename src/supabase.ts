@@ -118,6 +118,7 @@ export class SupabaseStore {
   async completeExchange(input: {
     nonce: string
     userId: string
+    claimedBy: string
     storedToken: string
     result: ExchangeResult
   }): Promise<{ outcome: 'ok'; connected_at: string } | { outcome: 'claim_lost' | 'account_not_found' }> {
@@ -125,6 +126,7 @@ export class SupabaseStore {
       this.#client.rpc('tiktok_complete_exchange', {
         p_state_nonce: input.nonce,
         p_user_id: input.userId,
+        p_claimed_by: input.claimedBy,
         p_access_token: input.storedToken,
         p_result: input.result,
       }),

@@ -34,11 +34,25 @@ export const limitPerUser = (scope: Scope) =>
   })
 
 /**
- * Per client address, for a route with no signed-in user. Cloudflare sets `CF-Connecting-IP` and a
- * client cannot override it at the edge.
+ * The unit one client controls: an IPv4 address, or an IPv6 /64 (one subscriber usually holds a
+ * whole /64, so counting single IPv6 addresses would give them billions of keys).
+ */
+export function clientKey(address: string | undefined): string {
+  if (!address) return 'unknown'
+  if (!address.includes(':')) return address
+  const [head = '', tail = ''] = address.toLowerCase().split('::')
+  const left = head ? head.split(':') : []
+  const right = tail ? tail.split(':') : []
+  const groups = address.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`
+}
+
+/**
+ * Per client address, for a route with no signed-in user yet. Cloudflare sets `CF-Connecting-IP` and
+ * a client cannot override it at the edge.
  */
 export const limitPerClient = (scope: Scope) =>
   createMiddleware<AppEnv>(async (c, next) => {
-    await throttle(c, c.env.CLIENT_RATE_LIMIT, scope, c.req.header('cf-connecting-ip') ?? 'unknown')
+    await throttle(c, c.env.CLIENT_RATE_LIMIT, scope, clientKey(c.req.header('cf-connecting-ip')))
     await next()
   })

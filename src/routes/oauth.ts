@@ -9,7 +9,7 @@ import { parseReturnTo } from '../origin'
 import { sha256 } from '../signed'
 import { bindingMatches, mintState, STATE_TTL_SECONDS, verifyState } from '../state'
 import { type Claim, type ConnectionSummary, type SupabaseStore } from '../supabase'
-import { limitPerClient, limitPerUser } from '../throttle'
+import { limitPerClient, limitPerUser, throttle } from '../throttle'
 import { mintTicket } from '../ticket'
 import { jsonOnly, methodNotAllowed, validJson } from '../validate'
 
@@ -88,6 +88,8 @@ oauth.post('/exchange', requireOrigin, limitPerClient('exchange'), jsonOnly({ ma
   if (payload.o !== c.get('origin')) throw errors.stateNotBound('origin')
   if (!('value' in cookie)) throw errors.stateNotBound(cookie.reason)
   if (!(await bindingMatches(payload, cookie.value))) throw errors.stateNotBound('cookie_mismatch')
+  // Per user as well as per address: addresses are cheap to rotate, accounts less so.
+  await throttle(c, c.env.USER_RATE_LIMIT, 'exchange', payload.u)
 
   const db = c.get('db')
   const userId = payload.u
@@ -113,9 +115,26 @@ oauth.post('/exchange', requireOrigin, limitPerClient('exchange'), jsonOnly({ ma
     throw claimed.outcome === 'pending' ? errors.exchangeInProgress() : claimed.outcome === 'locked' ? errors.stateLocked() : errors.stateUsed()
   }
 
-  const tiktok = c.get('tiktok')
+  // From here on TikTok may grant a token: the rest runs to its end (stored, or released and
+  // revoked) even if the browser goes away, so no grant is left live and no claim stays pending.
+  const finishing = finish(c, claim, authCode, payload.r)
+  c.executionCtx.waitUntil(finishing.catch(() => undefined))
+  const finished = await finishing
+  return answer(finished.connection, finished.return_to)
+})
+oauth.all('/exchange', methodNotAllowed('POST'))
+
+type ClaimInput = { nonce: string; userId: string; codeHash: string; claimedBy: string }
+
+/** Exchanges the code, lists the advertisers and stores the connection, for a claimed state. */
+async function finish(
+  c: Context<AppEnv>,
+  claim: ClaimInput,
+  authCode: string,
+  returnTo: string,
+): Promise<{ connection: ConnectionSummary; return_to: string }> {
+  const { config, db, tiktok, log } = c.var
   let accessToken: string | undefined
-  let connection: ConnectionSummary
   try {
     accessToken = (await tiktok.exchangeCode(authCode)).accessToken
     const advertisers = await tiktok.listAdvertisers(accessToken)
@@ -123,24 +142,20 @@ oauth.post('/exchange', requireOrigin, limitPerClient('exchange'), jsonOnly({ ma
     // picks; with several, the answer carries a ticket to change it.
     const chosen = advertisers[0]
     if (!chosen) throw new AppError('no_advertisers')
-    const result = { business_id: chosen.id, account_id: chosen.name, advertisers, return_to: payload.r }
-    const written = await db.completeExchange({ nonce: claim.nonce, userId, storedToken: await sealToken(config, accessToken, userId), result })
+    const result = { business_id: chosen.id, account_id: chosen.name, advertisers, return_to: returnTo }
+    const storedToken = await sealToken(config, accessToken, claim.userId)
+    const written = await db.completeExchange({ nonce: claim.nonce, userId: claim.userId, claimedBy: claim.claimedBy, storedToken, result })
     // claim_lost: this request's claim is no longer pending (a retried completion that had committed
     // is recovered below, when the release finds the claim done).
     if (written.outcome !== 'ok') throw written.outcome === 'account_not_found' ? errors.accountNotFound() : errors.stateUsed()
-    connection = { ...result, connected_at: written.connected_at }
+    log.info('oauth.success', { outcome: 'ok', user_id: claim.userId, business_id: chosen.id, advertisers: advertisers.length })
+    return { connection: { ...result, connected_at: written.connected_at }, return_to: returnTo }
   } catch (error) {
     const recovered = await giveBack(c, claim, accessToken, error)
     if (!recovered) throw error
-    return answer(recovered.connection, recovered.return_to)
+    return recovered
   }
-
-  log.info('oauth.success', { outcome: 'ok', user_id: userId, business_id: connection.business_id, advertisers: connection.advertisers.length })
-  return answer(connection, payload.r)
-})
-oauth.all('/exchange', methodNotAllowed('POST'))
-
-type ClaimInput = { nonce: string; userId: string; codeHash: string; claimedBy: string }
+}
 
 /** Claims the state; a twin submission still in flight is given a few polls to finish. */
 async function claimOrWait(db: SupabaseStore, claim: ClaimInput): Promise<Claim> {
@@ -164,7 +179,7 @@ async function giveBack(
   claim: ClaimInput,
   accessToken: string | undefined,
   error: unknown,
-): Promise<Extract<Claim, { outcome: 'done' }> & { connection: ConnectionSummary } | undefined> {
+): Promise<{ connection: ConnectionSummary; return_to: string } | undefined> {
   const log = c.get('log')
   const db = c.get('db')
   const released = await db.releaseExchange(claim.nonce, claim.claimedBy).catch((cause: unknown) => {
@@ -173,7 +188,7 @@ async function giveBack(
   })
   if (released === 'done') {
     const replayed = await db.claimExchange(claim).catch(() => undefined)
-    if (replayed?.outcome === 'done' && replayed.connection) return { ...replayed, connection: replayed.connection }
+    if (replayed?.outcome === 'done' && replayed.connection) return { connection: replayed.connection, return_to: replayed.return_to }
   }
   if (!accessToken) return undefined
   const reason = error instanceof AppError ? error.code : 'internal_error'

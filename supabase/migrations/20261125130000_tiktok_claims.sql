@@ -8,10 +8,17 @@
 --
 -- A released claim counts a failed attempt; after five, the state is locked and the user starts
 -- again. The count lives here, not in a Worker isolate, so it holds however many isolates serve the
--- attempts.
+-- attempts. Only the request holding a claim (claimed_by, a random id the Worker makes per request)
+-- can complete or release it. A claim left pending for two minutes (its request was cancelled; a
+-- Worker request never runs that long) counts as released.
+--
+-- The three files are one set: applied again, the first one alone would bring back the completion
+-- function this one replaces; applied in order (as `supabase db push` does) they end here.
 
 alter table public.tiktok_oauth_exchanges
-  add column if not exists failed_attempts integer not null default 0;
+  add column if not exists failed_attempts integer not null default 0,
+  add column if not exists claimed_at timestamptz not null default now();
+create index if not exists tiktok_oauth_exchanges_created on public.tiktok_oauth_exchanges (created_at);
 alter table public.tiktok_oauth_exchanges drop constraint if exists tiktok_oauth_exchanges_status_check;
 alter table public.tiktok_oauth_exchanges
   add constraint tiktok_oauth_exchanges_status_check check (status in ('pending', 'done', 'released'));
@@ -57,11 +64,17 @@ declare
   max_failed constant integer := 5;
   claim public.tiktok_oauth_exchanges;
 begin
+  -- A state lives ten minutes; claims older than a day guard nothing.
+  delete from public.tiktok_oauth_exchanges where created_at < now() - interval '1 day';
+
   insert into public.tiktok_oauth_exchanges as e (state_nonce, user_id, code_hash, claimed_by)
        values (p_state_nonce, p_user_id, p_code_hash, p_claimed_by)
   on conflict (state_nonce) do update
-       set code_hash = excluded.code_hash, claimed_by = excluded.claimed_by, status = 'pending'
-     where e.status = 'released' and e.user_id = excluded.user_id and e.failed_attempts < max_failed
+       set code_hash = excluded.code_hash, claimed_by = excluded.claimed_by, status = 'pending', claimed_at = now(),
+           failed_attempts = e.failed_attempts + (e.status = 'pending')::integer
+     where e.user_id = excluded.user_id
+       and (e.status = 'released' or (e.status = 'pending' and e.claimed_at < now() - interval '2 minutes'))
+       and e.failed_attempts + (e.status = 'pending')::integer < max_failed
   returning * into claim;
   if found then
     return jsonb_build_object('outcome', 'claimed');
@@ -70,7 +83,7 @@ begin
   select * into claim from public.tiktok_oauth_exchanges where state_nonce = p_state_nonce;
   if claim.user_id <> p_user_id then
     return jsonb_build_object('outcome', 'used');
-  elsif claim.status = 'released' then
+  elsif claim.status = 'released' or (claim.status = 'pending' and claim.claimed_at < now() - interval '2 minutes') then
     return jsonb_build_object('outcome', 'locked');
   elsif claim.status = 'pending' and claim.claimed_by = p_claimed_by then
     -- A retried call whose first attempt committed.
@@ -90,7 +103,7 @@ revoke all on function public.tiktok_claim_exchange(text, uuid, text, text) from
 grant execute on function public.tiktok_claim_exchange(text, uuid, text, text) to service_role;
 
 -- Gives a failed claim back and counts the failure. Answers {"outcome": …}:
---   released  the claim is released: the completion can no longer commit (it needs 'pending');
+--   released  the claim is released: this request's completion can no longer commit;
 --   done      the completion committed before the release: the connection is stored;
 --   gone      the claim is not this request's.
 -- Safe to repeat: a second call after a committed first one answers 'released' again.
@@ -117,13 +130,16 @@ revoke all on function public.tiktok_release_exchange(text, text) from public, a
 grant execute on function public.tiktok_release_exchange(text, text) to service_role;
 
 -- Finishes an exchange in one transaction: the connection is written and the claim marked done
--- together, or neither. p_result is the exchange's answer: business_id, account_id, advertisers,
--- return_to. Answers {"outcome": "ok", "connected_at": …} (the connection's identity: a selection
--- ticket is bound to it), or {"outcome": "claim_lost" | "account_not_found"}.
+-- together, or neither; only by the request that holds the claim, so a late completion of a
+-- released (and revoked) attempt can never commit under a retry's claim. p_result is the exchange's
+-- answer: business_id, account_id, advertisers, return_to. Answers {"outcome": "ok",
+-- "connected_at": …} (the connection's identity: a selection ticket is bound to it), or
+-- {"outcome": "claim_lost" | "account_not_found"}.
 drop function if exists public.tiktok_complete_exchange(text, uuid, text, text, text, jsonb, jsonb);
 create or replace function public.tiktok_complete_exchange(
   p_state_nonce text,
   p_user_id uuid,
+  p_claimed_by text,
   p_access_token text,
   p_result jsonb
 ) returns jsonb
@@ -134,7 +150,7 @@ declare
   connected timestamptz;
 begin
   perform 1 from public.tiktok_oauth_exchanges
-    where state_nonce = p_state_nonce and user_id = p_user_id and status = 'pending'
+    where state_nonce = p_state_nonce and user_id = p_user_id and claimed_by = p_claimed_by and status = 'pending'
     for update;
   if not found then
     return jsonb_build_object('outcome', 'claim_lost');
@@ -156,11 +172,9 @@ begin
 
   update public.tiktok_oauth_exchanges
      set status = 'done', result = jsonb_build_object('return_to', p_result ->> 'return_to')
-   where state_nonce = p_state_nonce;
-  -- A state lives ten minutes; older claims guard nothing.
-  delete from public.tiktok_oauth_exchanges where user_id = p_user_id and created_at < now() - interval '1 day';
+   where state_nonce = p_state_nonce and claimed_by = p_claimed_by;
   return jsonb_build_object('outcome', 'ok', 'connected_at', connected);
 end;
 $$;
-revoke all on function public.tiktok_complete_exchange(text, uuid, text, jsonb) from public, anon, authenticated;
-grant execute on function public.tiktok_complete_exchange(text, uuid, text, jsonb) to service_role;
+revoke all on function public.tiktok_complete_exchange(text, uuid, text, text, jsonb) from public, anon, authenticated;
+grant execute on function public.tiktok_complete_exchange(text, uuid, text, text, jsonb) to service_role;

@@ -174,7 +174,7 @@ describe('supabase/migrations on PostgreSQL 15', () => {
     for (const call of [
       `public.tiktok_claim_exchange('n', '${ALICE}', 'h', 'r')`,
       `public.tiktok_release_exchange('n', 'r')`,
-      `public.tiktok_complete_exchange('n', '${ALICE}', 't', '{}')`,
+      `public.tiktok_complete_exchange('n', '${ALICE}', 'r', 't', '{}')`,
       `public.tiktok_connection_summary('${ALICE}')`,
     ]) {
       await expect(as('anon', `select ${call}`)).rejects.toThrow(/permission denied/)
@@ -182,7 +182,7 @@ describe('supabase/migrations on PostgreSQL 15', () => {
     }
     // The seven-argument completion of the first migration is gone.
     expect(await pg.sql("select string_agg(oid::regprocedure::text, ' ') from pg_proc where proname = 'tiktok_complete_exchange'")).toBe(
-      'tiktok_complete_exchange(text,uuid,text,jsonb)',
+      'tiktok_complete_exchange(text,uuid,text,text,jsonb)',
     )
   })
 
@@ -193,7 +193,7 @@ describe('supabase/migrations on PostgreSQL 15', () => {
 
   it('lets the service role claim, complete and read the token; a replay answers what is stored now', async () => {
     expect(await claim('nonce-1', 'h', 'r1')).toBe('claimed')
-    const done = await as('service_role', `select public.tiktok_complete_exchange('nonce-1', '${ALICE}', 'tok-1', ${RESULT})`)
+    const done = await as('service_role', `select public.tiktok_complete_exchange('nonce-1', '${ALICE}', 'r1', 'tok-1', ${RESULT})`)
     const answer = JSON.parse(done) as { outcome: string; connected_at: string }
     expect(answer.outcome).toBe('ok')
     expect(
@@ -203,7 +203,7 @@ describe('supabase/migrations on PostgreSQL 15', () => {
       'done {"return_to": "/profile"}',
     )
     // A finished claim cannot be completed again.
-    expect(await as('service_role', `select public.tiktok_complete_exchange('nonce-1', '${ALICE}', 'tok-2', ${RESULT}) ->> 'outcome'`)).toBe('claim_lost')
+    expect(await as('service_role', `select public.tiktok_complete_exchange('nonce-1', '${ALICE}', 'r1', 'tok-2', ${RESULT}) ->> 'outcome'`)).toBe('claim_lost')
     expect(await as('service_role', `select tiktok_access_token from public.user_accounts where id = '${ALICE}'`)).toBe('tok-1')
 
     // item 7: the same code again is a replay of what is stored now, not of the first answer.
@@ -241,13 +241,32 @@ describe('supabase/migrations on PostgreSQL 15', () => {
 
   it('a release after the completion committed answers done, and the completion after a release cannot commit', async () => {
     expect(await claim('nonce-2', 'h', 'r1', BOB)).toBe('claimed')
-    expect(JSON.parse(await as('service_role', `select public.tiktok_complete_exchange('nonce-2', '${BOB}', 'tok-b', ${RESULT})`)).outcome).toBe('ok')
+    expect(JSON.parse(await as('service_role', `select public.tiktok_complete_exchange('nonce-2', '${BOB}', 'r1', 'tok-b', ${RESULT})`)).outcome).toBe('ok')
     expect(await release('nonce-2', 'r1')).toBe('done')
 
     expect(await claim('nonce-3', 'h', 'r1', BOB)).toBe('claimed')
     expect(await release('nonce-3', 'r1')).toBe('released')
-    expect(await as('service_role', `select public.tiktok_complete_exchange('nonce-3', '${BOB}', 'tok-late', ${RESULT}) ->> 'outcome'`)).toBe('claim_lost')
+    const complete = (by: string, token: string) =>
+      as('service_role', `select public.tiktok_complete_exchange('nonce-3', '${BOB}', '${by}', '${token}', ${RESULT}) ->> 'outcome'`)
+    expect(await complete('r1', 'tok-late')).toBe('claim_lost')
+    // Review H1: a retry re-claims the state; the first request's late completion still cannot
+    // commit under the retry's claim (its token was revoked when it released).
+    expect(await claim('nonce-3', 'h2', 'r2', BOB)).toBe('claimed')
+    expect(await complete('r1', 'tok-late')).toBe('claim_lost')
     expect(await as('service_role', `select tiktok_access_token from public.user_accounts where id = '${BOB}'`)).toBe('tok-b')
+    expect(await complete('r2', 'tok-retry')).toBe('ok')
+    expect(await as('service_role', `select tiktok_access_token from public.user_accounts where id = '${BOB}'`)).toBe('tok-retry')
+  })
+
+  it('a claim left pending for two minutes (a cancelled request) counts as a failure and can be taken over', async () => {
+    expect(await claim('nonce-stale', 'h', 'gone', BOB)).toBe('claimed')
+    expect(await claim('nonce-stale', 'h', 'twin', BOB)).toBe('pending')
+    await as('service_role', "update public.tiktok_oauth_exchanges set claimed_at = now() - interval '3 minutes' where state_nonce = 'nonce-stale'")
+    expect(await claim('nonce-stale', 'h', 'twin', BOB)).toBe('claimed')
+    expect(await as('service_role', "select failed_attempts || ' ' || claimed_by from public.tiktok_oauth_exchanges where state_nonce = 'nonce-stale'")).toBe('1 twin')
+    // The abandoned request can no longer complete or release.
+    expect(await as('service_role', `select public.tiktok_complete_exchange('nonce-stale', '${BOB}', 'gone', 'tok-x', ${RESULT}) ->> 'outcome'`)).toBe('claim_lost')
+    expect(await release('nonce-stale', 'gone')).toBe('gone')
   })
 
   it('refuses a claim for a user without a row', async () => {

@@ -121,6 +121,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     expect(JSON.parse(complete!.body)).toEqual({
       p_state_nonce: claimed.p_state_nonce,
       p_user_id: USER_ID,
+      p_claimed_by: claimed.p_claimed_by,
       p_access_token: row.tiktok_access_token,
       p_result: {
         business_id: BIG_ID,

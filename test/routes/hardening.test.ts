@@ -100,6 +100,22 @@ describe('item 2: a grant is not left live at TikTok when a later step fails', (
     expect(h.row(USER_ID).tiktok_access_token).toBe(issuedToken())
   })
 
+  it('item 2: when the release after a lost completion answer fails too, nothing is revoked (the connection may be stored)', async () => {
+    const harnessFetch = vi.mocked(globalThis.fetch).getMockImplementation()!
+    vi.mocked(globalThis.fetch).mockImplementation(async (input, init) => {
+      const url = new Request(input, init).url
+      if (url.endsWith('/rpc/tiktok_release_exchange')) return new Response('gateway down', { status: 503 })
+      const answer = await harnessFetch(input, init)
+      return url.endsWith('/rpc/tiktok_complete_exchange') ? new Response('upstream gone', { status: 503 }) : answer
+    })
+    const s = await start(h)
+    const r = await json(await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }))
+    expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
+    expect(h.tiktokCalls('/revoke_token/')).toEqual([])
+    expect(h.tiktok.tokenIsLive(issuedToken())).toBe(true)
+    expect(lines().find((l) => l.event === 'tiktok.revoke')).toMatchObject({ outcome: 'skipped', reason: 'storage_unavailable', release: 'unknown' })
+  })
+
   it('item 2: a failure before TikTok granted anything revokes nothing', async () => {
     h.tiktok.faults.add('token', { tiktokCode: 40110 })
     const s = await start(h)
@@ -243,10 +259,23 @@ describe('item 8: abuse is throttled', () => {
 
   it('item 8: /exchange is limited per client address: TikTok and Supabase are not called', async () => {
     const s = await start(h)
+    const from = (address: string) => () =>
+      exchange({ state: s.state, authCode: `random-${crypto.randomUUID()}`, cookie: s.cookie, headers: { 'cf-connecting-ip': address } }, {
+        CLIENT_RATE_LIMIT: TIGHT_RATE_LIMIT,
+      })
+    expectRateLimited((await untilRefused(from('198.51.100.7'))).refused)
+    // Another address is counted apart; an IPv6 /64 counts as one client.
+    expect((await from('198.51.100.8')()).status).not.toBe(429)
+    expectRateLimited((await untilRefused(from('2001:db8:1:2::a'))).refused)
+    expect((await from('2001:db8:1:2:ffff::b')()).status).toBe(429)
+  })
+
+  it('item 8: /exchange is limited per user too, whatever the address', async () => {
+    const s = await start(h)
+    let n = 0
     const send = () =>
-      exchange({ state: s.state, authCode: `random-${crypto.randomUUID()}`, cookie: s.cookie, headers: { 'cf-connecting-ip': '198.51.100.7' } }, tight)
-    const { refused } = await untilRefused(send)
-    expectRateLimited(refused)
+      exchange({ state: s.state, authCode: `random-${n}`, cookie: s.cookie, headers: { 'cf-connecting-ip': `198.51.100.${++n}` } }, { USER_RATE_LIMIT: TIGHT_RATE_LIMIT })
+    expectRateLimited((await untilRefused(send)).refused)
   })
 
   it('item 8: ?verify=true is limited per user; the plain status read is not', async () => {
@@ -297,5 +326,19 @@ describe('item 13: 405 answers carry Allow', () => {
     expect(r.headers.get('allow')).toBe(allow)
     expect(r.body).toMatchObject({ success: false, code: 'method_not_allowed', retryable: false })
     expect(typeof r.body.request_id).toBe('string')
+  })
+})
+
+describe('client keys', () => {
+  it.each([
+    ['198.51.100.7', '198.51.100.7'],
+    ['2001:db8:1:2::a', '2001:db8:1:2::/64'],
+    ['2001:0db8:0001:0002:ffff:0:0:b', '2001:db8:1:2::/64'],
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+    [undefined, 'unknown'],
+  ])('item 8: %s is counted as %s', async (address, key) => {
+    const { clientKey } = await import('../../src/throttle')
+    expect(clientKey(address)).toBe(key)
   })
 })
