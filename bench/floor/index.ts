@@ -44,6 +44,7 @@ export default {
         body: JSON.stringify({
           p_state_nonce: nonce,
           p_user_id: env.FLOOR_USER_ID,
+          p_claimed_by: 'floor',
           p_access_token: token.data.access_token,
           p_result: { business_id: first.advertiser_id, account_id: first.advertiser_name, advertisers: list.data.list, return_to: '/' },
         }),
