@@ -59,7 +59,7 @@ async function fetchKeySet(url: string, timeoutMs: number): Promise<KeySet> {
   const keys = (body as { keys?: unknown } | null)?.keys
   if (!Array.isArray(keys)) throw new Error('JWKS has no keys array')
   return {
-    keys: keys.slice(0, JWKS_MAX_KEYS).filter((k): k is Jwk => typeof k === 'object' && k !== null),
+    keys: keys.filter((k): k is Jwk => typeof k === 'object' && k !== null).slice(0, JWKS_MAX_KEYS),
     fetchedAt: Date.now(),
     imported: new Map(),
   }

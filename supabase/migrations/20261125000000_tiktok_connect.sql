@@ -1,5 +1,6 @@
 -- tiktok-connect-edge: what the Worker needs in the product's database. Idempotent: safe to apply
--- again (every statement checks or replaces), so it can run on every deploy.
+-- again (every statement checks or replaces). The migrations are one set, applied in order: a later
+-- one replaces the completion function defined here.
 
 -- The connection lives on the product's existing user_accounts row; other services read it there.
 alter table public.user_accounts
