@@ -26,6 +26,8 @@
     storage_unavailable: 'Could not save the connection',
     network: 'Could not reach the server',
     state_used: 'This authorization was already used',
+    state_locked: 'This authorization failed too many times',
+    rate_limited: 'Too many attempts',
     ticket_expired: 'The time to choose ran out',
   }
 
