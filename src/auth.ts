@@ -3,6 +3,7 @@ import type { JWTPayload } from 'hono/utils/jwt/types'
 import { AppError, errors } from './errors'
 import { fetchWithTimeout } from './http'
 import type { Logger } from './log'
+import { hmacKey } from './signed'
 
 type Jwk = JsonWebKey & { kid?: string; alg?: string }
 /** Imported keys are kept with their set: importing a JWK costs more than the verification itself. */
@@ -73,16 +74,6 @@ function publicKey(set: KeySet, kid: string, alg: AsymmetricAlg): Promise<Crypto
   if (!key) {
     key = crypto.subtle.importKey('jwk', jwk, ASYMMETRIC[alg], false, ['verify'])
     set.imported.set(`${kid} ${alg}`, key)
-  }
-  return key
-}
-
-const hmacKeys = new Map<string, Promise<CryptoKey>>()
-const hmacKey = (secret: string) => {
-  let key = hmacKeys.get(secret)
-  if (!key) {
-    key = crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
-    hmacKeys.set(secret, key)
   }
   return key
 }

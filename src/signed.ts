@@ -31,7 +31,8 @@ export const decodeB64url = (part: string): Uint8Array | undefined => {
 export const sha256 = (value: string): Promise<ArrayBuffer> => crypto.subtle.digest('SHA-256', encoder.encode(value))
 
 const keys = new Map<string, Promise<CryptoKey>>()
-const hmacKey = (secret: string): Promise<CryptoKey> => {
+/** An HMAC-SHA256 key per secret, imported once per isolate (state, tickets, HS256 user tokens). */
+export const hmacKey = (secret: string): Promise<CryptoKey> => {
   let key = keys.get(secret)
   if (!key) {
     key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])
