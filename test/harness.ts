@@ -10,6 +10,11 @@ export const USER_ID = '6a1f4c2e-0b7d-4e35-9c1a-2f8e5d7b3a10'
 export const OTHER_USER_ID = '0c9b8a7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d'
 export const BIG_ID = '7012345678901234567'
 export const BIG_ID_2 = '7012345678901234599'
+/** What the TikTok stand-in grants unless a test says otherwise. */
+export const ADVERTISERS = [
+  { id: BIG_ID, name: 'Brand A' },
+  { id: BIG_ID_2, name: 'Brand B' },
+]
 
 const TIKTOK_HOST = 'business-api.tiktok.com'
 const SUPABASE_HOST = 'abc.supabase.co'
@@ -29,10 +34,7 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
     appId: testEnv.TIKTOK_APP_ID!,
     appSecret: testEnv.TIKTOK_APP_SECRET!,
     redirectUris: [`${APP_ORIGIN}/oauth/callback`, `${OTHER_ORIGIN}/oauth/callback`],
-    advertisers: options.advertisers ?? [
-      { id: BIG_ID, name: 'Brand A' },
-      { id: BIG_ID_2, name: 'Brand B' },
-    ],
+    advertisers: options.advertisers ?? ADVERTISERS,
     bareIds: options.bareIds,
   })
   const supabase = await createSupabase(

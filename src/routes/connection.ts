@@ -15,8 +15,11 @@ const chooseBody = z.object({
   ticket: z.optional(z.string('must be a string').check(z.maxLength(1024, 'is too long'))),
 })
 
+/** Connected and not revoked at TikTok. */
+const isLive = (row: ConnectionRow) => row.tiktok_connected_at !== null && row.tiktok_revoked_at === null
+
 const summary = (row: ConnectionRow) => {
-  const connected = row.tiktok_connected_at !== null && row.tiktok_revoked_at === null
+  const connected = isLive(row)
   return {
     connected,
     business_id: row.tiktok_business_id,
@@ -105,7 +108,7 @@ connection.post('/advertiser', requireOrigin, jsonOnly({ maxBytes: 2048 }), vali
   const db = c.get('db')
   const row = await db.readConnection(userId)
   if (!row) throw errors.accountNotFound()
-  const live = row.tiktok_connected_at !== null && row.tiktok_revoked_at === null
+  const live = isLive(row)
   // A ticket for a connection that is no longer the live one is stale, whatever it lists.
   if (granted && (!live || row.tiktok_connected_at !== granted.connectedAt)) throw errors.invalidTicket('stale')
   if (!live) throw errors.notConnected()

@@ -8,7 +8,7 @@ import { AppError, errors } from '../errors'
 import { parseReturnTo } from '../origin'
 import { sha256 } from '../signed'
 import { bindingMatches, mintState, STATE_TTL_SECONDS, verifyState } from '../state'
-import { type Claim, type ConnectionSummary, type SupabaseStore } from '../supabase'
+import type { Claim, ClaimInput, ConnectionSummary, SupabaseStore } from '../supabase'
 import { limitPerClient, limitPerUser, throttle } from '../throttle'
 import { mintTicket } from '../ticket'
 import { jsonOnly, methodNotAllowed, validJson } from '../validate'
@@ -124,7 +124,8 @@ oauth.post('/exchange', requireOrigin, limitPerClient('exchange'), jsonOnly({ ma
 })
 oauth.all('/exchange', methodNotAllowed('POST'))
 
-type ClaimInput = { nonce: string; userId: string; codeHash: string; claimedBy: string }
+/** A finished exchange: the connection to answer, and where the page goes next. */
+type Finished = { connection: ConnectionSummary; return_to: string }
 
 /** Exchanges the code, lists the advertisers and stores the connection, for a claimed state. */
 async function finish(
@@ -132,7 +133,7 @@ async function finish(
   claim: ClaimInput,
   authCode: string,
   returnTo: string,
-): Promise<{ connection: ConnectionSummary; return_to: string }> {
+): Promise<Finished> {
   const { config, db, tiktok, log } = c.var
   let accessToken: string | undefined
   try {
@@ -170,8 +171,8 @@ async function claimOrWait(db: SupabaseStore, claim: ClaimInput): Promise<Claim>
 /**
  * After a failed exchange: gives the claim back (counting the failure) and, when TikTok had already
  * granted a token that will now never be stored, revokes it so no live grant is left behind. The
- * release decides: once it has moved the claim out of 'pending' the completion can never commit,
- * so the revoke cannot kill a stored connection. If instead the completion had committed (its
+ * release decides: once it has moved this request's claim out of 'pending', this request's
+ * completion can never commit, so the revoke cannot kill a stored connection. If instead the completion had committed (its
  * answer was lost), the connection is answered as a replay would be.
  */
 async function giveBack(
@@ -179,7 +180,7 @@ async function giveBack(
   claim: ClaimInput,
   accessToken: string | undefined,
   error: unknown,
-): Promise<{ connection: ConnectionSummary; return_to: string } | undefined> {
+): Promise<Finished | undefined> {
   const log = c.get('log')
   const db = c.get('db')
   const released = await db.releaseExchange(claim.nonce, claim.claimedBy).catch((cause: unknown) => {

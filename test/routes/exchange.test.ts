@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { mintState } from '../../src/state'
 import {
+  ADVERTISERS,
   APP_ORIGIN,
   BIG_ID,
-  BIG_ID_2,
   call,
   exchange,
   type Harness,
@@ -72,10 +72,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       success: true,
       business_id: BIG_ID,
       account_id: 'Brand A',
-      advertisers: [
-        { id: BIG_ID, name: 'Brand A' },
-        { id: BIG_ID_2, name: 'Brand B' },
-      ],
+      advertisers: ADVERTISERS,
       return_to: '/profile',
       message: 'TikTok connected successfully',
     })
@@ -126,10 +123,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       p_result: {
         business_id: BIG_ID,
         account_id: 'Brand A',
-        advertisers: [
-          { id: BIG_ID, name: 'Brand A' },
-          { id: BIG_ID_2, name: 'Brand B' },
-        ],
+        advertisers: ADVERTISERS,
         return_to: '/profile',
       },
     })

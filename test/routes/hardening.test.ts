@@ -85,13 +85,20 @@ describe('item 2: a grant is not left live at TikTok when a later step fails', (
     expect(lines().find((l) => l.event === 'tiktok.revoke')).toMatchObject({ reason: 'storage_unavailable' })
   })
 
-  it('item 2: a completion that committed but whose answer was lost is not revoked: it answers the stored connection', async () => {
+  /** RPCs whose answer is lost after the database ran them (`lost`), or that never reach it (`down`). */
+  const breakRpcs = (rpcs: { lost: string[]; down?: string[] }) => {
     const harnessFetch = vi.mocked(globalThis.fetch).getMockImplementation()!
+    const among = (url: string, names: string[] = []) => names.some((name) => url.endsWith(`/rpc/${name}`))
     vi.mocked(globalThis.fetch).mockImplementation(async (input, init) => {
+      const url = new Request(input, init).url
+      if (among(url, rpcs.down)) return new Response('gateway down', { status: 503 })
       const answer = await harnessFetch(input, init)
-      // The database commits; the answer never arrives.
-      return new Request(input, init).url.endsWith('/rpc/tiktok_complete_exchange') ? new Response('upstream gone', { status: 503 }) : answer
+      return among(url, rpcs.lost) ? new Response('upstream gone', { status: 503 }) : answer
     })
+  }
+
+  it('item 2: a completion that committed but whose answer was lost is not revoked: it answers the stored connection', async () => {
+    breakRpcs({ lost: ['tiktok_complete_exchange'] })
     const s = await start(h)
     const r = await json(await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }))
     expect(r).toMatchObject({ status: 200, body: { success: true, business_id: BIG_ID } })
@@ -101,13 +108,7 @@ describe('item 2: a grant is not left live at TikTok when a later step fails', (
   })
 
   it('item 2: when the release after a lost completion answer fails too, nothing is revoked (the connection may be stored)', async () => {
-    const harnessFetch = vi.mocked(globalThis.fetch).getMockImplementation()!
-    vi.mocked(globalThis.fetch).mockImplementation(async (input, init) => {
-      const url = new Request(input, init).url
-      if (url.endsWith('/rpc/tiktok_release_exchange')) return new Response('gateway down', { status: 503 })
-      const answer = await harnessFetch(input, init)
-      return url.endsWith('/rpc/tiktok_complete_exchange') ? new Response('upstream gone', { status: 503 }) : answer
-    })
+    breakRpcs({ lost: ['tiktok_complete_exchange'], down: ['tiktok_release_exchange'] })
     const s = await start(h)
     const r = await json(await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }))
     expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })

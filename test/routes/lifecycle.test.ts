@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { mintTicket } from '../../src/ticket'
 import { decryptToken } from '../../src/token-crypto'
 import {
+  ADVERTISERS,
   APP_ORIGIN,
   asUser,
   BIG_ID,
@@ -127,10 +128,7 @@ describe('POST /api/tiktok/advertiser', () => {
 
   it('lets the product switch later with the user token, from the stored list only', async () => {
     await connect(h)
-    expect(h.row(USER_ID).tiktok_advertisers).toEqual([
-      { id: BIG_ID, name: 'Brand A' },
-      { id: BIG_ID_2, name: 'Brand B' },
-    ])
+    expect(h.row(USER_ID).tiktok_advertisers).toEqual(ADVERTISERS)
     const ok = await asUser(h, '/api/tiktok/advertiser', { method: 'POST', body: JSON.stringify({ advertiser_id: BIG_ID_2 }) })
     expect(ok).toMatchObject({ status: 200, body: { business_id: BIG_ID_2 } })
     const foreign = await asUser(h, '/api/tiktok/advertiser', { method: 'POST', body: JSON.stringify({ advertiser_id: '42' }) })
