@@ -29,6 +29,7 @@ export default defineConfig({
   ],
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/database-setup.ts'],
     exclude: ['test/node/**'],
     restoreMocks: true,
   },

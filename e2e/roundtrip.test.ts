@@ -44,7 +44,7 @@ afterEach(async () => {
 })
 
 const exchangeCalls = () => stack.sandbox.tiktok.requests.filter((r) => r.path.endsWith('/oauth2/access_token/')).length
-const demoRow = () => stack.sandbox.supabase.rows.find((r) => r.id === DEMO_USER.id)!
+const demoRow = async () => (await stack.sandbox.supabase.account(DEMO_USER.id))!
 const supabaseParam = () => `?supabase=${encodeURIComponent(`${stack.sandboxOrigin}/supabase`)}`
 
 /** Signs in on the demo product page and presses Connect: the browser lands on TikTok's page. */
@@ -136,7 +136,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
       `${DEMO_ADVERTISERS[1]!.name} (${DEMO_ADVERTISERS[1]!.id})`,
     ])
     // Usable before the choice: the first advertiser is stored at once.
-    expect(demoRow().tiktok_business_id).toBe(DEMO_ADVERTISERS[0]!.id)
+    expect((await demoRow()).tiktok_business_id).toBe(DEMO_ADVERTISERS[0]!.id)
     await page.screenshot({ path: join(ARTIFACTS, 'callback-choose.png') })
 
     await page.click(`button.choice[data-id="${DEMO_ADVERTISERS[1]!.id}"]`)
@@ -150,11 +150,11 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     expect(await page.textContent('#status')).toContain(DEMO_ADVERTISERS[1]!.id)
     const stored = JSON.parse((await page.evaluate(() => localStorage.getItem('tiktok_connection'))) ?? '{}')
     expect(stored).toMatchObject({ business_id: DEMO_ADVERTISERS[1]!.id, account_id: DEMO_ADVERTISERS[1]!.name })
-    expect(JSON.stringify(stored)).not.toContain(demoRow().tiktok_access_token as string)
+    expect(JSON.stringify(stored)).not.toContain((await demoRow()).tiktok_access_token as string)
     await page.screenshot({ path: join(ARTIFACTS, 'profile-connected.png') })
 
-    expect(demoRow()).toMatchObject({ tiktok_business_id: DEMO_ADVERTISERS[1]!.id, tiktok_account_id: DEMO_ADVERTISERS[1]!.name })
-    expect(demoRow().tiktok_access_token).toMatch(/^[0-9a-f]{40}$/)
+    expect(await demoRow()).toMatchObject({ tiktok_business_id: DEMO_ADVERTISERS[1]!.id, tiktok_account_id: DEMO_ADVERTISERS[1]!.name })
+    expect((await demoRow()).tiktok_access_token).toMatch(/^[0-9a-f]{40}$/)
     expect(exchangeCalls()).toBe(1)
 
     // Nothing the callback page asked for left the product's origin.
@@ -181,7 +181,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
       await page.waitForURL(`${origin}/profile`)
       await page.waitForSelector('body[data-connected="yes"]')
       expect(await page.textContent('#status')).toContain(advertiser.id)
-      expect(demoRow().tiktok_business_id).toBe(advertiser.id)
+      expect((await demoRow()).tiktok_business_id).toBe(advertiser.id)
       // HttpOnly: the product page's script cannot read it.
       expect(await page.evaluate(() => document.cookie)).not.toContain(BINDING_COOKIE)
     }
@@ -228,13 +228,13 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     await openTikTok(primary)
     await page.click('#authorize')
     await page.waitForSelector('body[data-outcome="choose"]')
-    const token = demoRow().tiktok_access_token as string
+    const token = (await demoRow()).tiktok_access_token as string
     await page.goto(`${primary}/profile${supabaseParam()}`)
     await page.waitForSelector('body[data-connected="yes"]')
     await page.click('#disconnect')
     await page.waitForSelector('body[data-connected="no"]')
     expect(await page.textContent('#status')).toContain('TikTok confirmed the access was revoked')
-    expect(demoRow().tiktok_access_token).toBeNull()
+    expect((await demoRow()).tiktok_access_token).toBeNull()
     expect(stack.sandbox.tiktok.tokenIsLive(token)).toBe(false)
   })
 
@@ -247,7 +247,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     expect(shown.message).toMatch(/cancelled or denied/)
     await page.screenshot({ path: join(ARTIFACTS, 'callback-denied.png') })
     expect(exchangeCalls()).toBe(0)
-    expect(demoRow().tiktok_access_token).toBeNull()
+    expect((await demoRow()).tiktok_access_token).toBeNull()
   })
 
   it('reloading the callback page after success shows the outcome again without a second exchange', async () => {
@@ -271,7 +271,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     expect(shown).toMatchObject({ outcome: 'invalid_state', title: 'This link is not valid' })
     await page.screenshot({ path: join(ARTIFACTS, 'callback-invalid-state.png') })
     expect(exchangeCalls()).toBe(0)
-    expect(demoRow().tiktok_access_token).toBeNull()
+    expect((await demoRow()).tiktok_access_token).toBeNull()
   })
 
   it('an expired state says so and asks to start again', async () => {

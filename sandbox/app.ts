@@ -1,6 +1,7 @@
 import { Hono } from 'hono'
 import { FAULT_TARGETS, type Fault, type FaultTarget } from './faults.ts'
-import { accountRow, createSupabase } from './supabase.ts'
+import type { SandboxDatabase } from './database.ts'
+import { createSupabase } from './supabase.ts'
 import { createTikTok, type SandboxAdvertiser } from './tiktok.ts'
 
 export const DEMO_USER = { id: '3f1c9a52-7d4e-4b8a-9e21-5c6d7a8b9c01', email: 'demo@example.com', password: 'demo-password' }
@@ -18,6 +19,8 @@ export type SandboxConfig = {
   appSecret: string
   supabaseSecretKey: string
   advertisers?: SandboxAdvertiser[]
+  /** The PostgreSQL behind the Supabase stand-in (sandbox/pglite.ts in Node). */
+  database: SandboxDatabase
   /** Keep every request for inspection (default true). */
   record?: boolean
 }
@@ -45,7 +48,8 @@ export async function createSandbox(config: SandboxConfig) {
   const supabase = await createSupabase({
     url: `${config.origin}/supabase`,
     secretKey: config.supabaseSecretKey,
-    rows: [accountRow(DEMO_USER.id, DEMO_USER.email)],
+    database: config.database,
+    accounts: [{ id: DEMO_USER.id, email: DEMO_USER.email }],
     users: [DEMO_USER],
     record: config.record,
   })
@@ -74,9 +78,9 @@ export async function createSandbox(config: SandboxConfig) {
     return c.json({ codes: Array.from({ length: Math.min(count, 100_000) }, () => tiktok.issueCode()) })
   })
 
-  app.post('/__sandbox/reset', (c) => {
+  app.post('/__sandbox/reset', async (c) => {
     tiktok.reset()
-    supabase.reset()
+    await supabase.reset()
     return c.json({ ok: true })
   })
 

@@ -2,6 +2,7 @@
 // Configuration comes from sandbox/dev.env; prints `ready <url>` once listening.
 import { parseArgs } from 'node:util'
 import { createSandbox } from '../sandbox/app.ts'
+import { openDatabase } from '../sandbox/pglite.ts'
 import { serve } from './serve.ts'
 import { localConfig } from './stack.ts'
 
@@ -21,6 +22,7 @@ const sandbox = await createSandbox({
   appId: vars.TIKTOK_APP_ID!,
   appSecret: vars.TIKTOK_APP_SECRET!,
   supabaseSecretKey: vars.SUPABASE_SECRET_KEY!,
+  database: await openDatabase(),
   record: !values.quiet,
 })
 await serve(sandbox.app.fetch, port)

@@ -4,6 +4,7 @@ import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createSandbox } from '../sandbox/app.ts'
+import { openDatabase } from '../sandbox/pglite.ts'
 import { serve } from './serve.ts'
 
 export const ROOT = resolve(import.meta.dirname, '..')
@@ -73,6 +74,7 @@ export async function startStack(
     appId: vars.TIKTOK_APP_ID!,
     appSecret: vars.TIKTOK_APP_SECRET!,
     supabaseSecretKey: vars.SUPABASE_SECRET_KEY!,
+    database: await openDatabase(),
   })
   const server: Server = await serve(sandbox.app.fetch, sandboxPort)
 
@@ -103,6 +105,7 @@ export async function startStack(
     }
     await new Promise((r) => server.close(r))
     server.closeAllConnections()
+    await sandbox.supabase.database.close()
     rmSync(runDir, { recursive: true, force: true })
   }
   const workerOrigin = `http://localhost:${workerPort}`

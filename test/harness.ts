@@ -1,7 +1,9 @@
 import { env, exports } from 'cloudflare:workers'
-import { vi } from 'vitest'
+import { afterAll, inject, vi } from 'vitest'
 import app from '../src/index'
-import { accountRow, createSupabase, createSigningKey } from '../sandbox/supabase'
+import type { Row } from '../sandbox/database'
+import { remoteDatabase } from '../sandbox/database-remote'
+import { createSupabase, createSigningKey } from '../sandbox/supabase'
 import { createTikTok } from '../sandbox/tiktok'
 
 export const APP_ORIGIN = 'https://app.example.com'
@@ -22,6 +24,13 @@ const SUPABASE_HOST = 'abc.supabase.co'
 // One key pair per test file: the Worker caches the JWKS per isolate, like production.
 const signingKey = await createSigningKey('sandbox-key-1')
 
+/**
+ * This file's own PostgreSQL with the project's migrations, held by test/database-setup.ts in Node
+ * and reached over loopback with the real fetch (the stand-ins replace the Worker's).
+ */
+export const database = remoteDatabase(inject('sandboxDatabase'), crypto.randomUUID(), globalThis.fetch.bind(globalThis))
+afterAll(() => database.close())
+
 /** The test bindings, as vitest.config.ts sets them, for calls that vary one setting. */
 export const testEnv = env as unknown as Record<string, string>
 
@@ -38,7 +47,15 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
     bareIds: options.bareIds,
   })
   const supabase = await createSupabase(
-    { url: testEnv.SUPABASE_URL!, secretKey: testEnv.SUPABASE_SECRET_KEY!, rows: [accountRow(USER_ID, 'user@example.com'), accountRow(OTHER_USER_ID, 'other@example.com')] },
+    {
+      url: testEnv.SUPABASE_URL!,
+      secretKey: testEnv.SUPABASE_SECRET_KEY!,
+      database,
+      accounts: [
+        { id: USER_ID, email: 'user@example.com' },
+        { id: OTHER_USER_ID, email: 'other@example.com' },
+      ],
+    },
     signingKey,
   )
   const unexpected: string[] = []
@@ -74,8 +91,12 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
     unexpected,
     outbound,
     logs,
-    /** The user_accounts row of `id` in the Supabase stand-in. */
-    row: (id: string) => supabase.rows.find((r) => r.id === id)!,
+    /** The user_accounts row of `id`, as PostgREST would render it. */
+    row: async (id: string): Promise<Row> => (await supabase.account(id))!,
+    /** Every claim in tiktok_oauth_exchanges, oldest first. */
+    exchanges: () => supabase.exchanges(),
+    /** Runs SQL as the database owner: for arranging what a test needs (a stale claim, a removed row). */
+    sql: (text: string, params?: unknown[]) => database.rows(text, params),
     /** TikTok API calls whose path ends with `suffix`. */
     tiktokCalls: (suffix: string) => tiktok.requests.filter((r) => r.path.endsWith(suffix)),
     /** `METHOD /path` of every PostgREST call, in order. */
@@ -144,8 +165,8 @@ export function exchange(
 }
 
 /** Every secret the Worker holds or receives during a test: none may appear in a response or a log. */
-export function secretsOf(h: Harness, extra: string[] = []): string[] {
-  const tokens = h.supabase.rows.map((r) => r.tiktok_access_token).filter((t): t is string => !!t)
+export async function secretsOf(h: Harness, extra: string[] = []): Promise<string[]> {
+  const tokens = (await h.sql('select tiktok_access_token from public.user_accounts where tiktok_access_token is not null')).map((r) => r.tiktok_access_token as string)
   return [testEnv.TIKTOK_APP_SECRET!, testEnv.SUPABASE_SECRET_KEY!, testEnv.STATE_SECRET!, ...tokens, ...extra]
 }
 

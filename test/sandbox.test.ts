@@ -2,7 +2,8 @@
 // behaviours the Worker's tests rely on.
 import { describe, expect, it } from 'vitest'
 import { createSandbox } from '../sandbox/app'
-import { accountRow, createSupabase } from '../sandbox/supabase'
+import { createSupabase } from '../sandbox/supabase'
+import { database } from './harness'
 import { createTikTok } from '../sandbox/tiktok'
 
 const API = 'https://business-api.tiktok.com/open_api/v1.3'
@@ -83,34 +84,103 @@ describe('TikTok stand-in', () => {
   })
 })
 
-describe('Supabase stand-in', () => {
+describe('Supabase stand-in: PostgREST over the migrations', () => {
+  const U1 = '11111111-1111-4111-8111-111111111111'
+  const NOBODY = '99999999-9999-4999-8999-999999999999'
+  const REST = 'https://abc.supabase.co/rest/v1'
+  const headers = { apikey: 'sb_secret_x', 'content-type': 'application/json' }
   const supabase = () =>
-    createSupabase({ url: 'https://abc.supabase.co', secretKey: 'sb_secret_x', legacyServiceKey: 'eyJlegacy.key.sig', rows: [accountRow('u1', 'a@example.com')] })
+    createSupabase({ url: 'https://abc.supabase.co', secretKey: 'sb_secret_x', legacyServiceKey: 'eyJlegacy.key.sig', database, accounts: [{ id: U1, email: 'a@example.com' }] })
 
   it('checks apikey, refuses an sb_secret key as bearer, accepts a legacy JWT key as bearer', async () => {
     const s = await supabase()
-    const url = 'https://abc.supabase.co/rest/v1/user_accounts?id=eq.u1&select=id'
+    const url = `${REST}/user_accounts?id=eq.${U1}&select=id`
     expect((await s.app.request(url)).status).toBe(401)
-    expect((await s.app.request(url, { headers: { apikey: 'sb_secret_x' } })).status).toBe(200)
+    expect(await json(s.app.request(url, { headers: { apikey: 'sb_secret_x' } }))).toEqual([{ id: U1 }])
     expect((await s.app.request(url, { headers: { apikey: 'sb_secret_x', authorization: 'Bearer sb_secret_x' } })).status).toBe(401)
     expect((await s.app.request(url, { headers: { apikey: 'eyJlegacy.key.sig', authorization: 'Bearer eyJlegacy.key.sig' } })).status).toBe(200)
   })
 
   it('PATCH that matches nothing is a success: 204, or 200 [] with return=representation', async () => {
     const s = await supabase()
-    const headers = { apikey: 'sb_secret_x', 'content-type': 'application/json' }
-    const url = 'https://abc.supabase.co/rest/v1/user_accounts?id=eq.nobody'
+    const url = `${REST}/user_accounts?id=eq.${NOBODY}`
     const plain = await s.app.request(url, { method: 'PATCH', headers, body: '{"tiktok_business_id":"1"}' })
     expect(plain.status).toBe(204)
     const rep = await s.app.request(`${url}&select=id`, { method: 'PATCH', headers: { ...headers, prefer: 'return=representation' }, body: '{"tiktok_business_id":"1"}' })
     expect(rep.status).toBe(200)
     expect(await rep.json()).toEqual([])
     const unknownColumn = await s.app.request(url, { method: 'PATCH', headers, body: '{"nope":"1"}' })
+    expect(unknownColumn.status).toBe(400)
     expect((await json(unknownColumn)).code).toBe('PGRST204')
   })
 
+  it('PATCH writes through filters; timestamps and jsonb read back as PostgreSQL renders them', async () => {
+    const s = await supabase()
+    const url = `${REST}/user_accounts?id=eq.${U1}&tiktok_revoked_at=is.null&select=tiktok_advertisers,tiktok_connected_at`
+    const body = JSON.stringify({ tiktok_advertisers: [{ id: '7012345678901234567', name: 'A' }], tiktok_connected_at: '2026-11-25T10:00:00.123456Z' })
+    const rep = await json(s.app.request(url, { method: 'PATCH', headers: { ...headers, prefer: 'return=representation' }, body }))
+    expect(rep).toEqual([{ tiktok_advertisers: [{ id: '7012345678901234567', name: 'A' }], tiktok_connected_at: '2026-11-25T10:00:00.123456+00:00' }])
+    const filtered = await json(s.app.request(`${REST}/user_accounts?tiktok_connected_at=eq.2026-11-25T10:00:00.123456%2B00:00&select=id`, { headers }))
+    expect(filtered).toEqual([{ id: U1 }])
+  })
+
+  it("maps PostgreSQL's errors as PostgREST does: 23503 and 23505 are 409, a bad uuid 400", async () => {
+    const s = await supabase()
+    const claim = (user: string) =>
+      s.app.request(`${REST}/tiktok_oauth_exchanges`, { method: 'POST', headers, body: JSON.stringify({ state_nonce: 'n1', user_id: user, code_hash: 'h', claimed_by: 'c' }) })
+    const missing = await claim(NOBODY)
+    expect(missing.status).toBe(409)
+    expect((await json(missing)).code).toBe('23503')
+    expect((await claim(U1)).status).toBe(201)
+    const twice = await claim(U1)
+    expect(twice.status).toBe(409)
+    expect((await json(twice)).code).toBe('23505')
+    const ignored = await s.app.request(`${REST}/tiktok_oauth_exchanges?on_conflict=state_nonce`, {
+      method: 'POST',
+      headers: { ...headers, prefer: 'resolution=ignore-duplicates,return=representation' },
+      body: JSON.stringify({ state_nonce: 'n1', user_id: U1, code_hash: 'h2', claimed_by: 'c2' }),
+    })
+    expect(await json(ignored)).toEqual([])
+    const badUuid = await s.app.request(`${REST}/user_accounts?id=eq.nobody`, { headers })
+    expect(badUuid.status).toBe(400)
+    expect((await json(badUuid)).code).toBe('22P02')
+  })
+
+  it('a singular answer that is not one row is 406 PGRST116, and its write is rolled back', async () => {
+    const s = await supabase()
+    const single = { ...headers, accept: 'application/vnd.pgrst.object+json', prefer: 'return=representation' }
+    const none = await s.app.request(`${REST}/user_accounts?id=eq.${NOBODY}`, { headers: single })
+    expect(none.status).toBe(406)
+    expect((await json(none)).code).toBe('PGRST116')
+    const all = await s.app.request(`${REST}/user_accounts`, { method: 'PATCH', headers: single, body: '{"display_name":"x"}' })
+    expect(all.status).toBe(200)
+    await database.reset([
+      { id: U1, email: 'a@example.com' },
+      { id: NOBODY, email: 'b@example.com' },
+    ])
+    const two = await s.app.request(`${REST}/user_accounts`, { method: 'PATCH', headers: single, body: '{"display_name":"x"}' })
+    expect(two.status).toBe(406)
+    expect(await database.rows('select display_name from public.user_accounts where display_name is not null')).toEqual([])
+  })
+
+  it("calls the migrations' functions with typed named arguments; unknown tables and functions are 404", async () => {
+    const s = await supabase()
+    const rpc = (fn: string, body: unknown) => s.app.request(`${REST}/rpc/${fn}`, { method: 'POST', headers, body: JSON.stringify(body) })
+    expect(await json(rpc('tiktok_claim_exchange', { p_state_nonce: 'n2', p_user_id: U1, p_code_hash: 'h', p_claimed_by: 'c' }))).toEqual({ outcome: 'claimed' })
+    expect(await json(rpc('tiktok_release_exchange', { p_state_nonce: 'n2', p_claimed_by: 'c' }))).toEqual({ outcome: 'released' })
+    expect(await database.rows('select status, failed_attempts from public.tiktok_oauth_exchanges')).toEqual([{ status: 'released', failed_attempts: 1 }])
+    const unknownFn = await rpc('tiktok_nope', {})
+    expect(unknownFn.status).toBe(404)
+    expect((await json(unknownFn)).code).toBe('PGRST202')
+    const wrongArgs = await rpc('tiktok_release_exchange', { p_state_nonce: 'n2' })
+    expect((await json(wrongArgs)).code).toBe('PGRST202')
+    const unknownTable = await s.app.request(`${REST}/nope`, { headers })
+    expect(unknownTable.status).toBe(404)
+    expect((await json(unknownTable)).code).toBe('PGRST205')
+  })
+
   it('signs in the demo user with an ES256 token that its JWKS verifies', async () => {
-    const sandbox = await createSandbox({ origin: 'http://127.0.0.1:8790', workerOrigins: [], appId: 'a', appSecret: 's', supabaseSecretKey: 'sb_secret_x' })
+    const sandbox = await createSandbox({ origin: 'http://127.0.0.1:8790', workerOrigins: [], appId: 'a', appSecret: 's', supabaseSecretKey: 'sb_secret_x', database })
     const res = await sandbox.app.request('http://127.0.0.1:8790/supabase/auth/v1/token?grant_type=password', post({ email: 'demo@example.com', password: 'demo-password' }))
     const { access_token } = await json(res)
     const [header] = access_token.split('.')

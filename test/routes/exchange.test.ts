@@ -24,12 +24,11 @@ beforeEach(async () => {
   bodies.length = 0
 })
 
-afterEach(() => {
+afterEach(async () => {
   expect(h.unexpected).toEqual([])
   // No token, code, secret, state or cookie in any answer or log line, whatever the test did.
-  const written = h.supabase.rows.map((r) => r.tiktok_access_token).filter(Boolean) as string[]
   const issued = h.tiktok.requests.filter((r) => r.path.endsWith('/access_token/')).map((r) => JSON.parse(r.body).auth_code as string)
-  for (const secret of [...secretsOf(h), ...written, ...issued]) {
+  for (const secret of [...(await secretsOf(h)), ...issued]) {
     for (const body of bodies) expect(body).not.toContain(secret)
     expect(h.logs.join('\n')).not.toContain(secret)
   }
@@ -43,10 +42,10 @@ const read = async (res: Response) => {
 }
 
 /** No connection written, no completion attempted, and any claim given back (counted) for a retry. */
-const nothingWritten = () => {
+const nothingWritten = async () => {
   expect(h.supabaseCalls().filter((call) => call === COMPLETE || call.startsWith('PATCH'))).toEqual([])
-  expect(h.row(USER_ID).tiktok_access_token).toBeNull()
-  expect(h.supabase.exchanges.filter((e) => e.status !== 'released')).toEqual([])
+  expect((await h.row(USER_ID)).tiktok_access_token).toBeNull()
+  expect((await h.exchanges()).filter((e) => e.status !== 'released')).toEqual([])
 }
 const CLAIM = 'POST /rest/v1/rpc/tiktok_claim_exchange'
 const COMPLETE = 'POST /rest/v1/rpc/tiktok_complete_exchange'
@@ -91,7 +90,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     expect(token!.headers['content-type']).toBe('application/json')
     expect(JSON.parse(token!.body)).toEqual({ app_id: 'test-app-id', secret: testEnv.TIKTOK_APP_SECRET, auth_code: code })
 
-    const row = h.row(USER_ID)
+    const row = await h.row(USER_ID)
     expect(row.tiktok_access_token).toMatch(/^[0-9a-f]{40}$/)
     const [list] = h.tiktokCalls('/advertiser/get/')
     expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
@@ -129,7 +128,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     })
     expect(row).toMatchObject({ tiktok_business_id: BIG_ID, tiktok_account_id: 'Brand A' })
     expect(row.tiktok_connected_at).toBeTruthy()
-    expect(h.row(OTHER_USER_ID).tiktok_access_token).toBeNull()
+    expect((await h.row(OTHER_USER_ID)).tiktok_access_token).toBeNull()
 
     const events = h.logs.map((l) => JSON.parse(l))
     expect(events.map((e) => e.event)).toEqual(
@@ -159,7 +158,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     const { status, started } = await roundTrip({ origin: OTHER_ORIGIN })
     expect(status).toBe(200)
     expect(started.authorizeUrl.searchParams.get('redirect_uri')).toBe(`${OTHER_ORIGIN}/oauth/callback`)
-    expect(h.row(USER_ID).tiktok_business_id).toBe(BIG_ID)
+    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
   })
 
   it('sends a legacy service_role JWT key as a bearer token too', async () => {
@@ -180,7 +179,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       const { status, body } = await roundTrip()
       expect(status).toBe(200)
       expect(body.business_id).toBe('9007199254740993')
-      expect(h.row(USER_ID).tiktok_business_id).toBe('9007199254740993')
+      expect((await h.row(USER_ID)).tiktok_business_id).toBe('9007199254740993')
       expect(h.supabase.requests[1]!.body).toContain('"business_id":"9007199254740993"')
     })
   })
@@ -192,7 +191,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       expect(r.body).toMatchObject({ success: false, code })
       expect(String(r.body.error).length).toBeGreaterThan(20)
       expect(h.tiktok.requests).toEqual([])
-      nothingWritten()
+      await nothingWritten()
     }
 
     it('tampered state', async () => {
@@ -292,7 +291,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       // HTTP 200 from TikTok with a non-zero code is a failure, logged with TikTok's code.
       const line = h.logs.map((l) => JSON.parse(l)).find((l) => l.outcome === 'tiktok_error')
       expect(line).toMatchObject({ tiktok_code: tiktokCode })
-      nothingWritten()
+      await nothingWritten()
     })
 
     it('never repeats the code exchange, even for a retryable answer', async () => {
@@ -313,7 +312,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       expect(r).toMatchObject({ status, body: { code: 'tiktok_unavailable', retryable: true } })
       expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
       expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(0)
-      nothingWritten()
+      await nothingWritten()
     })
 
     it('retries the advertiser list on a rate limit, then succeeds', async () => {
@@ -322,7 +321,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       const r = await roundTrip()
       expect(r.status).toBe(200)
       expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(3)
-      expect(h.row(USER_ID).tiktok_business_id).toBe(BIG_ID)
+      expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
     })
 
     it('gives up on the advertiser list after three attempts', async () => {
@@ -330,7 +329,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 502, body: { code: 'tiktok_unavailable' } })
       expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(3)
-      nothingWritten()
+      await nothingWritten()
     })
 
     it('does not retry an advertiser list that timed out', async () => {
@@ -338,20 +337,20 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 504, body: { code: 'tiktok_unavailable' } })
       expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
-      nothingWritten()
+      await nothingWritten()
     })
 
     it('answers 422 no_advertisers when the grant covers no advertiser', async () => {
       h = await harness({ advertisers: [] })
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 422, body: { code: 'no_advertisers' } })
-      nothingWritten()
+      await nothingWritten()
     })
   })
 
   describe('Supabase failures', () => {
     it('a user without a user_accounts row is 404 account_not_found, before TikTok is called', async () => {
-      h.supabase.rows.splice(0, 1)
+      await h.sql('delete from public.user_accounts where id = $1 returning id', [USER_ID])
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 404, body: { code: 'account_not_found' } })
       expect(h.supabaseCalls()).toEqual([CLAIM])
@@ -371,7 +370,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       const r = await roundTrip()
       expect(r.status).toBe(200)
       expect(h.supabaseCalls()).toEqual([CLAIM, CLAIM, COMPLETE])
-      expect(h.row(USER_ID).tiktok_business_id).toBe(BIG_ID)
+      expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
     })
 
     it('a completion that fails after TikTok answered writes nothing and gives the state back', async () => {
@@ -379,8 +378,8 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
       expect(h.supabaseCalls()).toEqual([CLAIM, COMPLETE, COMPLETE, RELEASE])
-      expect(h.row(USER_ID).tiktok_access_token).toBeNull()
-      expect(h.supabase.exchanges).toMatchObject([{ status: 'released', failed_attempts: 1 }])
+      expect((await h.row(USER_ID)).tiktok_access_token).toBeNull()
+      expect((await h.exchanges())).toMatchObject([{ status: 'released', failed_attempts: 1 }])
     })
 
     it('timeouts become storage_unavailable', async () => {

@@ -26,9 +26,9 @@ beforeEach(async () => {
   h = await harness()
   tokenFor = await h.supabase.signAccessToken(USER_ID)
 })
-afterEach(() => {
+afterEach(async () => {
   expect(h.unexpected).toEqual([])
-  for (const secret of secretsOf(h)) expect(h.logs.join('\n')).not.toContain(secret)
+  for (const secret of await secretsOf(h)) expect(h.logs.join('\n')).not.toContain(secret)
 })
 
 const json = async (res: Response) => ({ status: res.status, headers: res.headers, body: (await res.json()) as Record<string, any> })
@@ -53,8 +53,8 @@ describe('item 1: claim ownership comes from the Worker, not from X-Request-Id',
     ])
     expect([a.status, b.status]).toEqual([200, 200])
     expect(tokenExchanges()).toHaveLength(1)
-    expect(h.supabase.exchanges).toMatchObject([{ status: 'done' }])
-    expect(h.supabase.exchanges[0]!.claimed_by).not.toBe('same-id')
+    expect((await h.exchanges())).toMatchObject([{ status: 'done' }])
+    expect((await h.exchanges())[0]!.claimed_by).not.toBe('same-id')
     // The inbound id is still echoed for correlation.
     expect(a.headers.get('x-request-id')).toBe('same-id')
   })
@@ -72,7 +72,7 @@ describe('item 2: a grant is not left live at TikTok when a later step fails', (
     expect(h.tiktok.tokenIsLive(token)).toBe(false)
     expect(JSON.parse(h.tiktokCalls('/revoke_token/')[0]!.body)).toMatchObject({ access_token: token })
     expect(lines().find((l) => l.event === 'tiktok.revoke')).toMatchObject({ outcome: 'ok', reason: 'tiktok_unavailable' })
-    expect(h.row(USER_ID).tiktok_access_token).toBeNull()
+    expect((await h.row(USER_ID)).tiktok_access_token).toBeNull()
   })
 
   it('item 2: the completion write fails → the claim is released first, then the token is revoked', async () => {
@@ -81,7 +81,7 @@ describe('item 2: a grant is not left live at TikTok when a later step fails', (
     const r = await json(await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }))
     expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
     expect(h.tiktok.tokenIsLive(issuedToken())).toBe(false)
-    expect(h.supabase.exchanges).toMatchObject([{ status: 'released' }])
+    expect((await h.exchanges())).toMatchObject([{ status: 'released' }])
     expect(lines().find((l) => l.event === 'tiktok.revoke')).toMatchObject({ reason: 'storage_unavailable' })
   })
 
@@ -104,7 +104,7 @@ describe('item 2: a grant is not left live at TikTok when a later step fails', (
     expect(r).toMatchObject({ status: 200, body: { success: true, business_id: BIG_ID } })
     expect(h.tiktokCalls('/revoke_token/')).toEqual([])
     expect(h.tiktok.tokenIsLive(issuedToken())).toBe(true)
-    expect(h.row(USER_ID).tiktok_access_token).toBe(issuedToken())
+    expect((await h.row(USER_ID)).tiktok_access_token).toBe(issuedToken())
   })
 
   it('item 2: when the release after a lost completion answer fails too, nothing is revoked (the connection may be stored)', async () => {
@@ -146,7 +146,7 @@ describe('item 3: the binding cookie cannot be tossed from a sibling subdomain',
     )
     expect(r).toMatchObject({ status: 403, body: { code: 'state_not_bound' } })
     expect(h.tiktok.requests).toEqual([])
-    expect(h.row(OTHER_USER_ID).tiktok_access_token).toBeNull()
+    expect((await h.row(OTHER_USER_ID)).tiktok_access_token).toBeNull()
   })
 
   it('item 3: a Cookie header carrying the binding cookie twice is refused (403 state_not_bound)', async () => {
@@ -171,7 +171,7 @@ describe('items 5–7: the advertiser choice', () => {
     const bobToken = await h.supabase.signAccessToken(OTHER_USER_ID)
     const r = await choose({ ticket: alice.body.selection.ticket, advertiser_id: BIG_ID_2 }, { authorization: `Bearer ${bobToken}` })
     expect(r).toMatchObject({ status: 403, body: { code: 'ticket_user_mismatch' } })
-    expect(h.row(USER_ID).tiktok_business_id).toBe(BIG_ID)
+    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
     // Alice's own token with her ticket still works.
     const aliceToken = await h.supabase.signAccessToken(USER_ID)
     const ok = await choose({ ticket: alice.body.selection.ticket, advertiser_id: BIG_ID_2 }, { authorization: `Bearer ${aliceToken}` })
@@ -186,7 +186,7 @@ describe('items 5–7: the advertiser choice', () => {
     expect(again.body).toMatchObject({ success: true, advertisers: [{ id: BIG_ID, name: 'Brand A' }] })
     const r = await choose({ ticket: first.body.selection.ticket, advertiser_id: BIG_ID_2 })
     expect(r).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
-    expect(h.row(USER_ID).tiktok_business_id).toBe(BIG_ID)
+    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
     // Even an id the new grant has: the ticket names the old connection.
     expect(await choose({ ticket: first.body.selection.ticket, advertiser_id: BIG_ID })).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
   })
@@ -194,10 +194,10 @@ describe('items 5–7: the advertiser choice', () => {
   it('item 6: the chosen id is checked against the list stored now, not one carried by the ticket', async () => {
     const first = await connect(h)
     // The stored list shrinks (as a later verification would record it); the ticket is still current.
-    h.row(USER_ID).tiktok_advertisers = [{ id: BIG_ID, name: 'Brand A' }]
+    await h.sql(`update public.user_accounts set tiktok_advertisers = $1::jsonb where id = $2 returning id`, [JSON.stringify([{ id: BIG_ID, name: 'Brand A' }]), USER_ID])
     const r = await choose({ ticket: first.body.selection.ticket, advertiser_id: BIG_ID_2 })
     expect(r).toMatchObject({ status: 403, body: { code: 'advertiser_not_allowed' } })
-    expect(h.row(USER_ID).tiktok_business_id).toBe(BIG_ID)
+    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
   })
 
   it('item 7: reopening the original callback after a choice answers what is stored now', async () => {
@@ -310,8 +310,8 @@ describe('item 8: abuse is throttled', () => {
     expect(locked).toMatchObject({ status: 409, body: { code: 'state_locked', retryable: false } })
     expect(locked.body.error).toMatch(/start the connection again/i)
     expect(tokenExchanges()).toHaveLength(5)
-    expect(h.supabase.exchanges).toMatchObject([{ status: 'released', failed_attempts: 5 }])
-    expect(h.row(USER_ID).tiktok_access_token).toBeNull()
+    expect((await h.exchanges())).toMatchObject([{ status: 'released', failed_attempts: 5 }])
+    expect((await h.row(USER_ID)).tiktok_access_token).toBeNull()
   })
 })
 

@@ -23,9 +23,9 @@ let h: Harness
 beforeEach(async () => {
   h = await harness()
 })
-afterEach(() => {
+afterEach(async () => {
   expect(h.unexpected).toEqual([])
-  for (const secret of secretsOf(h)) expect(h.logs.join('\n')).not.toContain(secret)
+  for (const secret of await secretsOf(h)) expect(h.logs.join('\n')).not.toContain(secret)
 })
 
 const withoutTicket = ({ selection: _s, ...rest }: Record<string, unknown>) => rest
@@ -34,7 +34,7 @@ describe('single-use, idempotent exchange', () => {
   it('a repeated submission of the same callback gets the same success, with no second TikTok exchange or write', async () => {
     const first = await connect(h)
     expect(first.status).toBe(200)
-    const before = { ...h.row(USER_ID) }
+    const before = { ...(await h.row(USER_ID)) }
     h.supabase.requests.length = 0
 
     const again = await exchange({ state: first.started.state, authCode: first.code, cookie: first.started.cookie })
@@ -44,7 +44,7 @@ describe('single-use, idempotent exchange', () => {
     expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
     // One call, the claim, which answers what is stored: nothing written.
     expect(h.supabaseCalls()).toEqual(['POST /rest/v1/rpc/tiktok_claim_exchange'])
-    expect(h.row(USER_ID)).toEqual(before)
+    expect(await h.row(USER_ID)).toEqual(before)
   })
 
   it('two concurrent submissions of the same callback: one exchange, one write, the same answer twice', async () => {
@@ -64,12 +64,12 @@ describe('single-use, idempotent exchange', () => {
 
   it('the same state with another code is refused as state_used and writes nothing', async () => {
     const first = await connect(h)
-    const before = { ...h.row(USER_ID) }
+    const before = { ...(await h.row(USER_ID)) }
     const other = await exchange({ state: first.started.state, authCode: h.tiktok.issueCode(), cookie: first.started.cookie })
     expect(other.status).toBe(409)
     expect(await other.json()).toMatchObject({ success: false, code: 'state_used' })
     expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
-    expect(h.row(USER_ID)).toEqual(before)
+    expect(await h.row(USER_ID)).toEqual(before)
   })
 
   it('a state is consumed only by a success: after a failed exchange it can be used again', async () => {
@@ -77,10 +77,10 @@ describe('single-use, idempotent exchange', () => {
     h.tiktok.faults.add('token', { tiktokCode: 40100 })
     const failed = await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie })
     expect(failed.status).toBe(429)
-    expect(h.supabase.exchanges).toMatchObject([{ status: 'released', failed_attempts: 1 }])
+    expect((await h.exchanges())).toMatchObject([{ status: 'released', failed_attempts: 1 }])
     const retried = await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie })
     expect(retried.status).toBe(200)
-    expect(h.supabase.exchanges).toMatchObject([{ status: 'done', user_id: USER_ID }])
+    expect((await h.exchanges())).toMatchObject([{ status: 'done', user_id: USER_ID }])
   })
 
   it('makes two TikTok and two Supabase round trips on the happy path', async () => {
@@ -105,7 +105,7 @@ describe('POST /api/tiktok/advertiser', () => {
     const { body } = await connect(h)
     const r = await choose({ ticket: body.selection.ticket, advertiser_id: BIG_ID_2 })
     expect(r).toMatchObject({ status: 200, body: { success: true, business_id: BIG_ID_2, account_id: 'Brand B' } })
-    expect(h.row(USER_ID)).toMatchObject({ tiktok_business_id: BIG_ID_2, tiktok_account_id: 'Brand B' })
+    expect(await h.row(USER_ID)).toMatchObject({ tiktok_business_id: BIG_ID_2, tiktok_account_id: 'Brand B' })
     expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
   })
 
@@ -113,22 +113,22 @@ describe('POST /api/tiktok/advertiser', () => {
     const { body } = await connect(h)
     const r = await choose({ ticket: body.selection.ticket, advertiser_id: '7012345678901230000' })
     expect(r).toMatchObject({ status: 403, body: { code: 'advertiser_not_allowed' } })
-    expect(h.row(USER_ID).tiktok_business_id).toBe(BIG_ID)
+    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
   })
 
   it('refuses an expired ticket with 400 ticket_expired and a forged one with 400 invalid_ticket', async () => {
     await connect(h)
-    const connectedAt = h.row(USER_ID).tiktok_connected_at as string
+    const connectedAt = (await h.row(USER_ID)).tiktok_connected_at as string
     const old = await mintTicket(testEnv.STATE_SECRET!, USER_ID, connectedAt, Date.now() - 11 * 60_000)
     expect(await choose({ ticket: old.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 400, body: { code: 'ticket_expired' } })
     const forged = await mintTicket('a-different-secret-of-enough-length-000000', USER_ID, connectedAt)
     expect(await choose({ ticket: forged.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
-    expect(h.row(USER_ID).tiktok_business_id).toBe(BIG_ID)
+    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
   })
 
   it('lets the product switch later with the user token, from the stored list only', async () => {
     await connect(h)
-    expect(h.row(USER_ID).tiktok_advertisers).toEqual(ADVERTISERS)
+    expect((await h.row(USER_ID)).tiktok_advertisers).toEqual(ADVERTISERS)
     const ok = await asUser(h, '/api/tiktok/advertiser', { method: 'POST', body: JSON.stringify({ advertiser_id: BIG_ID_2 }) })
     expect(ok).toMatchObject({ status: 200, body: { business_id: BIG_ID_2 } })
     const foreign = await asUser(h, '/api/tiktok/advertiser', { method: 'POST', body: JSON.stringify({ advertiser_id: '42' }) })
@@ -148,7 +148,7 @@ describe('POST /api/tiktok/advertiser', () => {
 
   it('an unexpected failure (a malformed stored list) is a generic 500, logged with its request id', async () => {
     await connect(h)
-    h.row(USER_ID).tiktok_advertisers = 'not a list'
+    await h.sql(`update public.user_accounts set tiktok_advertisers = '"not a list"' where id = $1 returning id`, [USER_ID])
     const r = await asUser(h, '/api/tiktok/advertiser', { method: 'POST', body: JSON.stringify({ advertiser_id: BIG_ID_2 }) })
     expect(r).toMatchObject({ status: 500, body: { success: false, code: 'internal_error' } })
     expect(r.body.error).not.toMatch(/TypeError|find/)
@@ -172,7 +172,7 @@ describe('GET /api/tiktok/connection', () => {
     expect(mine.body).toMatchObject({ connected: true, business_id: BIG_ID, account_id: 'Brand A' })
     expect(mine.body.advertisers).toHaveLength(2)
     expect(Date.parse(mine.body.connected_at)).toBeGreaterThan(0)
-    expect(JSON.stringify(mine.body)).not.toContain(h.row(USER_ID).tiktok_access_token as string)
+    expect(JSON.stringify(mine.body)).not.toContain((await h.row(USER_ID)).tiktok_access_token as string)
     expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
     // Another user sees only their own (empty) connection.
     expect(await asUser(h, '/api/tiktok/connection', { userId: OTHER_USER_ID })).toMatchObject({ body: { connected: false } })
@@ -183,12 +183,12 @@ describe('GET /api/tiktok/connection', () => {
     const live = await asUser(h, '/api/tiktok/connection?verify=true')
     expect(live.body).toMatchObject({ connected: true, verified: true })
     const check = h.tiktokCalls('/advertiser/get/').at(-1)!
-    expect(check.headers['access-token']).toBe(h.row(USER_ID).tiktok_access_token)
+    expect(check.headers['access-token']).toBe((await h.row(USER_ID)).tiktok_access_token)
 
     h.tiktok.faults.add('advertisers', { tiktokCode: 40105 })
     const revoked = await asUser(h, '/api/tiktok/connection?verify=true')
     expect(revoked).toMatchObject({ status: 200, body: { connected: false, reason: 'revoked' } })
-    expect(h.row(USER_ID).tiktok_revoked_at).toBeTruthy()
+    expect((await h.row(USER_ID)).tiktok_revoked_at).toBeTruthy()
     expect(await asUser(h, '/api/tiktok/connection')).toMatchObject({ body: { connected: false, reason: 'revoked' } })
   })
 
@@ -201,13 +201,13 @@ describe('GET /api/tiktok/connection', () => {
 describe('DELETE /api/tiktok/connection', () => {
   it('revokes at TikTok and clears the stored connection', async () => {
     await connect(h)
-    const token = h.row(USER_ID).tiktok_access_token as string
+    const token = (await h.row(USER_ID)).tiktok_access_token as string
     const r = await asUser(h, '/api/tiktok/connection', { method: 'DELETE' })
     expect(r).toMatchObject({ status: 200, body: { success: true, revoked: true } })
     const [revoke] = h.tiktokCalls('/revoke_token/')
     expect(JSON.parse(revoke!.body)).toEqual({ app_id: 'test-app-id', secret: testEnv.TIKTOK_APP_SECRET, access_token: token })
     expect(h.tiktok.tokenIsLive(token)).toBe(false)
-    expect(h.row(USER_ID)).toMatchObject({ tiktok_access_token: null, tiktok_business_id: null, tiktok_advertisers: null, tiktok_connected_at: null })
+    expect(await h.row(USER_ID)).toMatchObject({ tiktok_access_token: null, tiktok_business_id: null, tiktok_advertisers: null, tiktok_connected_at: null })
     expect(JSON.stringify(r.body)).not.toContain(token)
   })
 
@@ -216,7 +216,7 @@ describe('DELETE /api/tiktok/connection', () => {
     h.tiktok.faults.add('revoke', { hang: true })
     const r = await asUser(h, '/api/tiktok/connection', { method: 'DELETE' })
     expect(r).toMatchObject({ status: 200, body: { success: true, revoked: false } })
-    expect(h.row(USER_ID).tiktok_access_token).toBeNull()
+    expect((await h.row(USER_ID)).tiktok_access_token).toBeNull()
   })
 
   it('counts an already invalid token as revoked', async () => {
@@ -234,7 +234,7 @@ describe('token encryption at rest (TOKEN_ENCRYPTION_KEY)', () => {
   it('stores AES-GCM ciphertext that decryptToken opens for this user only; status and disconnect still work', async () => {
     const r = await connect(h, { bindings: { TOKEN_ENCRYPTION_KEY: K1 } })
     expect(r.status).toBe(200)
-    const stored = h.row(USER_ID).tiktok_access_token as string
+    const stored = (await h.row(USER_ID)).tiktok_access_token as string
     expect(stored).toMatch(/^enc:v1:k1:[\w-]{16}:[\w-]+$/)
     const token = await decryptToken(stored, USER_ID, K1)
     expect(h.tiktok.tokenIsLive(token)).toBe(true)
@@ -258,7 +258,7 @@ describe('token encryption at rest (TOKEN_ENCRYPTION_KEY)', () => {
     expect(noKey).toMatchObject({ status: 500, body: { code: 'misconfigured' } })
     const gone = await asUser(h, '/api/tiktok/connection', { method: 'DELETE', bindings: { TOKEN_ENCRYPTION_KEY: K2 } })
     expect(gone).toMatchObject({ status: 200, body: { success: true, revoked: false } })
-    expect(h.row(USER_ID).tiktok_access_token).toBeNull()
+    expect((await h.row(USER_ID)).tiktok_access_token).toBeNull()
     expect(h.tiktokCalls('/revoke_token/')).toHaveLength(0)
   })
 

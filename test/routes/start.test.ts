@@ -7,7 +7,7 @@ let h: Harness
 beforeEach(async () => {
   h = await harness()
 })
-afterEach(() => {
+afterEach(async () => {
   expect(h.unexpected).toEqual([])
 })
 
@@ -48,7 +48,7 @@ describe('POST /api/tiktok/oauth/start', () => {
     // Only the JWKS was fetched; TikTok is not contacted before the user authorizes.
     expect(h.outbound.map((r) => new URL(r.url).pathname)).toEqual(['/auth/v1/.well-known/jwks.json'])
     expect(h.logs.some((l) => JSON.parse(l).event === 'oauth.start')).toBe(true)
-    for (const secret of [...secretsOf(h), s.cookie, s.state]) {
+    for (const secret of [...(await secretsOf(h)), s.cookie, s.state]) {
       expect(h.logs.join('\n')).not.toContain(secret)
     }
   })

@@ -1,0 +1,74 @@
+// The sandbox database across a process boundary: the workerd tests cannot run PGlite themselves, so a
+// Node process (vitest's globalSetup) holds one database per test file and serves it on loopback.
+import { Hono } from 'hono'
+import type { SandboxDatabase } from './database.ts'
+
+/** Which database a request is for: each test file names its own. */
+export const DATABASE_HEADER = 'x-sandbox-database'
+
+/** Serves databases opened on first use, one per `DATABASE_HEADER` value. */
+export function databaseServer(open: () => Promise<SandboxDatabase>) {
+  const databases = new Map<string, Promise<SandboxDatabase>>()
+  const app = new Hono<{ Variables: { db: SandboxDatabase } }>()
+  app.use(async (c, next) => {
+    const key = c.req.header(DATABASE_HEADER)
+    if (!key) return c.json({ message: `${DATABASE_HEADER} is required` }, 400)
+    if (c.req.method === 'DELETE' && c.req.path === '/') {
+      const db = databases.get(key)
+      databases.delete(key)
+      await (await db)?.close()
+      return c.body(null, 204)
+    }
+    if (!databases.has(key)) databases.set(key, open())
+    c.set('db', await databases.get(key)!)
+    await next()
+  })
+  app.all('/rest/v1/*', (c) => c.var.db.rest(c.req.raw))
+  app.post('/rows', async (c) => {
+    const { sql, params } = await c.req.json<{ sql: string; params?: unknown[] }>()
+    try {
+      return c.json(await c.var.db.rows(sql, params))
+    } catch (error) {
+      return c.json({ message: error instanceof Error ? error.message : String(error) }, 400)
+    }
+  })
+  app.post('/reset', async (c) => {
+    await c.var.db.reset(await c.req.json())
+    return c.body(null, 204)
+  })
+  return {
+    app,
+    async close() {
+      for (const db of databases.values()) await (await db).close()
+      databases.clear()
+    },
+  }
+}
+
+/** The client side: a SandboxDatabase that lives in the server at `base`, under `key`. */
+export function remoteDatabase(base: string, key: string, fetcher: typeof fetch = fetch): SandboxDatabase {
+  const send = async (path: string, init: RequestInit = {}) => {
+    const headers = new Headers(init.headers)
+    headers.set(DATABASE_HEADER, key)
+    return fetcher(`${base}${path}`, { ...init, headers })
+  }
+  const post = async (path: string, body: unknown) => {
+    const response = await send(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    if (!response.ok) throw new Error(`sandbox database ${path}: ${response.status} ${await response.text()}`)
+    return response
+  }
+  return {
+    async rest(request) {
+      const url = new URL(request.url)
+      const body = ['GET', 'HEAD'].includes(request.method) ? undefined : await request.arrayBuffer()
+      return send(url.pathname + url.search, { method: request.method, headers: request.headers, body })
+    },
+    rows: async <T>(sql: string, params: unknown[] = []) => (await (await post('/rows', { sql, params })).json()) as T[],
+    async reset(accounts) {
+      await post('/reset', accounts)
+    },
+    async close() {
+      await send('/', { method: 'DELETE' })
+    },
+  }
+}
