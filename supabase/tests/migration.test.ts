@@ -38,6 +38,7 @@ describe('supabase/migrations on PostgreSQL 15', () => {
       'tiktok_business_id',
       'tiktok_connected_at',
       'tiktok_revoked_at',
+      'tiktok_verified_at',
     ])
   })
 
