@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Postgres, startPostgres } from './postgres.ts'
+import { ALICE, BOB, SEED } from './seed.ts'
 
 const MIGRATIONS = join(import.meta.dirname, '../migrations')
 const migration = readdirSync(MIGRATIONS)
@@ -10,31 +11,8 @@ const migration = readdirSync(MIGRATIONS)
   .map((f) => readFileSync(join(MIGRATIONS, f), 'utf8'))
   .join('\n')
 
-const ALICE = '11111111-1111-4111-8111-111111111111'
-const BOB = '22222222-2222-4222-8222-222222222222'
 const CAROL = '44444444-4444-4444-8444-444444444444'
 const DAVE = '55555555-5555-4555-8555-555555555555'
-
-// The product's database before the migration, as Supabase sets one up: the three API roles,
-// default privileges that grant them every table, auth.uid() reading the JWT's subject the way
-// PostgREST passes it, and row-level security with own-row policies for authenticated.
-const SEED = `
-create role anon nologin;
-create role authenticated nologin;
-create role service_role nologin bypassrls;
-create schema auth;
-grant usage on schema auth to anon, authenticated, service_role;
-create function auth.uid() returns uuid language sql stable as $$
-  select nullif(current_setting('request.jwt.claim.sub', true), '')::uuid
-$$;
-create table public.user_accounts (id uuid primary key, email text, display_name text, tiktok_access_token text, tiktok_business_id text, tiktok_account_id text);
-grant all on public.user_accounts to anon, authenticated, service_role;
-alter table public.user_accounts enable row level security;
-create policy own_row_insert on public.user_accounts for insert to authenticated with check (id = auth.uid());
-create policy own_row_select on public.user_accounts for select to authenticated using (id = auth.uid());
-create policy own_row_update on public.user_accounts for update to authenticated using (id = auth.uid()) with check (id = auth.uid());
-insert into public.user_accounts (id, email) values ('${ALICE}', 'alice@example.com'), ('${BOB}', 'bob@example.com');
-`
 
 let pg: Postgres
 beforeAll(async () => {
@@ -60,6 +38,7 @@ describe('supabase/migrations on PostgreSQL 15', () => {
       'tiktok_business_id',
       'tiktok_connected_at',
       'tiktok_revoked_at',
+      'tiktok_verified_at',
     ])
   })
 
