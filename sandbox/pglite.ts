@@ -3,26 +3,20 @@
 // takes well under one, so the migrated folder is kept on disk, keyed by what produced it.
 import { PGlite } from '@electric-sql/pglite'
 import { createHash } from 'node:crypto'
-import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { sqlDatabase, type SandboxDatabase } from './database.ts'
+import { MIGRATIONS_SQL, PRODUCT_SQL } from './schema.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
-const MIGRATIONS = join(ROOT, 'supabase/migrations')
 const CACHE = join(ROOT, 'node_modules/.cache/tiktok-connect-sandbox')
-
-/** The product's schema, then supabase/migrations in order: what a real project would hold. */
-export function schemaSql(): string[] {
-  const migrations = readdirSync(MIGRATIONS).filter((f) => f.endsWith('.sql')).sort()
-  return [readFileSync(join(import.meta.dirname, 'product.sql'), 'utf8'), ...migrations.map((f) => readFileSync(join(MIGRATIONS, f), 'utf8'))]
-}
 
 let template: Promise<Blob> | undefined
 
 /** The migrated data folder as a tarball: from the disk cache, or built once per process. */
 function migratedTemplate(): Promise<Blob> {
   template ??= (async () => {
-    const sql = schemaSql()
+    const sql = [PRODUCT_SQL, ...MIGRATIONS_SQL]
     const version = JSON.parse(readFileSync(join(ROOT, 'node_modules/@electric-sql/pglite/package.json'), 'utf8')).version as string
     const file = join(CACHE, `${createHash('sha256').update(version).update(sql.join('\0')).digest('hex').slice(0, 16)}.tar.gz`)
     try {

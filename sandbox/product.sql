@@ -1,10 +1,15 @@
 -- The product's database before supabase/migrations, as Supabase sets one up: the three API roles,
--- auth.uid() reading the JWT's subject the way PostgREST passes it, and the product's own
--- user_accounts table with the grants Supabase's default privileges give and own-row RLS policies.
+-- Supabase's default privileges (whatever is created in public is granted to all three, so a
+-- forgotten revoke shows), auth.uid() reading the JWT's subject the way PostgREST passes it, and the
+-- product's own user_accounts table with own-row RLS policies.
 -- The sandbox (PGlite) and the PostgreSQL 15 migration tests both start from this file.
 create role anon nologin;
 create role authenticated nologin;
 create role service_role nologin bypassrls;
+alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
+alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+grant usage on schema public to anon, authenticated, service_role;
 create schema auth;
 grant usage on schema auth to anon, authenticated, service_role;
 create function auth.uid() returns uuid language sql stable as $$

@@ -1,24 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Postgres, startPostgres } from './postgres.ts'
-import { ALICE, BOB, SEED } from './seed.ts'
-
-const MIGRATIONS = join(import.meta.dirname, '../migrations')
-const migration = readdirSync(MIGRATIONS)
-  .filter((f) => f.endsWith('.sql'))
-  .sort()
-  .map((f) => readFileSync(join(MIGRATIONS, f), 'utf8'))
-  .join('\n')
-
-// Supabase's own default privileges: every table and function created in public by the migration
-// role is granted to the three API roles. Without them a forgotten revoke would go unnoticed here.
-const SUPABASE_DEFAULTS = `
-alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
-alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
-alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
-grant usage on schema public to anon, authenticated, service_role;
-`
+import { ALICE, BOB, MIGRATION, SEED } from './seed.ts'
 
 const EVENTS = 'public.tiktok_connection_events'
 const BIG_A = '7012345678901234567' // > 2^53: a JSON number would round it
@@ -38,7 +20,7 @@ let nonces = 0
 
 beforeAll(async () => {
   pg = startPostgres()
-  await pg.sql(SEED + SUPABASE_DEFAULTS)
+  await pg.sql(SEED)
 })
 afterAll(() => pg?.stop())
 
@@ -99,8 +81,8 @@ function expectStringIds(payload: Payload) {
 
 describe('connection events on PostgreSQL 15', () => {
   it('applies twice without error, after the earlier migrations', async () => {
-    await pg.sql(migration)
-    await pg.sql(migration)
+    await pg.sql(MIGRATION)
+    await pg.sql(MIGRATION)
     expect(await pg.sql(`select to_regclass('${EVENTS}') is not null`)).toBe('t')
     expect(
       await pg.sql(
@@ -743,7 +725,7 @@ describe('connection events on PostgreSQL 15', () => {
 
   it('applied again on top of all this, the set changes nothing', async () => {
     const count = await pg.sql(`select count(*) from ${EVENTS}`)
-    await pg.sql(migration)
+    await pg.sql(MIGRATION)
     expect(await pg.sql(`select count(*) from ${EVENTS}`)).toBe(count)
     // The completion is this file's again, writing events.
     const user = await newUser()

@@ -1,15 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Postgres, startPostgres } from './postgres.ts'
-import { ALICE, BOB, SEED } from './seed.ts'
-
-const MIGRATIONS = join(import.meta.dirname, '../migrations')
-const migration = readdirSync(MIGRATIONS)
-  .filter((f) => f.endsWith('.sql'))
-  .sort()
-  .map((f) => readFileSync(join(MIGRATIONS, f), 'utf8'))
-  .join('\n')
+import { ALICE, BOB, MIGRATION, SEED } from './seed.ts'
 
 const CAROL = '44444444-4444-4444-8444-444444444444'
 const DAVE = '55555555-5555-4555-8555-555555555555'
@@ -26,8 +17,8 @@ const as = (role: string, statement: string, sub = ALICE) => pg.sql(`set role ${
 
 describe('supabase/migrations on PostgreSQL 15', () => {
   it('applies twice without error', async () => {
-    await pg.sql(migration)
-    await pg.sql(migration)
+    await pg.sql(MIGRATION)
+    await pg.sql(MIGRATION)
     const columns = await pg.sql(
       "select string_agg(column_name, ',' order by column_name) from information_schema.columns where table_name = 'user_accounts' and column_name like 'tiktok%'",
     )
@@ -121,7 +112,7 @@ describe('supabase/migrations on PostgreSQL 15', () => {
       // Applying the migrations again, with the new column present and tiktok_ grants made by hand,
       // closes everything again.
       await pg.sql('grant insert (tiktok_business_id, tiktok_refresh_token), references (tiktok_access_token) on public.user_accounts to authenticated')
-      await pg.sql(migration)
+      await pg.sql(MIGRATION)
       const holes = await pg.sql(
         `select string_agg(p || ':' || column_name, ',') from unnest(array['INSERT', 'REFERENCES']) p, information_schema.columns
           where table_schema = 'public' and table_name = 'user_accounts' and column_name like 'tiktok\\_%'
@@ -140,11 +131,11 @@ describe('supabase/migrations on PostgreSQL 15', () => {
   it('item 9: the migration refuses to leave INSERT on tiktok_ columns open through a PUBLIC grant', async () => {
     await pg.sql('grant insert on public.user_accounts to public')
     try {
-      await expect(pg.sql(migration)).rejects.toThrow(/anon still holds INSERT on public.user_accounts.tiktok_/)
+      await expect(pg.sql(MIGRATION)).rejects.toThrow(/anon still holds INSERT on public.user_accounts.tiktok_/)
     } finally {
       await pg.sql('revoke insert on public.user_accounts from public')
       // The failed run stopped part-way; the tests after this one need every migration applied.
-      await pg.sql(migration)
+      await pg.sql(MIGRATION)
     }
   })
 
