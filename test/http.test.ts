@@ -6,8 +6,6 @@ describe('parseJsonExact', () => {
     const parsed = parseJsonExact('{"scope": [4, 200, 7543056879933489153], "n": 9007199254740993}') as Record<string, unknown>
     expect(parsed.scope).toEqual([4, 200, '7543056879933489153'])
     expect(parsed.n).toBe('9007199254740993')
-    // The classic bug this prevents:
-    expect(String(JSON.parse('7543056879933489153'))).not.toBe('7543056879933489153')
   })
 
   it('returns every integer under an *_id key as its source text', () => {
