@@ -262,6 +262,26 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     expect(exchangeCalls()).toBe(1)
   })
 
+  it('the callback page sends TikTok\'s `code` when `auth_code` is absent, clears the address bar, and renders no query value as markup', async () => {
+    await openTikTok(primary)
+    const callback = new URL(await decide('authorize'))
+    const code = callback.searchParams.get('auth_code')!
+    callback.searchParams.delete('auth_code')
+    callback.searchParams.set('code', code)
+    // Markup in every place a careless page might echo it.
+    const markup = '<img src=x id=injected onerror="document.title=\'pwned\'">'
+    callback.searchParams.set('error_description', markup)
+    callback.hash = encodeURIComponent(markup)
+    const sent = page.waitForRequest((r) => r.url() === `${primary}/api/tiktok/oauth/exchange`)
+    const shown = await runCallback(callback.toString())
+    expect(JSON.parse((await sent).postData()!)).toEqual({ auth_code: code, state: callback.searchParams.get('state') })
+    expect(shown.outcome).toBe('choose')
+    expect(new URL(page.url()).search).toBe('')
+    expect(await page.locator('#injected, img').count()).toBe(0)
+    expect(await page.title()).not.toBe('pwned')
+    expect(await page.content()).not.toContain('onerror')
+  })
+
   it('a tampered state in the callback URL is refused before TikTok is called', async () => {
     await openTikTok(primary)
     const callback = new URL(await decide('authorize'))
