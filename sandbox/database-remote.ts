@@ -6,20 +6,31 @@ import type { SandboxDatabase } from './database.ts'
 /** Which database a request is for: each test file names its own. */
 export const DATABASE_HEADER = 'x-sandbox-database'
 
-/** Serves databases opened on first use, one per `DATABASE_HEADER` value. */
+/**
+ * Serves one database per `DATABASE_HEADER` value. A database given back (DELETE /) is emptied and
+ * handed to the next key: opening one costs a second of this process's only thread, emptying it
+ * milliseconds, and test files come and go far more often than they overlap.
+ */
 export function databaseServer(open: () => Promise<SandboxDatabase>) {
   const databases = new Map<string, Promise<SandboxDatabase>>()
+  const idle: SandboxDatabase[] = []
   const app = new Hono<{ Variables: { db: SandboxDatabase } }>()
   app.use(async (c, next) => {
     const key = c.req.header(DATABASE_HEADER)
     if (!key) return c.json({ message: `${DATABASE_HEADER} is required` }, 400)
     if (c.req.method === 'DELETE' && c.req.path === '/') {
-      const db = databases.get(key)
+      const db = await databases.get(key)
       databases.delete(key)
-      await (await db)?.close()
+      if (db) {
+        await db.reset([])
+        idle.push(db)
+      }
       return c.body(null, 204)
     }
-    if (!databases.has(key)) databases.set(key, open())
+    if (!databases.has(key)) {
+      const reused = idle.pop()
+      databases.set(key, reused ? Promise.resolve(reused) : open())
+    }
     c.set('db', await databases.get(key)!)
     await next()
   })
@@ -38,9 +49,14 @@ export function databaseServer(open: () => Promise<SandboxDatabase>) {
   })
   return {
     app,
+    /** Opens `count` databases now, before any test waits on this process's one thread. */
+    async warm(count: number) {
+      for (let i = 0; i < count; i++) idle.push(await open())
+    },
     async close() {
-      for (const db of databases.values()) await (await db).close()
+      for (const db of [...idle, ...(await Promise.all(databases.values()))]) await db.close()
       databases.clear()
+      idle.length = 0
     },
   }
 }

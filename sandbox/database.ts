@@ -18,13 +18,16 @@ export type SandboxDatabase = {
   close(): Promise<void>
 }
 
-const RESET = `do $$ begin
-  execute (select 'truncate ' || string_agg(format('public.%I', tablename), ', ') || ' cascade' from pg_tables where schemaname = 'public');
-end $$`
+// DELETE rather than TRUNCATE, in one script: on tables this small it is an order of magnitude
+// faster. With the foreign-key triggers off (replica mode, this transaction only) the order of the
+// tables does not matter.
+const emptyAll = (tables: string[]) =>
+  `set local session_replication_role = replica; ${tables.map((t) => `delete from public."${t.replaceAll('"', '""')}";`).join(' ')}`
 
 /** A SandboxDatabase over a PostgreSQL client in this process. */
 export function sqlDatabase(db: Sql & { close(): Promise<void> }): SandboxDatabase {
   const rest = createPostgrest(db)
+  let tables: Promise<string[]> | undefined
   return {
     rest,
     async rows<T>(sql: string, params: unknown[] = []) {
@@ -32,8 +35,10 @@ export function sqlDatabase(db: Sql & { close(): Promise<void> }): SandboxDataba
       return JSON.parse(first?.body ?? '[]') as T[]
     },
     async reset(accounts) {
+      tables ??= db.query<{ name: string }>("select tablename as name from pg_tables where schemaname = 'public'").then((r) => r.rows.map((t) => t.name))
+      const script = emptyAll(await tables)
       await db.transaction(async (tx) => {
-        await tx.query(RESET)
+        await tx.exec(script)
         await tx.query('insert into public.user_accounts (id, email) select id, email from jsonb_to_recordset($1::jsonb) as a(id uuid, email text)', [
           JSON.stringify(accounts),
         ])

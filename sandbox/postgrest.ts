@@ -6,7 +6,7 @@
 /** The part of a PostgreSQL client this needs; PGlite fits. */
 export type Sql = {
   query<T>(sql: string, params?: unknown[]): Promise<{ rows: T[] }>
-  transaction<T>(fn: (tx: { query<R>(sql: string, params?: unknown[]): Promise<{ rows: R[] }> }) => Promise<T>): Promise<T>
+  transaction<T>(fn: (tx: { query<R>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>; exec(sql: string): Promise<unknown> }) => Promise<T>): Promise<T>
 }
 
 type Fn = { args: { name: string; type: string }[]; required: number; returnsSet: boolean }

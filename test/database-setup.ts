@@ -5,10 +5,14 @@ import { databaseServer } from '../sandbox/database-remote.ts'
 import { openDatabase } from '../sandbox/pglite.ts'
 import { serve } from '../scripts/serve.ts'
 
+const WARM_DATABASES = 3
+
 export default async function setup(project: TestProject) {
-  // Built (or read from the cache) before any test asks, so the first file does not wait alone.
-  await (await openDatabase()).close()
   const databases = databaseServer(openDatabase)
+  // Opening a database blocks this process for a second or more: done here, before the tests run,
+  // it cannot stall another file's queries past the Worker's upstream timeout. Files given back are
+  // reused, so a few cover the files that run at the same time.
+  await databases.warm(WARM_DATABASES)
   const server = await serve(databases.app.fetch, 0)
   const { port } = server.address() as { port: number }
   project.provide('sandboxDatabase', `http://127.0.0.1:${port}`)
