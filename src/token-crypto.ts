@@ -89,7 +89,10 @@ export function parseKeySpec(spec: string): [string, Uint8Array<ArrayBuffer>][] 
 
 const imported = new Map<string, Promise<TokenKey[]>>()
 
-/** Imports the configured keys once per isolate or process. */
+/**
+ * Parses and imports the configured keys once per isolate or process for each setting text; throws
+ * (synchronously, before caching anything) when the setting is malformed.
+ */
 export function importTokenKeys(spec: string): Promise<TokenKey[]> {
   let keys = imported.get(spec)
   if (!keys) {
