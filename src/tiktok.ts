@@ -1,5 +1,5 @@
 import { AppError } from './errors'
-import { fetchWithTimeout, idString, NetworkError, parseJsonExact } from './http'
+import { fetchWithTimeout, idString, NetworkError, parseJsonExact, sleep } from './http'
 import type { Logger } from './log'
 
 /** TikTok API for Business v1.3 paths; the trailing slash is part of the contract. */
@@ -7,7 +7,8 @@ const TOKEN_PATH = '/oauth2/access_token/'
 const ADVERTISERS_PATH = '/oauth2/advertiser/get/'
 const REVOKE_PATH = '/oauth2/revoke_token/'
 const ADVERTISER_ATTEMPTS = 3
-const RETRY_DELAY_MS = 250
+/** The advertiser list's backoff: this, times the attempt that failed. */
+export const RETRY_DELAY_MS = 250
 
 /** The grant's ids (advertiser_ids, scope) are not used: the advertiser list has the ids and names. */
 export type TikTokGrant = { accessToken: string }
@@ -43,8 +44,6 @@ const unavailable = (reason: string, cause?: unknown, timedOut = false) =>
 
 const asRecord = (value: unknown): Record<string, unknown> | undefined =>
   typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** One thin client per flow: explicit envelope checks, exact ids, no hidden retries of the exchange. */
 export class TikTokClient {

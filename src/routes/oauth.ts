@@ -5,6 +5,7 @@ import { requireOrigin, requireUser } from '../middleware'
 import { sealToken } from '../stored-token'
 import type { AppEnv } from '../env'
 import { AppError, errors } from '../errors'
+import { sleep } from '../http'
 import { parseReturnTo } from '../origin'
 import { sha256 } from '../signed'
 import { bindingMatches, mintState, STATE_TTL_SECONDS, verifyState } from '../state'
@@ -19,9 +20,9 @@ import { jsonOnly, methodNotAllowed, validJson } from '../validate'
  */
 export const BINDING_COOKIE = '__Host-tiktok_oauth_binding'
 const CALLBACK_PATH = '/oauth/callback'
-// A twin submission still in flight is awaited this long before answering "in progress".
-const REPLAY_POLLS = 6
-const REPLAY_POLL_MS = 500
+/** A twin submission still in flight is polled this many times, this far apart, before "in progress". */
+export const REPLAY_POLLS = 6
+export const REPLAY_POLL_MS = 500
 
 const text = (max: number) =>
   z.string('must be a string').check(z.minLength(1, 'must not be empty'), z.maxLength(max, `must be at most ${max} characters`))
@@ -162,7 +163,7 @@ async function finish(
 async function claimOrWait(db: SupabaseStore, claim: ClaimInput): Promise<Claim> {
   let outcome = await db.claimExchange(claim)
   for (let poll = 0; outcome.outcome === 'pending' && poll < REPLAY_POLLS; poll++) {
-    await new Promise((resolve) => setTimeout(resolve, REPLAY_POLL_MS))
+    await sleep(REPLAY_POLL_MS)
     outcome = await db.claimExchange(claim)
   }
   return outcome
