@@ -1,4 +1,5 @@
-import { type Context, Hono } from 'hono'
+import type { Context } from 'hono'
+import { Hono } from 'hono/tiny'
 import { setCookie } from 'hono/cookie'
 import * as z from 'zod/mini'
 import { requireOrigin, requireUser } from '../middleware'
