@@ -85,7 +85,7 @@ export class TikTokClient {
           'tiktok.advertisers',
           url,
           { method: 'GET', headers: { 'Access-Token': accessToken, accept: 'application/json' } },
-          { attempt },
+          { attempt, exactIds: true },
         )
         const list = asRecord(envelope.data)?.list
         if (!Array.isArray(list)) throw unavailable('no_advertiser_list')
@@ -127,7 +127,16 @@ export class TikTokClient {
     }
   }
 
-  async #call(event: string, url: string, init: RequestInit, context: { attempt?: number; reason?: string } = {}): Promise<Envelope> {
+  /**
+   * One API call and its envelope. `exactIds` for an answer whose ids are read: the exact parse pays a
+   * reviver call per value, and the other answers (a token, a confirmation) carry no id this reads.
+   */
+  async #call(
+    event: string,
+    url: string,
+    init: RequestInit,
+    context: { attempt?: number; reason?: string; exactIds?: boolean } = {},
+  ): Promise<Envelope> {
     const started = Date.now()
     const log = (outcome: string, fields: Record<string, unknown>) =>
       this.#log[outcome === 'ok' ? 'info' : 'warn'](event, {
@@ -154,7 +163,7 @@ export class TikTokClient {
     }
     let body: Record<string, unknown> | undefined
     try {
-      body = asRecord(parseJsonExact(text))
+      body = asRecord(context.exactIds ? parseJsonExact(text) : JSON.parse(text))
     } catch {
       body = undefined
     }
