@@ -31,7 +31,8 @@ const text = (max: number) =>
 const startBody = z.object({ return_to: z.optional(text(512)) })
 const exchangeBody = z.object({ auth_code: text(1024), state: text(2048) })
 
-const hex = (bytes: ArrayBuffer) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, '0')).join('')
+// The runtime's own hex encoder (Workers have Uint8Array.prototype.toHex), not a string per byte.
+const hex = (bytes: ArrayBuffer): string => (new Uint8Array(bytes) as Uint8Array & { toHex(): string }).toHex()
 
 /**
  * The binding cookie's value, or why it cannot be trusted. Two cookies of that name mean someone
