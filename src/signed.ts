@@ -6,6 +6,7 @@
 import { decodeBase64Url, encodeBase64Url } from './token-crypto'
 
 const encoder = new TextEncoder()
+const decoder = new TextDecoder()
 
 export const sha256 = (value: string): Promise<ArrayBuffer> => crypto.subtle.digest('SHA-256', encoder.encode(value))
 
@@ -45,7 +46,7 @@ export async function unseal(
   const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), mac, encoder.encode(`${parts[0]}.${parts[1]}`))
   if (!valid) return { reason: 'signature' }
   try {
-    return { payload: JSON.parse(new TextDecoder().decode(payload)) }
+    return { payload: JSON.parse(decoder.decode(payload)) }
   } catch {
     return { reason: 'payload' }
   }
