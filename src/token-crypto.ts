@@ -20,7 +20,7 @@ const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/
 const encoder = new TextEncoder()
 
 // The runtime's own base64 where it has one (Workers: Uint8Array.toBase64 / fromBase64), not a JS
-// loop per byte; atob/btoa where it does not (Node 20 to 24).
+// loop per byte; atob/btoa where it does not (Node 20 and 22).
 type Base64Options = { alphabet: 'base64url'; omitPadding?: boolean; lastChunkHandling?: 'strict' }
 type NativeBase64 = {
   toBase64?: (this: Uint8Array, options: Base64Options) => string
