@@ -1,4 +1,4 @@
-import { parseKeySpec } from './token-crypto'
+import { importTokenKeys } from './token-crypto'
 
 /**
  * The Worker's bindings: `Env` comes from `wrangler types` (vars and the ASSETS binding); the
@@ -92,7 +92,9 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   const tokenEncryptionKeys = env.TOKEN_ENCRYPTION_KEY?.trim() || undefined
   if (tokenEncryptionKeys) {
     try {
-      parseKeySpec(tokenEncryptionKeys)
+      // Parsed and imported here, once per setting text: sealing and opening find the keys ready. A
+      // failed import surfaces there, where the promise is awaited.
+      importTokenKeys(tokenEncryptionKeys).catch(() => undefined)
     } catch {
       problems.push({ name: 'TOKEN_ENCRYPTION_KEY', problem: 'malformed' })
     }

@@ -10,14 +10,24 @@ export class NetworkError extends Error {
   }
 }
 
-/** `fetch` with a deadline; failures to reach the host become `NetworkError`. */
+/**
+ * `fetch` with a deadline; failures to reach the host become `NetworkError`. The deadline is a plain
+ * `setTimeout` (as `AbortSignal.timeout` would fire it), so tests can drive it with a fake clock.
+ */
 export async function fetchWithTimeout(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
+  const controller = new AbortController()
+  // Left running once the answer arrives: it also bounds reading the body.
+  const timer = setTimeout(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), timeoutMs)
   try {
-    return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) })
+    return await fetch(url, { ...init, signal: controller.signal })
   } catch (cause) {
+    clearTimeout(timer)
     throw new NetworkError(url, cause)
   }
 }
+
+/** Waits `ms` on the runtime's timers (which a test's fake clock replaces). */
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 const INTEGER_LITERAL = /^-?\d+$/
 // A bare (unquoted) integer of 16+ digits, or a bare number under an *_id key. A false positive only

@@ -1,4 +1,5 @@
-import { type Context, Hono } from 'hono'
+import type { Context } from 'hono'
+import { Hono } from 'hono/tiny'
 import { HTTPException } from 'hono/http-exception'
 import { requestId } from 'hono/request-id'
 import { requestContext, requireConfig, withClients } from './middleware'

@@ -2,31 +2,11 @@
  * Small HMAC-SHA256 signed tokens: `<kind>.<payload>.<mac>`, both parts base64url without padding.
  * `kind` names the purpose and version, so a token minted for one purpose never verifies as another.
  */
+// The codec lives in token-crypto.ts, the one file other services copy whole.
+import { decodeBase64Url, encodeBase64Url } from './token-crypto'
+
 const encoder = new TextEncoder()
-
-// The runtime's own base64 (Uint8Array.toBase64 / fromBase64, in workerd), not a JS loop per byte.
-type Base64Options = { alphabet: 'base64url'; omitPadding?: boolean; lastChunkHandling?: 'strict' }
-const toBase64 = (bytes: Uint8Array, options: Base64Options): string =>
-  (bytes as Uint8Array & { toBase64(o: Base64Options): string }).toBase64(options)
-const fromBase64 = (text: string, options: Base64Options): Uint8Array =>
-  (Uint8Array as unknown as { fromBase64(t: string, o: Base64Options): Uint8Array }).fromBase64(text, options)
-
-export const b64url = (bytes: ArrayBufferLike): string => toBase64(new Uint8Array(bytes), { alphabet: 'base64url', omitPadding: true })
-
-/**
- * Decodes only the one text `b64url` would produce for these bytes: no padding, and the unused low
- * bits of the last character zero. Otherwise a token would have twins that verify just the same.
- */
-export const decodeB64url = (part: string): Uint8Array | undefined => {
-  if (!/^[A-Za-z0-9_-]+$/.test(part)) return undefined
-  try {
-    // 'strict' checks those bits but also demands padding, so the padding is ours, never the input's.
-    const padded = part + '='.repeat((4 - (part.length % 4)) % 4)
-    return fromBase64(padded, { alphabet: 'base64url', lastChunkHandling: 'strict' })
-  } catch {
-    return undefined
-  }
-}
+const decoder = new TextDecoder()
 
 export const sha256 = (value: string): Promise<ArrayBuffer> => crypto.subtle.digest('SHA-256', encoder.encode(value))
 
@@ -42,9 +22,9 @@ export const hmacKey = (secret: string): Promise<CryptoKey> => {
 }
 
 export async function seal(secret: string, kind: string, payload: unknown): Promise<string> {
-  const body = `${kind}.${b64url(encoder.encode(JSON.stringify(payload)).buffer)}`
+  const body = `${kind}.${encodeBase64Url(encoder.encode(JSON.stringify(payload)))}`
   const mac = await crypto.subtle.sign('HMAC', await hmacKey(secret), encoder.encode(body))
-  return `${body}.${b64url(mac)}`
+  return `${body}.${encodeBase64Url(mac)}`
 }
 
 /**
@@ -60,13 +40,13 @@ export async function unseal(
   if (token.length > maxLength) return { reason: 'too_long' }
   const parts = token.split('.')
   if (parts.length !== 3 || parts[0] !== kind) return { reason: 'format' }
-  const payload = decodeB64url(parts[1]!)
-  const mac = decodeB64url(parts[2]!)
+  const payload = decodeBase64Url(parts[1]!)
+  const mac = decodeBase64Url(parts[2]!)
   if (!payload || !mac) return { reason: 'encoding' }
   const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), mac, encoder.encode(`${parts[0]}.${parts[1]}`))
   if (!valid) return { reason: 'signature' }
   try {
-    return { payload: JSON.parse(new TextDecoder().decode(payload)) }
+    return { payload: JSON.parse(decoder.decode(payload)) }
   } catch {
     return { reason: 'payload' }
   }

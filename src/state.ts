@@ -1,5 +1,6 @@
 import { errors } from './errors'
-import { b64url, decodeB64url, seal, sha256, unseal } from './signed'
+import { seal, sha256, unseal } from './signed'
+import { decodeBase64Url, encodeBase64Url } from './token-crypto'
 
 /** The OAuth `state`: `v1.<payload>.<HMAC-SHA256>`. */
 export type StatePayload = {
@@ -31,7 +32,7 @@ export async function mintState(
   input: { userId: string; origin: string; returnTo: string; now?: number },
 ): Promise<MintedState> {
   const iat = Math.floor((input.now ?? Date.now()) / 1000)
-  const binding = b64url(crypto.getRandomValues(new Uint8Array(32)).buffer)
+  const binding = encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)))
   const payload: StatePayload = {
     v: 1,
     p: PROVIDER,
@@ -40,7 +41,7 @@ export async function mintState(
     r: input.returnTo,
     iat,
     exp: iat + STATE_TTL_SECONDS,
-    n: b64url(await sha256(binding)),
+    n: encodeBase64Url(await sha256(binding)),
   }
   return { state: await seal(secret, KIND, payload), binding, expiresAt: new Date(payload.exp * 1000) }
 }
@@ -73,7 +74,7 @@ export async function verifyState(secret: string, state: string, now = Date.now(
 /** True when the cookie value hashes to the state's binding, compared in constant time. */
 export async function bindingMatches(payload: StatePayload, cookieValue: string | undefined): Promise<boolean> {
   if (!cookieValue || cookieValue.length > 128) return false
-  const expected = decodeB64url(payload.n)
+  const expected = decodeBase64Url(payload.n)
   if (!expected || expected.byteLength !== 32) return false
   return crypto.subtle.timingSafeEqual(await sha256(cookieValue), expected)
 }

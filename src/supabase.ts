@@ -53,6 +53,21 @@ export const supabaseHeaders = (key: string): Record<string, string> =>
 
 type Answer = { data: unknown; error: { code?: string; message: string } | null; status: number }
 
+// The REST client holds nothing per request: one per setting, as the HMAC keys are.
+const clients = new Map<string, PostgrestClient>()
+const clientFor = (options: { url: string; secretKey: string; timeoutMs: number }): PostgrestClient => {
+  const key = `${options.timeoutMs} ${options.url} ${options.secretKey}`
+  let client = clients.get(key)
+  if (!client) {
+    client = new PostgrestClient(`${options.url}/rest/v1`, {
+      headers: supabaseHeaders(options.secretKey),
+      fetch: (input, init) => fetchWithTimeout(String(input), init ?? {}, options.timeoutMs),
+    })
+    clients.set(key, client)
+  }
+  return client
+}
+
 /**
  * The Worker's view of the product database, over PostgREST. Every operation is safe to repeat
  * (claims carry who made them, the completion is checked against the claim), so each is retried
@@ -64,10 +79,7 @@ export class SupabaseStore {
 
   constructor(options: { url: string; secretKey: string; timeoutMs: number }, log: Logger) {
     this.#log = log
-    this.#client = new PostgrestClient(`${options.url}/rest/v1`, {
-      headers: supabaseHeaders(options.secretKey),
-      fetch: (input, init) => fetchWithTimeout(String(input), init ?? {}, options.timeoutMs),
-    })
+    this.#client = clientFor(options)
   }
 
   async #run(event: string, operation: () => PromiseLike<Answer>, tolerate: (error: Answer['error']) => boolean = () => false): Promise<Answer> {

@@ -1,5 +1,5 @@
 import { AppError } from './errors'
-import { fetchWithTimeout, idString, NetworkError, parseJsonExact } from './http'
+import { fetchWithTimeout, idString, NetworkError, parseJsonExact, sleep } from './http'
 import type { Logger } from './log'
 
 /** TikTok API for Business v1.3 paths; the trailing slash is part of the contract. */
@@ -7,7 +7,8 @@ const TOKEN_PATH = '/oauth2/access_token/'
 const ADVERTISERS_PATH = '/oauth2/advertiser/get/'
 const REVOKE_PATH = '/oauth2/revoke_token/'
 const ADVERTISER_ATTEMPTS = 3
-const RETRY_DELAY_MS = 250
+/** The advertiser list's backoff: this, times the attempt that failed. */
+export const RETRY_DELAY_MS = 250
 
 /** The grant's ids (advertiser_ids, scope) are not used: the advertiser list has the ids and names. */
 export type TikTokGrant = { accessToken: string }
@@ -43,8 +44,6 @@ const unavailable = (reason: string, cause?: unknown, timedOut = false) =>
 
 const asRecord = (value: unknown): Record<string, unknown> | undefined =>
   typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** One thin client per flow: explicit envelope checks, exact ids, no hidden retries of the exchange. */
 export class TikTokClient {
@@ -86,7 +85,7 @@ export class TikTokClient {
           'tiktok.advertisers',
           url,
           { method: 'GET', headers: { 'Access-Token': accessToken, accept: 'application/json' } },
-          { attempt },
+          { attempt, exactIds: true },
         )
         const list = asRecord(envelope.data)?.list
         if (!Array.isArray(list)) throw unavailable('no_advertiser_list')
@@ -128,7 +127,16 @@ export class TikTokClient {
     }
   }
 
-  async #call(event: string, url: string, init: RequestInit, context: { attempt?: number; reason?: string } = {}): Promise<Envelope> {
+  /**
+   * One API call and its envelope. `exactIds` for an answer whose ids are read: the exact parse pays a
+   * reviver call per value, and the other answers (a token, a confirmation) carry no id this reads.
+   */
+  async #call(
+    event: string,
+    url: string,
+    init: RequestInit,
+    context: { attempt?: number; reason?: string; exactIds?: boolean } = {},
+  ): Promise<Envelope> {
     const started = Date.now()
     const log = (outcome: string, fields: Record<string, unknown>) =>
       this.#log[outcome === 'ok' ? 'info' : 'warn'](event, {
@@ -155,7 +163,7 @@ export class TikTokClient {
     }
     let body: Record<string, unknown> | undefined
     try {
-      body = asRecord(parseJsonExact(text))
+      body = asRecord(context.exactIds ? parseJsonExact(text) : JSON.parse(text))
     } catch {
       body = undefined
     }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { AppError } from '../src/errors'
-import { decodeB64url, seal, unseal } from '../src/signed'
+import { seal, unseal } from '../src/signed'
 import { mintState, verifyState } from '../src/state'
+import { decodeBase64Url } from '../src/token-crypto'
 
 const SECRET = 'unit-test-signed-secret-0123456789abcdef'
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
@@ -21,7 +22,7 @@ describe('signed tokens', () => {
     const twin = flipUnusedBit(token)
     expect(twin).not.toBe(token)
     // Same bytes, different text: only strict decoding tells them apart.
-    expect(decodeB64url(twin.split('.')[2]!)).toBeUndefined()
+    expect(decodeBase64Url(twin.split('.')[2]!)).toBeUndefined()
     expect(await unseal(SECRET, 'test', token, 1024)).toEqual({ payload: { a: 1 } })
     expect(await unseal(SECRET, 'test', twin, 1024)).toEqual({ reason: 'encoding' })
   })
@@ -39,11 +40,11 @@ describe('signed tokens', () => {
     const bytes = Uint8Array.from([0xfb, 0xef, 0xbe, 0xff, 0x00, 0x7f])
     for (let n = 1; n <= bytes.length; n++) {
       const text = btoa(String.fromCharCode(...bytes.subarray(0, n))).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_')
-      expect(Array.from(decodeB64url(text) ?? []), text).toEqual(Array.from(bytes.subarray(0, n)))
+      expect(Array.from(decodeBase64Url(text) ?? []), text).toEqual(Array.from(bytes.subarray(0, n)))
     }
     // Non-zero unused bits, padding, impossible lengths, the other alphabet.
     for (const text of ['AR', 'AQJ', 'AQ==', 'AQI=', 'A', 'AQIDB', 'AQ+', 'AQ/', '']) {
-      expect(decodeB64url(text), text).toBeUndefined()
+      expect(decodeBase64Url(text), text).toBeUndefined()
     }
   })
 })

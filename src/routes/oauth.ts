@@ -1,10 +1,12 @@
-import { type Context, Hono } from 'hono'
+import type { Context } from 'hono'
+import { Hono } from 'hono/tiny'
 import { setCookie } from 'hono/cookie'
 import * as z from 'zod/mini'
 import { requireOrigin, requireUser } from '../middleware'
 import { sealToken } from '../stored-token'
 import type { AppEnv } from '../env'
 import { AppError, errors } from '../errors'
+import { sleep } from '../http'
 import { parseReturnTo } from '../origin'
 import { sha256 } from '../signed'
 import { bindingMatches, mintState, STATE_TTL_SECONDS, verifyState } from '../state'
@@ -19,9 +21,9 @@ import { jsonOnly, methodNotAllowed, validJson } from '../validate'
  */
 export const BINDING_COOKIE = '__Host-tiktok_oauth_binding'
 const CALLBACK_PATH = '/oauth/callback'
-// A twin submission still in flight is awaited this long before answering "in progress".
-const REPLAY_POLLS = 6
-const REPLAY_POLL_MS = 500
+/** A twin submission still in flight is polled this many times, this far apart, before "in progress". */
+export const REPLAY_POLLS = 6
+export const REPLAY_POLL_MS = 500
 
 const text = (max: number) =>
   z.string('must be a string').check(z.minLength(1, 'must not be empty'), z.maxLength(max, `must be at most ${max} characters`))
@@ -29,7 +31,8 @@ const text = (max: number) =>
 const startBody = z.object({ return_to: z.optional(text(512)) })
 const exchangeBody = z.object({ auth_code: text(1024), state: text(2048) })
 
-const hex = (bytes: ArrayBuffer) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, '0')).join('')
+// The runtime's own hex encoder (Workers have Uint8Array.prototype.toHex), not a string per byte.
+const hex = (bytes: ArrayBuffer): string => (new Uint8Array(bytes) as Uint8Array & { toHex(): string }).toHex()
 
 /**
  * The binding cookie's value, or why it cannot be trusted. Two cookies of that name mean someone
@@ -162,7 +165,7 @@ async function finish(
 async function claimOrWait(db: SupabaseStore, claim: ClaimInput): Promise<Claim> {
   let outcome = await db.claimExchange(claim)
   for (let poll = 0; outcome.outcome === 'pending' && poll < REPLAY_POLLS; poll++) {
-    await new Promise((resolve) => setTimeout(resolve, REPLAY_POLL_MS))
+    await sleep(REPLAY_POLL_MS)
     outcome = await db.claimExchange(claim)
   }
   return outcome
