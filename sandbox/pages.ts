@@ -18,14 +18,16 @@ const layout = (title: string, body: unknown, width = '40rem') => html`<!doctype
       .ok { color: #1a7f37; font-weight: 600; } .bad { color: #b00020; font-weight: 600; }
       form.inline { display: inline; } form.inline button { padding: .2rem .6rem; font-size: .9rem; }
       pre { white-space: pre-wrap; overflow-wrap: anywhere; font-size: .85rem; background: #f6f6f6; padding: .5rem; margin: .25rem 0; }
-      /* Narrow screens: each row becomes a card, each cell a labelled line. */
+      td { vertical-align: top; }
+      /* One tbody per entry (its row, then its details). Narrow screens: each entry becomes a card,
+         each cell a labelled line. */
       @media (max-width: 40rem) {
         body { margin: 1rem auto; }
         table.cards, table.cards tbody, table.cards tr, table.cards td { display: block; }
-        table.cards tr:first-child { display: none; }
-        table.cards tr { border-bottom: 2px solid #ccc; padding: .5rem 0; }
+        table.cards thead { display: none; }
+        table.cards tbody { border-bottom: 2px solid #ccc; padding: .5rem 0; }
         table.cards td { border: 0; padding: .1rem 0; }
-        table.cards td::before { content: attr(data-label) ": "; font-weight: 600; }
+        table.cards td[data-label]::before { content: attr(data-label) ": "; font-weight: 600; }
       }
     </style>
   </head>
@@ -97,9 +99,9 @@ export const sandboxPage = (input: { origin: string; workerOrigins: string[]; de
       ${input.grants.length === 0
         ? html`<p id="no-grants">No live grant. Connect TikTok from the demo profile to make one.</p>`
         : html`<table class="cards" id="grants">
-            <tr><th>Grant</th><th>Token</th><th>Advertisers</th><th>Issued</th><th></th></tr>
+            <thead><tr><th>Grant</th><th>Token</th><th>Advertisers</th><th>Issued</th><th></th></tr></thead>
             ${input.grants.map(
-              (g) => html`<tr data-grant="${g.grant}">
+              (g) => html`<tbody><tr data-grant="${g.grant}">
                 <td data-label="Grant"><code>${g.grant}</code></td>
                 <td data-label="Token"><code>${g.maskedToken}</code></td>
                 <td data-label="Advertisers">${g.advertisers.length === 0 ? html`<em>none left</em>` : g.advertisers.map(
@@ -114,7 +116,7 @@ export const sandboxPage = (input: { origin: string; workerOrigins: string[]; de
                   <input type="hidden" name="grant" value="${g.grant}" />
                   <button class="primary revoke" type="submit">Revoke access</button>
                 </form></td>
-              </tr>`,
+              </tr></tbody>`,
             )}
           </table>`}
       <p>The Worker's sweep runs on its cron; under <code>npm run dev</code> run it now with
@@ -133,18 +135,18 @@ export const receiverPage = (input: { deliveries: Delivery[]; setupError?: strin
       ${input.deliveries.length === 0
         ? html`<p id="no-deliveries">Nothing delivered yet.</p>`
         : html`<table class="cards" id="deliveries">
-            <tr><th>Received</th><th>Event</th><th>Type</th><th>Signature</th><th>Attempt</th><th>Answer</th></tr>
+            <thead><tr><th>Received</th><th>Event</th><th>Type</th><th>Signature</th><th>Attempt</th><th>Answer</th></tr></thead>
             ${input.deliveries.map(
-              (d) => html`<tr data-valid="${d.valid ? 'yes' : 'no'}">
+              (d) => html`<tbody data-valid="${d.valid ? 'yes' : 'no'}"><tr>
                 <td data-label="Received">${d.received_at}</td>
                 <td data-label="Event"><code>${d.id ?? '(no webhook-id)'}</code></td>
-                <td data-label="Type"><code>${d.type ?? '?'}</code>${d.payload === undefined
-                  ? ''
-                  : html`<details><summary>payload</summary><pre>${JSON.stringify(d.payload, null, 2)}</pre></details>`}</td>
+                <td data-label="Type"><code>${d.type ?? '?'}</code></td>
                 <td data-label="Signature">${d.valid ? html`<span class="ok">valid</span>` : html`<span class="bad">invalid</span> ${d.error}`}</td>
                 <td data-label="Attempt">${d.attempt}</td>
                 <td data-label="Answer">${d.status}</td>
-              </tr>`,
+              </tr>${d.payload === undefined
+                ? ''
+                : html`<tr><td colspan="6"><details><summary>Payload</summary><pre>${JSON.stringify(d.payload, null, 2)}</pre></details></td></tr>`}</tbody>`,
             )}
           </table>`}`,
     '64rem',
