@@ -21,7 +21,7 @@ export type TikTokOptions = {
 type Code = { advertiserIds: string[]; expiresAt: number; used: boolean; token?: string }
 type Token = { grant: string; advertiserIds: string[]; revoked: boolean; issuedAt: number }
 
-/** A live token as the sandbox's control page shows it: `grant` names it without revealing it. */
+/** A live grant. `grant` is its name on the control page, which never shows the token itself. */
 export type Grant = { grant: string; token: string; advertiserIds: string[]; issuedAt: string }
 
 export type RecordedRequest = {
