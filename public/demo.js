@@ -65,6 +65,7 @@
     } catch (error) {
       showError(error.message)
     }
+    const revoked = !connection.connected && connection.reason === 'revoked'
     if (connection.connected) {
       $('status').textContent = `Connected: ${connection.account_id} (${connection.business_id})`
       for (const advertiser of connection.advertisers || []) {
@@ -72,13 +73,19 @@
         item.textContent = `${advertiser.name} (${advertiser.id})`
         list.append(item)
       }
+    } else if (revoked) {
+      // The advertiser removed the app at TikTok: the stored token is dead until the user reconnects.
+      const which = connection.account_id ? ` (${connection.account_id}, ${connection.business_id})` : ''
+      $('status').textContent = `TikTok access was removed${which} — Reconnect to use it again.`
     } else {
-      $('status').textContent = connection.reason === 'revoked' ? 'TikTok access was revoked. Connect again.' : 'Not connected.'
+      $('status').textContent = 'Not connected.'
     }
+    $('status').classList.toggle('revoked', revoked)
     list.hidden = list.childElementCount === 0
     $('disconnect').hidden = !connection.connected
-    $('connect').textContent = connection.connected ? 'Reconnect TikTok' : 'Connect TikTok'
+    $('connect').textContent = connection.connected ? 'Reconnect TikTok' : revoked ? 'Reconnect' : 'Connect TikTok'
     document.body.dataset.connected = connection.connected ? 'yes' : 'no'
+    document.body.dataset.reason = connection.reason || ''
   }
 
   // The sign-in form sends the password to this URL. `?supabase=` points it at a local sandbox on

@@ -1,8 +1,11 @@
 import { Hono } from 'hono'
+import type { Context } from 'hono'
 import { FAULT_TARGETS, type Fault, type FaultTarget } from './faults.ts'
 import type { SandboxDatabase } from './database.ts'
+import { sandboxPage } from './pages.ts'
 import { createSupabase } from './supabase.ts'
 import { createTikTok, type SandboxAdvertiser } from './tiktok.ts'
+import { createReceiver } from './webhooks.ts'
 
 export const DEMO_USER = { id: '3f1c9a52-7d4e-4b8a-9e21-5c6d7a8b9c01', email: 'demo@example.com', password: 'demo-password' }
 export const DEMO_ADVERTISERS: SandboxAdvertiser[] = [
@@ -21,6 +24,8 @@ export type SandboxConfig = {
   advertisers?: SandboxAdvertiser[]
   /** The PostgreSQL behind the Supabase stand-in (sandbox/pglite.ts in Node). */
   database: SandboxDatabase
+  /** The Worker's `WEBHOOK_SECRET` (`whsec_<base64>`): the receiver at `/webhooks` verifies with it. */
+  webhookSecret?: string
   /** Keep every request for inspection (default true). */
   record?: boolean
 }
@@ -33,9 +38,26 @@ const mount = (app: Hono, prefix: string, target: { fetch: (request: Request) =>
     return target.fetch(new Request(url, c.req.raw))
   })
 
+const mask = (token: string) => `${token.slice(0, 4)}…${token.slice(-4)}`
+
 /**
- * TikTok under `/tiktok`, Supabase under `/supabase`, and `/__sandbox/*` to script faults and read
- * what happened. One origin, so one process serves the whole offline world.
+ * A control the browser submits comes back to the page it was on; a script gets JSON. A form from
+ * another site is refused: the page's buttons are for whoever is looking at the sandbox.
+ */
+async function controlInput(c: Context): Promise<{ form: boolean; input: Record<string, unknown> } | Response> {
+  const form = (c.req.header('content-type') ?? '').startsWith('application/x-www-form-urlencoded')
+  const origin = c.req.header('origin')
+  // The sandbox serves plain http only.
+  if (c.req.header('sec-fetch-site') === 'cross-site' || (origin && origin !== `http://${c.req.header('host')}`))
+    return c.json({ error: 'cross-site request refused' }, 403)
+  const input = form ? ((await c.req.parseBody()) as Record<string, unknown>) : ((await c.req.json().catch(() => ({}))) as Record<string, unknown>)
+  return { form, input: input && typeof input === 'object' ? input : {} }
+}
+
+/**
+ * TikTok under `/tiktok`, Supabase under `/supabase`, the product's webhook receiver at `/webhooks`,
+ * and `/__sandbox/*` to script faults, act as an advertiser at TikTok, and read what happened. One
+ * origin, so one process serves the whole offline world.
  */
 export async function createSandbox(config: SandboxConfig) {
   const tiktok = createTikTok({
@@ -53,10 +75,14 @@ export async function createSandbox(config: SandboxConfig) {
     users: [DEMO_USER],
     record: config.record,
   })
+  const receiver = createReceiver({ secret: config.webhookSecret, record: config.record })
 
   const app = new Hono()
   mount(app, '/tiktok', tiktok.app)
   mount(app, '/supabase', supabase.app)
+  // At the root, not under /supabase: the receiver plays the product's own server, which is
+  // neither of the two services the sandbox stands in for.
+  app.route('/', receiver.app)
 
   app.post('/__sandbox/faults', async (c) => {
     const body = (await c.req.json().catch(() => ({}))) as { target?: FaultTarget; fault?: Fault; times?: number; defaultLatencyMs?: number }
@@ -66,7 +92,7 @@ export async function createSandbox(config: SandboxConfig) {
     }
     if (body.target) {
       if (!FAULT_TARGETS.includes(body.target)) return c.json({ error: `target must be one of ${FAULT_TARGETS.join(', ')}` }, 400)
-      const faults = ['rest', 'rpc', 'jwks'].includes(body.target) ? supabase.faults : tiktok.faults
+      const faults = body.target === 'webhook' ? receiver.faults : ['rest', 'rpc', 'jwks'].includes(body.target) ? supabase.faults : tiktok.faults
       faults.add(body.target, body.fault ?? {}, body.times ?? 1)
     }
     return c.json({ ok: true })
@@ -80,9 +106,45 @@ export async function createSandbox(config: SandboxConfig) {
 
   app.post('/__sandbox/reset', async (c) => {
     tiktok.reset()
+    receiver.reset()
     await supabase.reset()
     return c.json({ ok: true })
   })
+
+  /** The grants `input` names: `grant` (the page's name for one), `token`, or every live grant reaching `advertiser_id`. */
+  const grantsNamed = (input: Record<string, unknown>): string[] => {
+    if (typeof input.grant === 'string') return [tiktok.tokenOf(input.grant)].filter((t) => t !== undefined)
+    if (typeof input.token === 'string') return tiktok.tokenIsLive(input.token) ? [input.token] : []
+    if (typeof input.advertiser_id === 'string')
+      return tiktok.grants().filter((g) => g.advertiserIds.includes(input.advertiser_id as string)).map((g) => g.token)
+    return []
+  }
+
+  /** The advertiser removes the app at TikTok: the grant's token answers 40105 from now on. */
+  app.post('/__sandbox/tiktok/revoke', async (c) => {
+    const read = await controlInput(c)
+    if (read instanceof Response) return read
+    const { form, input } = read
+    if (!['grant', 'token', 'advertiser_id'].some((k) => typeof input[k] === 'string'))
+      return c.json({ error: 'name a grant, a token or an advertiser_id' }, 400)
+    const revoked = grantsNamed(input).filter((token) => tiktok.revokeGrant(token)).length
+    return form ? c.redirect('/', 303) : c.json({ revoked })
+  })
+
+  /** The advertiser takes one advertiser account out of a grant (or of every grant reaching it). */
+  app.post('/__sandbox/tiktok/remove-advertiser', async (c) => {
+    const read = await controlInput(c)
+    if (read instanceof Response) return read
+    const { form, input } = read
+    if (typeof input.advertiser_id !== 'string') return c.json({ error: 'advertiser_id is required' }, 400)
+    const changed = grantsNamed(input).filter((token) => tiktok.removeAdvertiser(token, input.advertiser_id as string)).length
+    return form ? c.redirect('/', 303) : c.json({ changed })
+  })
+
+  /** Live grants, token masked. */
+  app.get('/__sandbox/tiktok/grants', (c) =>
+    c.json({ grants: tiktok.grants().map((g) => ({ grant: g.grant, token: mask(g.token), advertiser_ids: g.advertiserIds, issued_at: g.issuedAt })) }),
+  )
 
   /** What reached the stand-ins: method and path only, so nothing secret is echoed. */
   app.get('/__sandbox/requests', (c) =>
@@ -92,15 +154,22 @@ export async function createSandbox(config: SandboxConfig) {
     }),
   )
 
-  app.get('/', (c) =>
-    c.html(`<!doctype html><meta charset="utf-8"><title>Sandbox</title>
-<h1>tiktok-connect-edge sandbox</h1>
-<ul>
-<li><a href="/supabase/">Supabase: what <code>user_accounts</code> holds</a></li>
-<li>TikTok API for Business: <code>${config.origin}/tiktok/open_api/v1.3</code></li>
-<li>Supabase: <code>${config.origin}/supabase</code> (demo user ${DEMO_USER.email} / ${DEMO_USER.password})</li>
-</ul>`),
-  )
+  app.get('/', (c) => {
+    const names = new Map(tiktok.advertisers().map((a) => [a.id, a.name]))
+    return c.html(
+      sandboxPage({
+        origin: config.origin,
+        workerOrigins: config.workerOrigins,
+        demoUser: DEMO_USER,
+        grants: tiktok.grants().map((g) => ({
+          grant: g.grant,
+          maskedToken: mask(g.token),
+          advertisers: g.advertiserIds.map((id) => ({ id, name: names.get(id) })),
+          issuedAt: g.issuedAt,
+        })),
+      }),
+    )
+  })
 
-  return { app, tiktok, supabase }
+  return { app, tiktok, supabase, receiver }
 }

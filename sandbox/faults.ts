@@ -16,9 +16,12 @@ export type Fault = {
   nonJson?: boolean
 }
 
-/** `rest`: any PostgREST call; `rpc`: only the completion (`/rest/v1/rpc/tiktok_complete_exchange`). */
-export type FaultTarget = 'token' | 'advertisers' | 'revoke' | 'rest' | 'rpc' | 'jwks'
-export const FAULT_TARGETS: readonly FaultTarget[] = ['token', 'advertisers', 'revoke', 'rest', 'rpc', 'jwks']
+/**
+ * `rest`: any PostgREST call; `rpc`: only the completion (`/rest/v1/rpc/tiktok_complete_exchange`);
+ * `webhook`: a delivery to the sandbox's receiver (`/webhooks`).
+ */
+export type FaultTarget = 'token' | 'advertisers' | 'revoke' | 'rest' | 'rpc' | 'jwks' | 'webhook'
+export const FAULT_TARGETS: readonly FaultTarget[] = ['token', 'advertisers', 'revoke', 'rest', 'rpc', 'jwks', 'webhook']
 
 export class Faults {
   #queue = new Map<FaultTarget, Fault[]>()

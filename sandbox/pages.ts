@@ -1,19 +1,34 @@
 import { html } from 'hono/html'
 import type { SandboxAdvertiser } from './tiktok.ts'
+import type { Delivery } from './webhooks.ts'
 
-const layout = (title: string, body: unknown) => html`<!doctype html>
+const layout = (title: string, body: unknown, width = '40rem') => html`<!doctype html>
 <html lang="en">
   <head>
     <meta charset="utf-8" />
     <meta name="viewport" content="width=device-width, initial-scale=1" />
     <title>${title}</title>
     <style>
-      body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; color: #111; }
+      body { font: 16px/1.5 system-ui, sans-serif; max-width: ${width}; margin: 3rem auto; padding: 0 1rem; color: #111; }
       .badge { display: inline-block; background: #fe2c55; color: #fff; border-radius: 4px; padding: 0 .5rem; font-weight: 600; }
       button { font: inherit; padding: .5rem 1.25rem; border-radius: 6px; border: 1px solid #888; cursor: pointer; }
       button.primary { background: #fe2c55; border-color: #fe2c55; color: #fff; }
       table { border-collapse: collapse; width: 100%; } td, th { border-bottom: 1px solid #ddd; padding: .35rem; text-align: left; }
-      .error { color: #b00020; } code { background: #f3f3f3; padding: 0 .25rem; }
+      .error { color: #b00020; } code { background: #f3f3f3; padding: 0 .25rem; overflow-wrap: anywhere; }
+      .ok { color: #1a7f37; font-weight: 600; } .bad { color: #b00020; font-weight: 600; }
+      form.inline { display: inline; } form.inline button { padding: .2rem .6rem; font-size: .9rem; }
+      pre { white-space: pre-wrap; overflow-wrap: anywhere; font-size: .85rem; background: #f6f6f6; padding: .5rem; margin: .25rem 0; }
+      td { vertical-align: top; }
+      /* One tbody per entry (its row, then its details). Narrow screens: each entry becomes a card,
+         each cell a labelled line. */
+      @media (max-width: 40rem) {
+        body { margin: 1rem auto; }
+        table.cards, table.cards tbody, table.cards tr, table.cards td { display: block; }
+        table.cards thead { display: none; }
+        table.cards tbody { border-bottom: 2px solid #ccc; padding: .5rem 0; }
+        table.cards td { border: 0; padding: .1rem 0; }
+        table.cards td[data-label]::before { content: attr(data-label) ": "; font-weight: 600; }
+      }
     </style>
   </head>
   <body>
@@ -61,4 +76,78 @@ export const databasePage = (rows: Record<string, unknown>[]) =>
         <tr>${Object.keys(rows[0] ?? { id: '' }).map((k) => html`<th>${k}</th>`)}</tr>
         ${rows.map((row) => html`<tr>${Object.values(row).map((v) => html`<td><code>${v === null || typeof v !== 'object' ? String(v) : JSON.stringify(v)}</code></td>`)}</tr>`)}
       </table>`,
+  )
+
+export type GrantRow = { grant: string; maskedToken: string; advertisers: { id: string; name?: string }[]; issuedAt: string }
+
+/**
+ * The sandbox's home: where things are, and the live TikTok grants with the controls an advertiser
+ * has at TikTok (remove the app, or take one advertiser account out of it). Forms post to this origin.
+ */
+export const sandboxPage = (input: { origin: string; workerOrigins: string[]; demoUser: { email: string; password: string }; grants: GrantRow[] }) =>
+  layout(
+    'tiktok-connect-edge sandbox',
+    html`<h1>tiktok-connect-edge sandbox</h1>
+      <ul>
+        <li><a href="/supabase/">Supabase: what <code>user_accounts</code> holds</a></li>
+        <li><a href="/webhooks">Webhook receiver: the lifecycle events the Worker delivered</a></li>
+        <li>TikTok API for Business: <code>${input.origin}/tiktok/open_api/v1.3</code></li>
+        <li>Supabase: <code>${input.origin}/supabase</code> (demo user ${input.demoUser.email} / ${input.demoUser.password})</li>
+      </ul>
+      <h2>TikTok: live grants</h2>
+      <p>What an advertiser sees as the app's access in TikTok for Business. <em>Revoke access</em> ends the grant: TikTok then answers 40105 to its token, and the Worker learns of it only when it next calls TikTok (the sweep, or <code>?verify=true</code>).</p>
+      ${input.grants.length === 0
+        ? html`<p id="no-grants">No live grant. Connect TikTok from the demo profile to make one.</p>`
+        : html`<table class="cards" id="grants">
+            <thead><tr><th>Grant</th><th>Token</th><th>Advertisers</th><th>Issued</th><th></th></tr></thead>
+            ${input.grants.map(
+              (g) => html`<tbody><tr data-grant="${g.grant}">
+                <td data-label="Grant"><code>${g.grant}</code></td>
+                <td data-label="Token"><code>${g.maskedToken}</code></td>
+                <td data-label="Advertisers">${g.advertisers.length === 0 ? html`<em>none left</em>` : g.advertisers.map(
+                  (a) => html`<div>${a.name ?? '(closed account)'} <code>${a.id}</code>
+                    <form class="inline" method="post" action="/__sandbox/tiktok/remove-advertiser">
+                      <input type="hidden" name="grant" value="${g.grant}" /><input type="hidden" name="advertiser_id" value="${a.id}" />
+                      <button type="submit">Remove</button>
+                    </form></div>`,
+                )}</td>
+                <td data-label="Issued">${g.issuedAt}</td>
+                <td><form method="post" action="/__sandbox/tiktok/revoke">
+                  <input type="hidden" name="grant" value="${g.grant}" />
+                  <button class="primary revoke" type="submit">Revoke access</button>
+                </form></td>
+              </tr></tbody>`,
+            )}
+          </table>`}
+      <p>The Worker's sweep runs on its cron; under <code>npm run dev</code> run it now with
+        ${input.workerOrigins.slice(0, 1).map((o) => html`<code>curl ${o.replace('localhost', '127.0.0.1')}/cdn-cgi/handler/scheduled</code>`)}.</p>`,
+    '64rem',
+  )
+
+/** Every delivery, newest first: verified or not, and what the receiver answered. */
+export const receiverPage = (input: { deliveries: Delivery[]; setupError?: string }) =>
+  layout(
+    'Webhook receiver (sandbox)',
+    html`<p><span class="badge">Sandbox</span></p>
+      <h1>Webhook receiver</h1>
+      <p>Lifecycle events the Worker delivered to <code>WEBHOOK_URL</code>, newest first, each verified with <code>standardwebhooks</code> and the sandbox's <code>WEBHOOK_SECRET</code>. A retry of an event is a new line with the next attempt number. <a href="/webhooks">Reload</a> · <a href="/webhooks.json">JSON</a> · <a href="/">Sandbox</a></p>
+      ${input.setupError ? html`<p class="error">Every delivery is refused: ${input.setupError}.</p>` : ''}
+      ${input.deliveries.length === 0
+        ? html`<p id="no-deliveries">Nothing delivered yet.</p>`
+        : html`<table class="cards" id="deliveries">
+            <thead><tr><th>Received</th><th>Event</th><th>Type</th><th>Signature</th><th>Attempt</th><th>Answer</th></tr></thead>
+            ${input.deliveries.map(
+              (d) => html`<tbody data-valid="${d.valid ? 'yes' : 'no'}"><tr>
+                <td data-label="Received">${d.received_at}</td>
+                <td data-label="Event"><code>${d.id ?? '(no webhook-id)'}</code></td>
+                <td data-label="Type"><code>${d.type ?? '?'}</code></td>
+                <td data-label="Signature">${d.valid ? html`<span class="ok">valid</span>` : html`<span class="bad">invalid</span> ${d.error}`}</td>
+                <td data-label="Attempt">${d.attempt}</td>
+                <td data-label="Answer">${d.status}</td>
+              </tr>${d.payload === undefined
+                ? ''
+                : html`<tr><td colspan="6"><details><summary>Payload</summary><pre>${JSON.stringify(d.payload, null, 2)}</pre></details></td></tr>`}</tbody>`,
+            )}
+          </table>`}`,
+    '64rem',
   )

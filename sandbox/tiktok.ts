@@ -19,7 +19,10 @@ export type TikTokOptions = {
 }
 
 type Code = { advertiserIds: string[]; expiresAt: number; used: boolean; token?: string }
-type Token = { advertiserIds: string[]; revoked: boolean }
+type Token = { grant: string; advertiserIds: string[]; revoked: boolean; issuedAt: number }
+
+/** A live grant. `grant` is its name on the control page, which never shows the token itself. */
+export type Grant = { grant: string; token: string; advertiserIds: string[]; issuedAt: string }
 
 export type RecordedRequest = {
   method: string
@@ -55,14 +58,27 @@ export function createTikTok(options: TikTokOptions) {
   const faults = new Faults()
   const requests: RecordedRequest[] = []
   const ttl = options.codeTtlMs ?? 3_600_000
+  // What exists at TikTok now: the authorize page offers these, and a grant reaches only those still here.
+  let advertisers = options.advertisers
 
   const idJson = (id: string) => (options.bareIds ? id : JSON.stringify(id))
 
   /** What the portal does when the user presses Authorize: a fresh single-use code. */
-  const issueCode = (advertiserIds = options.advertisers.map((a) => a.id)): string => {
+  const issueCode = (advertiserIds = advertisers.map((a) => a.id)): string => {
     const code = random(20)
     codes.set(code, { advertiserIds, expiresAt: Date.now() + ttl, used: false })
     return code
+  }
+
+  /**
+   * Ends a grant, whether the app revokes its token or the advertiser removes the app at TikTok:
+   * every later call with the token answers 40105. False when the token is unknown or already dead.
+   */
+  const revokeGrant = (accessToken: string): boolean => {
+    const token = tokens.get(accessToken)
+    if (!token || token.revoked) return false
+    token.revoked = true
+    return true
   }
 
   const withFault = async (target: 'token' | 'advertisers' | 'revoke', header: string | undefined) => {
@@ -94,7 +110,7 @@ export function createTikTok(options: TikTokOptions) {
     if (appId !== options.appId) return c.html(authorizePage({ error: 'Unknown app_id.' }), 400)
     if (!options.redirectUris.includes(redirectUri))
       return c.html(authorizePage({ error: `redirect_uri is not registered for this app: ${redirectUri}` }), 400)
-    return c.html(authorizePage({ appId, redirectUri, state, advertisers: options.advertisers }))
+    return c.html(authorizePage({ appId, redirectUri, state, advertisers }))
   })
 
   app.post('/portal/auth/decision', async (c) => {
@@ -131,7 +147,7 @@ export function createTikTok(options: TikTokOptions) {
     if (code.used) return envelope(40115, 'Auth code has been used')
     code.used = true
     const token = random(20)
-    tokens.set(token, { advertiserIds: code.advertiserIds, revoked: false })
+    tokens.set(token, { grant: random(6), advertiserIds: [...code.advertiserIds], revoked: false, issuedAt: Date.now() })
     code.token = token
     return envelope(
       0,
@@ -149,7 +165,7 @@ export function createTikTok(options: TikTokOptions) {
       return envelope(40101, 'app_id or secret is invalid')
     const token = tokens.get(accessToken)
     if (!token || token.revoked) return envelope(40105, 'Access token is incorrect or has been revoked')
-    const list = options.advertisers
+    const list = advertisers
       .filter((a) => token.advertiserIds.includes(a.id))
       .map((a) => `{"advertiser_id": ${idJson(a.id)}, "advertiser_name": ${JSON.stringify(a.name)}}`)
     return envelope(0, 'OK', `{"list": [${list.join(', ')}]}`)
@@ -160,9 +176,7 @@ export function createTikTok(options: TikTokOptions) {
     if (faulted) return faulted
     const body = (await c.req.json().catch(() => ({}))) as Record<string, unknown>
     if (body.app_id !== options.appId || body.secret !== options.appSecret) return envelope(40101, 'app_id or secret is invalid')
-    const token = typeof body.access_token === 'string' ? tokens.get(body.access_token) : undefined
-    if (!token || token.revoked) return envelope(40105, 'Access token is incorrect or has been revoked')
-    token.revoked = true
+    if (typeof body.access_token !== 'string' || !revokeGrant(body.access_token)) return envelope(40105, 'Access token is incorrect or has been revoked')
     return envelope(0, 'OK')
   })
 
@@ -176,11 +190,39 @@ export function createTikTok(options: TikTokOptions) {
     issueCode,
     /** True when the stand-in issued this token and it is still live. */
     tokenIsLive: (token: string) => tokens.get(token)?.revoked === false,
+    revokeGrant,
+    /** The advertiser accounts that exist at TikTok now (see setAdvertisers). */
+    advertisers: () => advertisers,
+    /** The token of a live grant, by the name the control page shows; undefined once revoked. */
+    tokenOf: (grant: string) => [...tokens].find(([, t]) => t.grant === grant && !t.revoked)?.[0],
+    /** Live grants, oldest first. */
+    grants: (): Grant[] =>
+      [...tokens]
+        .filter(([, t]) => !t.revoked)
+        .map(([token, t]) => ({ grant: t.grant, token, advertiserIds: [...t.advertiserIds], issuedAt: new Date(t.issuedAt).toISOString() })),
+    /**
+     * The advertiser accounts that exist at TikTok. One dropped from the list is gone from every
+     * grant's advertiser list, as when an advertiser account is closed.
+     */
+    setAdvertisers(list: SandboxAdvertiser[]) {
+      advertisers = list
+    },
+    /**
+     * The advertiser takes one account out of a grant (the app keeps the others): the list call
+     * with that token stops naming it. False when the token is not live or did not reach it.
+     */
+    removeAdvertiser(accessToken: string, advertiserId: string): boolean {
+      const token = tokens.get(accessToken)
+      if (!token || token.revoked || !token.advertiserIds.includes(advertiserId)) return false
+      token.advertiserIds = token.advertiserIds.filter((id) => id !== advertiserId)
+      return true
+    },
     reset() {
       codes.clear()
       tokens.clear()
       faults.clear()
       requests.length = 0
+      advertisers = options.advertisers
     },
   }
 }

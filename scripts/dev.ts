@@ -11,6 +11,9 @@ console.log(`
   (the second product domain: ${origins[1] ?? '-'}/profile)
 
   Sandbox database: ${stack.sandboxOrigin}/supabase/
+  TikTok grants (Revoke access): ${stack.sandboxOrigin}/
+  Webhook receiver (events the Worker delivered): ${stack.sandboxOrigin}/webhooks
+  Run the revocation sweep now: curl ${stack.workerOrigin.replace('localhost', '127.0.0.1')}/cdn-cgi/handler/scheduled
   Press Ctrl+C to stop.
 `)
 

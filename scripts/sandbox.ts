@@ -22,6 +22,7 @@ const sandbox = await createSandbox({
   appId: vars.TIKTOK_APP_ID!,
   appSecret: vars.TIKTOK_APP_SECRET!,
   supabaseSecretKey: vars.SUPABASE_SECRET_KEY!,
+  webhookSecret: vars.WEBHOOK_SECRET,
   database: await openDatabase(),
   record: !values.quiet,
 })

@@ -74,6 +74,7 @@ export async function startStack(
     appId: vars.TIKTOK_APP_ID!,
     appSecret: vars.TIKTOK_APP_SECRET!,
     supabaseSecretKey: vars.SUPABASE_SECRET_KEY!,
+    webhookSecret: vars.WEBHOOK_SECRET,
     database: await openDatabase(),
   })
   const server: Server = await serve(sandbox.app.fetch, sandboxPort)

@@ -1,5 +1,6 @@
 // The stand-ins are only worth their contract: these pin the documented TikTok and Supabase
 // behaviours the Worker's tests rely on.
+import { Webhook } from 'standardwebhooks'
 import { describe, expect, it } from 'vitest'
 import { createSandbox } from '../sandbox/app'
 import { createSupabase } from '../sandbox/supabase'
@@ -190,5 +191,186 @@ describe('Supabase stand-in: PostgREST over the migrations', () => {
     expect(jwks.keys[0].d).toBeUndefined()
     const wrong = await sandbox.app.request('http://127.0.0.1:8790/supabase/auth/v1/token?grant_type=password', post({ email: 'demo@example.com', password: 'x' }))
     expect(wrong.status).toBe(400)
+  })
+})
+
+describe('sandbox: advertiser controls at TikTok and the webhook receiver', () => {
+  const ORIGIN = 'http://127.0.0.1:8790'
+  const SECRET = `whsec_${btoa('sandbox-test-secret-32-bytes-long')}`
+  const TIKTOK = `${ORIGIN}/tiktok/open_api/v1.3`
+  const ADVERTISERS = [
+    { id: '7012345678901234567', name: 'A' },
+    { id: '7012345678901234599', name: 'B' },
+  ]
+  const sandbox = ({ webhookSecret }: { webhookSecret?: string } = { webhookSecret: SECRET }) =>
+    createSandbox({ origin: ORIGIN, workerOrigins: [], appId: 'a', appSecret: 's', supabaseSecretKey: 'sb_secret_x', database, advertisers: ADVERTISERS, webhookSecret })
+  type Sandbox = Awaited<ReturnType<typeof sandbox>>
+
+  /** A grant as the Worker gets one: a code from the portal exchanged for a token. */
+  const grant = async (s: Sandbox): Promise<string> =>
+    (await json(s.app.request(`${TIKTOK}/oauth2/access_token/`, post({ app_id: 'a', secret: 's', auth_code: s.tiktok.issueCode() })))).data.access_token
+  const list = async (s: Sandbox, token: string) => json(s.app.request(`${TIKTOK}/oauth2/advertiser/get/?app_id=a&secret=s`, { headers: { 'Access-Token': token } }))
+  const control = (s: Sandbox, path: string, body: unknown) => s.app.request(`${ORIGIN}/__sandbox/tiktok/${path}`, post(body))
+
+  /** A delivery signed by the reference implementation, as the Worker must sign it. */
+  const deliver = (s: Sandbox, body: string, options: { id?: string; secret?: string; tamper?: boolean } = {}) => {
+    const id = options.id ?? `msg_${crypto.randomUUID()}`
+    const at = new Date()
+    const signature = new Webhook(options.secret ?? SECRET).sign(id, at, body)
+    return s.app.request(`${ORIGIN}/webhooks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': signature },
+      body: options.tamper ? body.replace('connection.revoked', 'connection.connected') : body,
+    })
+  }
+  const deliveries = async (s: Sandbox) => (await json(s.app.request(`${ORIGIN}/webhooks.json`))).deliveries
+  const event = (type: string) => JSON.stringify({ id: crypto.randomUUID(), type: `tiktok.connection.${type}`, business_id: ADVERTISERS[0]!.id, detected_by: 'sweep' })
+
+  it('revoke by token, by advertiser or by the page\'s grant name: the advertiser list then answers 40105, and revoke_token too (one grant, one end)', async () => {
+    const s = await sandbox()
+    const [t1, t2, t3] = [await grant(s), await grant(s), await grant(s)]
+    expect((await list(s, t1)).code).toBe(0)
+
+    expect(await json(control(s, 'revoke', { token: t1 }))).toEqual({ revoked: 1 })
+    expect((await list(s, t1)).code).toBe(40105)
+    expect((await list(s, t2)).code).toBe(0)
+    // Already dead: nothing more to revoke, and the app's own revoke_token call agrees.
+    expect(await json(control(s, 'revoke', { token: t1 }))).toEqual({ revoked: 0 })
+    expect((await json(s.app.request(`${TIKTOK}/oauth2/revoke_token/`, post({ app_id: 'a', secret: 's', access_token: t1 })))).code).toBe(40105)
+
+    const name = s.tiktok.grants().find((g) => g.token === t2)!.grant
+    expect(await json(control(s, 'revoke', { grant: name }))).toEqual({ revoked: 1 })
+    expect((await list(s, t2)).code).toBe(40105)
+    expect(s.tiktok.tokenIsLive(t3)).toBe(true)
+
+    expect(await json(control(s, 'revoke', { advertiser_id: ADVERTISERS[1]!.id }))).toEqual({ revoked: 1 })
+    expect((await list(s, t3)).code).toBe(40105)
+    expect(s.tiktok.grants()).toEqual([])
+    expect((await control(s, 'revoke', {})).status).toBe(400)
+  })
+
+  it('revokeGrant is what the app\'s revoke_token does: a token revoked there cannot be revoked again here', async () => {
+    const s = await sandbox()
+    const token = await grant(s)
+    expect((await json(s.app.request(`${TIKTOK}/oauth2/revoke_token/`, post({ app_id: 'a', secret: 's', access_token: token })))).code).toBe(0)
+    expect(s.tiktok.revokeGrant(token)).toBe(false)
+    expect(s.tiktok.revokeGrant('never-issued')).toBe(false)
+  })
+
+  it('remove one advertiser from a grant: the list call stops naming it, the token still works; setAdvertisers drops one from every grant', async () => {
+    const s = await sandbox()
+    const token = await grant(s)
+    const other = await grant(s)
+    expect(await json(control(s, 'remove-advertiser', { token, advertiser_id: ADVERTISERS[0]!.id }))).toEqual({ changed: 1 })
+    const after = await list(s, token)
+    expect(after.code).toBe(0)
+    expect(after.data.list).toEqual([{ advertiser_id: ADVERTISERS[1]!.id, advertiser_name: 'B' }])
+    expect((await list(s, other)).data.list).toHaveLength(2)
+    expect((await control(s, 'remove-advertiser', { token })).status).toBe(400)
+
+    s.tiktok.setAdvertisers([ADVERTISERS[0]!])
+    expect((await list(s, other)).data.list).toEqual([{ advertiser_id: ADVERTISERS[0]!.id, advertiser_name: 'A' }])
+    expect((await list(s, token)).data.list).toEqual([])
+  })
+
+  it('the sandbox page lists live grants (token masked, values escaped) with a Revoke access form that posts to itself and comes back', async () => {
+    const s = await sandbox()
+    s.tiktok.setAdvertisers([{ id: ADVERTISERS[0]!.id, name: '<img src=x onerror=alert(1)>' }])
+    const token = await grant(s)
+    const page = await (await s.app.request(`${ORIGIN}/`)).text()
+    expect(page).toContain('<meta name="viewport"')
+    expect(page).toContain(`${token.slice(0, 4)}…${token.slice(-4)}`)
+    expect(page).not.toContain(token)
+    expect(page).toContain('&lt;img src=x onerror=alert(1)&gt;')
+    expect(page).not.toContain('<img')
+    expect(page).toContain('action="/__sandbox/tiktok/revoke"')
+
+    const name = s.tiktok.grants()[0]!.grant
+    const form = { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', host: '127.0.0.1:8790' }, body: new URLSearchParams({ grant: name }).toString() }
+    // Another site's form is refused, so a page elsewhere cannot press the button.
+    const crossSite = await s.app.request(`${ORIGIN}/__sandbox/tiktok/revoke`, { ...form, headers: { ...form.headers, origin: 'http://evil.example' } })
+    expect(crossSite.status).toBe(403)
+    expect(s.tiktok.tokenIsLive(token)).toBe(true)
+
+    const pressed = await s.app.request(`${ORIGIN}/__sandbox/tiktok/revoke`, { ...form, headers: { ...form.headers, origin: ORIGIN } })
+    expect(pressed.status).toBe(303)
+    expect(pressed.headers.get('location')).toBe('/')
+    expect((await list(s, token)).code).toBe(40105)
+    expect(await (await s.app.request(`${ORIGIN}/`)).text()).toContain('No live grant')
+  })
+
+  it('receiver: a delivery signed with the configured secret is 204 and recorded valid with its payload; attempts count per webhook-id', async () => {
+    const s = await sandbox()
+    const body = event('revoked')
+    const first = await deliver(s, body, { id: 'msg_1' })
+    expect(first.status).toBe(204)
+    expect((await deliver(s, body, { id: 'msg_1' })).status).toBe(204)
+    expect((await deliver(s, event('connected'), { id: 'msg_2' })).status).toBe(204)
+    const seen = await deliveries(s)
+    expect(seen.map((d: any) => [d.id, d.type, d.valid, d.attempt, d.status])).toEqual([
+      ['msg_1', 'tiktok.connection.revoked', true, 1, 204],
+      ['msg_1', 'tiktok.connection.revoked', true, 2, 204],
+      ['msg_2', 'tiktok.connection.connected', true, 1, 204],
+    ])
+    expect(seen[0].payload).toEqual(JSON.parse(body))
+    expect(Date.parse(seen[0].received_at)).not.toBeNaN()
+  })
+
+  it('receiver: a tampered body, another secret, or missing headers are 400 and recorded invalid without a payload', async () => {
+    const s = await sandbox()
+    const tampered = await deliver(s, event('revoked'), { tamper: true })
+    expect(tampered.status).toBe(400)
+    expect((await json(tampered)).error).toMatch(/signature/i)
+    expect((await deliver(s, event('revoked'), { secret: `whsec_${btoa('another-secret-another-secret-00')}` })).status).toBe(400)
+    const unsigned = await s.app.request(`${ORIGIN}/webhooks`, post({ type: 'tiktok.connection.revoked' }))
+    expect(unsigned.status).toBe(400)
+    const seen = await deliveries(s)
+    expect(seen.map((d: any) => [d.type, d.valid, d.status])).toEqual([
+      ['tiktok.connection.connected', false, 400],
+      ['tiktok.connection.revoked', false, 400],
+      ['tiktok.connection.revoked', false, 400],
+    ])
+    expect(seen.every((d: any) => d.payload === undefined && typeof d.error === 'string')).toBe(true)
+  })
+
+  it('receiver without a usable secret refuses every delivery and says why', async () => {
+    const s = await sandbox({})
+    expect((await deliver(s, event('revoked'))).status).toBe(400)
+    expect(await json(s.app.request(`${ORIGIN}/webhooks.json`))).toMatchObject({ secret_configured: false })
+    expect(await (await s.app.request(`${ORIGIN}/webhooks`)).text()).toContain('no WEBHOOK_SECRET is configured')
+  })
+
+  it('the webhook fault fails the next N deliveries with 500, then the receiver accepts again; reset clears all', async () => {
+    const s = await sandbox()
+    const scripted = await s.app.request(`${ORIGIN}/__sandbox/faults`, post({ target: 'webhook', fault: { status: 500 }, times: 3 }))
+    expect(scripted.status).toBe(200)
+    const body = event('revoked')
+    const answers: number[] = []
+    for (let i = 0; i < 4; i++) answers.push((await deliver(s, body, { id: 'msg_retry' })).status)
+    expect(answers).toEqual([500, 500, 500, 204])
+    // A failed delivery is still verified: the page tells a signing bug from a scripted failure.
+    expect((await deliveries(s)).map((d: any) => [d.attempt, d.valid, d.status])).toEqual([
+      [1, true, 500],
+      [2, true, 500],
+      [3, true, 500],
+      [4, true, 204],
+    ])
+    await s.app.request(`${ORIGIN}/__sandbox/faults`, post({ target: 'webhook', fault: { status: 500 }, times: 1 }))
+    await s.app.request(`${ORIGIN}/__sandbox/reset`, { method: 'POST' })
+    expect(await deliveries(s)).toEqual([])
+    expect((await deliver(s, body, { id: 'msg_retry' })).status).toBe(204)
+    expect((await deliveries(s))[0].attempt).toBe(1)
+  })
+
+  it('the receiver page escapes what it shows and carries a viewport tag', async () => {
+    const s = await sandbox()
+    await deliver(s, JSON.stringify({ type: '<script>alert(1)</script>', note: '</pre><b>x' }), { id: '<i>id</i>' })
+    await deliver(s, JSON.stringify({ type: '<script>alert(2)</script>' }), { secret: `whsec_${btoa('another-secret-another-secret-00')}` })
+    const page = await (await s.app.request(`${ORIGIN}/webhooks`)).text()
+    expect(page).toContain('<meta name="viewport" content="width=device-width, initial-scale=1" />')
+    expect(page).not.toMatch(/<script>|<i>id|<b>x/)
+    expect(page).toContain('&lt;script&gt;alert(1)&lt;/script&gt;')
+    expect(page).toContain('&lt;script&gt;alert(2)&lt;/script&gt;')
+    expect(page).toContain('&lt;i&gt;id&lt;/i&gt;')
   })
 })
