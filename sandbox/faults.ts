@@ -14,6 +14,8 @@ export type Fault = {
   status?: number
   /** Answer HTTP 200 with an HTML page instead of JSON. */
   nonJson?: boolean
+  /** Hold the answer: `reached()` is called when the request arrives, it proceeds once `release` settles. */
+  hold?: { reached: () => void; release: Promise<unknown> }
 }
 
 /**
@@ -55,10 +57,14 @@ export class Faults {
     return {}
   }
 
-  /** Sleeps for the fault's latency; a hanging fault never resolves. */
+  /** Sleeps for the fault's latency; a hanging fault never resolves, a held one until released. */
   async delay(fault: Fault): Promise<void> {
     const ms = fault.latencyMs ?? this.defaultLatencyMs
     if (fault.hang) await new Promise(() => {})
+    if (fault.hold) {
+      fault.hold.reached()
+      await fault.hold.release
+    }
     if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms))
   }
 }

@@ -1,5 +1,5 @@
 import { AppError } from './errors'
-import { fetchWithTimeout, idString, NetworkError, parseJsonExact, sleep } from './http'
+import { clock, fetchWithTimeout, idString, NetworkError, parseJsonExact } from './http'
 import type { Logger } from './log'
 
 /** TikTok API for Business v1.3 paths; the trailing slash is part of the contract. */
@@ -99,7 +99,7 @@ export class TikTokClient {
       } catch (error) {
         const retry = error instanceof AppError && error.retryable && error.status !== 504 && attempt < ADVERTISER_ATTEMPTS
         if (!retry) throw error
-        await sleep(RETRY_DELAY_MS * attempt)
+        await clock.sleep(RETRY_DELAY_MS * attempt)
       }
     }
   }

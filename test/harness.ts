@@ -1,5 +1,6 @@
 import { env, exports } from 'cloudflare:workers'
 import { afterAll, inject, vi } from 'vitest'
+import { clock } from '../src/http'
 import app from '../src/index'
 import type { Row } from '../sandbox/database'
 import { remoteDatabase } from '../sandbox/database-remote'
@@ -80,6 +81,13 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
     })
   })
 
+  // Retry backoffs and replay polls take no real time: each wait is recorded and returns at once.
+  // A test that needs a wait to last until something happens replaces the implementation.
+  const sleeps: number[] = []
+  const sleep = vi.spyOn(clock, 'sleep').mockImplementation(async (ms) => {
+    sleeps.push(ms)
+  })
+
   const logs: string[] = []
   vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
     logs.push(args.map(String).join(' '))
@@ -91,6 +99,9 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
     unexpected,
     outbound,
     logs,
+    /** Every `clock.sleep` the Worker asked for, in ms; `sleep` is the spy, to make a wait last. */
+    sleeps,
+    sleep,
     /** The user_accounts row of `id`, as PostgREST would render it. */
     row: async (id: string): Promise<Row> => (await supabase.account(id))!,
     /** Every claim in tiktok_oauth_exchanges, oldest first. */
@@ -105,6 +116,18 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
 }
 
 export type Harness = Awaited<ReturnType<typeof harness>>
+
+/**
+ * A fault that holds a stand-in's answer: `reached` resolves when the request arrives, and it answers
+ * once `release()` is called. Lets a test act while a request is in flight, with no clock involved.
+ */
+export function hold() {
+  let reached!: () => void
+  let release!: () => void
+  const arrived = new Promise<void>((resolve) => (reached = resolve))
+  const released = new Promise<void>((resolve) => (release = resolve))
+  return { fault: { hold: { reached, release: released } }, reached: arrived, release }
+}
 
 /** Settings or bindings (a rate limiter) that replace the configured ones for one call. */
 export type Bindings = Record<string, string | RateLimit | undefined>
@@ -191,4 +214,31 @@ export async function asUser(
     init.bindings,
   )
   return { status: response.status, body: (await response.json()) as Record<string, any> }
+}
+
+/**
+ * The same submission twice, the second while the first is at TikTok's token endpoint: the second
+ * finds the claim pending and polls, and its poll lasts until the first has answered. `submit` must
+ * pass settings (`call(..., bindings)`), so both run in the test's own context: through the Worker's
+ * entry point, workerd refuses one request resuming another's.
+ */
+export async function twinSubmissions(h: Harness, submit: () => Promise<Response>): Promise<[Response, Response]> {
+  const atTikTok = hold()
+  h.tiktok.faults.add('token', atTikTok.fault)
+  const first = submit()
+  const firstAnswered = first.then(
+    () => undefined,
+    () => undefined,
+  )
+  await atTikTok.reached
+  let polling!: () => void
+  const polled = new Promise<void>((resolve) => (polling = resolve))
+  h.sleep.mockImplementation(async () => {
+    polling()
+    await firstAnswered
+  })
+  const second = submit()
+  await polled
+  atTikTok.release()
+  return [await first, await second]
 }

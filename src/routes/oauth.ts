@@ -6,7 +6,7 @@ import { requireOrigin, requireUser } from '../middleware'
 import { sealToken } from '../stored-token'
 import type { AppEnv } from '../env'
 import { AppError, errors } from '../errors'
-import { sleep } from '../http'
+import { clock } from '../http'
 import { parseReturnTo } from '../origin'
 import { sha256 } from '../signed'
 import { bindingMatches, mintState, STATE_TTL_SECONDS, verifyState } from '../state'
@@ -165,7 +165,7 @@ async function finish(
 async function claimOrWait(db: SupabaseStore, claim: ClaimInput): Promise<Claim> {
   let outcome = await db.claimExchange(claim)
   for (let poll = 0; outcome.outcome === 'pending' && poll < REPLAY_POLLS; poll++) {
-    await sleep(REPLAY_POLL_MS)
+    await clock.sleep(REPLAY_POLL_MS)
     outcome = await db.claimExchange(claim)
   }
   return outcome

@@ -13,6 +13,7 @@ import {
   OTHER_USER_ID,
   secretsOf,
   start,
+  twinSubmissions,
   USER_ID,
 } from '../harness'
 
@@ -45,12 +46,8 @@ describe('item 1: claim ownership comes from the Worker, not from X-Request-Id',
   it('item 1: two submissions sending the same X-Request-Id make one TikTok exchange and keep the claim', async () => {
     const s = await start(h)
     const code = h.tiktok.issueCode()
-    h.tiktok.faults.add('token', { latencyMs: 150 })
     const same = { 'x-request-id': 'same-id' }
-    const [a, b] = await Promise.all([
-      exchange({ state: s.state, authCode: code, cookie: s.cookie, headers: same }),
-      new Promise((r) => setTimeout(r, 20)).then(() => exchange({ state: s.state, authCode: code, cookie: s.cookie, headers: same })),
-    ])
+    const [a, b] = await twinSubmissions(h, () => exchange({ state: s.state, authCode: code, cookie: s.cookie, headers: same }, {}))
     expect([a.status, b.status]).toEqual([200, 200])
     expect(tokenExchanges()).toHaveLength(1)
     expect((await h.exchanges())).toMatchObject([{ status: 'done' }])

@@ -15,6 +15,7 @@ import {
   OTHER_USER_ID,
   secretsOf,
   start,
+  twinSubmissions,
   testEnv,
   USER_ID,
 } from '../harness'
@@ -50,12 +51,7 @@ describe('single-use, idempotent exchange', () => {
   it('two concurrent submissions of the same callback: one exchange, one write, the same answer twice', async () => {
     const s = await start(h)
     const code = h.tiktok.issueCode()
-    // TikTok answers slowly, so the twin arrives while the first exchange is in flight.
-    h.tiktok.faults.add('token', { latencyMs: 150 })
-    const [a, b] = await Promise.all([
-      exchange({ state: s.state, authCode: code, cookie: s.cookie }),
-      new Promise((r) => setTimeout(r, 20)).then(() => exchange({ state: s.state, authCode: code, cookie: s.cookie })),
-    ])
+    const [a, b] = await twinSubmissions(h, () => exchange({ state: s.state, authCode: code, cookie: s.cookie }, {}))
     expect([a.status, b.status]).toEqual([200, 200])
     expect(withoutTicket(await b.json())).toEqual(withoutTicket(await a.json()))
     expect(h.tiktokCalls('/access_token/')).toHaveLength(1)

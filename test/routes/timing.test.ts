@@ -1,8 +1,8 @@
-// Timeouts, retries and polls on a fake clock: nothing here waits for real time to pass.
+// Timeouts on a fake clock, retries and polls on the injected sleep: nothing here waits for real time.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { REPLAY_POLL_MS, REPLAY_POLLS } from '../../src/routes/oauth'
 import { RETRY_DELAY_MS } from '../../src/tiktok'
-import { exchange, type Harness, harness, start } from '../harness'
+import { exchange, type Harness, harness, hold, start } from '../harness'
 
 let h: Harness
 
@@ -38,28 +38,17 @@ const track = (promise: Promise<Response>) => {
   return tracked
 }
 
-/** Lets the Worker run, the fake clock standing still, until `seen()` holds. */
-async function until(seen: () => boolean) {
-  for (let turn = 0; turn < 500 && !seen(); turn++) await vi.advanceTimersByTimeAsync(0)
-  expect(seen()).toBe(true)
-}
-
-/** Moves the fake clock in `stepMs` steps until the request has answered. */
-async function advanceUntilAnswered(request: ReturnType<typeof track>, stepMs: number) {
-  for (let step = 0; step < 100 && !request.settled; step++) await vi.advanceTimersByTimeAsync(stepMs)
-  expect(request.settled).toBe(true)
-  return request.answer
-}
-
 const logsOf = (requestId: unknown, event: string) =>
   h.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((l) => l.request_id === requestId && l.event === event)
 
-describe('timers on the fake clock', () => {
+describe('upstream deadlines on the fake clock', () => {
   it('an upstream that never answers times out at UPSTREAM_TIMEOUT_MS', async () => {
     const s = await startOnFakeClock()
-    h.tiktok.faults.add('token', { hang: true })
+    // Held and never released: TikTok never answers, and the test knows when the call arrived.
+    const atTikTok = hold()
+    h.tiktok.faults.add('token', atTikTok.fault)
     const request = track(exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }, SETTINGS))
-    await until(() => h.tiktokCalls('/access_token/').length === 1)
+    await atTikTok.reached
 
     await vi.advanceTimersByTimeAsync(29_999)
     expect(request.settled).toBe(false)
@@ -70,37 +59,47 @@ describe('timers on the fake clock', () => {
     expect(body).toMatchObject({ code: 'tiktok_unavailable', retryable: true })
     expect(logsOf(body.request_id, 'tiktok.token_exchange')).toMatchObject([{ outcome: 'timeout' }])
   })
+})
 
-  it('a failed advertiser list is asked again only once its backoff has passed', async () => {
-    const s = await startOnFakeClock()
-    h.tiktok.faults.add('advertisers', { tiktokCode: 50000 })
-    const request = track(exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }, SETTINGS))
-    await until(() => h.logs.some((l) => l.includes('"event":"tiktok.advertisers"') && l.includes('"outcome":"tiktok_error"')))
-
-    await vi.advanceTimersByTimeAsync(RETRY_DELAY_MS - 1)
-    expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
-    await vi.advanceTimersByTimeAsync(1)
-    const res = await request.answer
+// Waits between attempts go through the injected clock.sleep (the harness records them and returns
+// at once); what a test checks is what was asked for, and when.
+describe('waits between attempts', () => {
+  it('a failed advertiser list is asked again after a growing backoff, not before', async () => {
+    const s = await start(h)
+    h.tiktok.faults.add('advertisers', { tiktokCode: 50000 }, 2)
+    const asked: [number, number][] = []
+    h.sleep.mockImplementation(async (ms) => {
+      asked.push([ms, h.tiktokCalls('/advertiser/get/').length])
+    })
+    const res = await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie })
     expect(res.status).toBe(200)
-    expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(2)
+    // [wait asked for, advertiser calls made before it]
+    expect(asked).toEqual([
+      [RETRY_DELAY_MS, 1],
+      [RETRY_DELAY_MS * 2, 2],
+    ])
+    expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(3)
   })
 
   it('a replay whose twin is still completing answers 409 exchange_in_progress after its polls', async () => {
-    const s = await startOnFakeClock()
+    const s = await start(h)
     const input = { state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }
-    // The first submission's completion takes 20 s (within its 30 s timeout): its claim stays pending.
-    h.supabase.faults.add('rpc', { latencyMs: 20_000 })
-    const first = track(exchange(input, SETTINGS))
-    await until(() => h.tiktokCalls('/access_token/').length === 1)
+    // The first submission's completion is held: its claim stays pending while the replay polls.
+    const completion = hold()
+    h.supabase.faults.add('rpc', completion.fault)
+    const first = exchange(input, SETTINGS)
+    await completion.reached
 
-    const replay = await advanceUntilAnswered(track(exchange(input, SETTINGS)), REPLAY_POLL_MS)
+    const replay = await exchange(input, SETTINGS)
     expect(replay.status).toBe(409)
     const body = (await replay.json()) as Record<string, unknown>
     expect(body).toMatchObject({ success: false, code: 'exchange_in_progress', retryable: true })
-    // The first claim, then every poll, all while the twin held the state.
+    // The first claim, then one after every poll, all while the twin held the state.
+    expect(h.sleeps).toEqual(Array(REPLAY_POLLS).fill(REPLAY_POLL_MS))
     expect(logsOf(body.request_id, 'supabase.claim')).toHaveLength(1 + REPLAY_POLLS)
     expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
 
-    expect((await advanceUntilAnswered(first, 1000)).status).toBe(200)
+    completion.release()
+    expect((await first).status).toBe(200)
   })
 })
