@@ -269,7 +269,8 @@ const sandbox = spawn(process.execPath, [join(ROOT, 'scripts/sandbox.ts'), '--po
   cwd: ROOT,
   stdio: ['ignore', 'pipe', 'pipe'],
 })
-await waitForLine(sandbox, /ready/, 'sandbox')
+// The first run builds the migrated database template (several seconds), later runs load it.
+await waitForLine(sandbox, /ready/, 'sandbox', 120_000)
 
 const vars = { ...localConfig(WORKER_PORT, SANDBOX_PORT, false), ALLOWED_ORIGINS: WORKER_ORIGIN, FLOOR_USER_ID: DEMO_USER.id }
 const signIn = (await (
