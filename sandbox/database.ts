@@ -1,4 +1,4 @@
-import { createPostgrest, jsonRows, type Sql } from './postgrest.ts'
+import { createPostgrest, jsonRows, type Queries, type Sql } from './postgrest.ts'
 
 export type Row = Record<string, unknown>
 /** A row of the product's user_accounts table, as the sandbox seeds it. */
@@ -26,18 +26,31 @@ const emptyAll = (tables: string[]) =>
 
 /** A SandboxDatabase over a PostgreSQL client in this process. */
 export function sqlDatabase(db: Sql & { close(): Promise<void> }): SandboxDatabase {
+  // The session is the Worker's key's role, as PostgREST sets per request: what the REST surface runs
+  // as. The owner's own work (tests, pages) switches back for its transaction only.
+  const session = db.exec(`set role service_role; select set_config('request.jwt.claims', '{"role":"service_role"}', false)`)
   const rest = createPostgrest(db)
+  const asOwner = async <T>(work: (tx: Queries) => Promise<T>) => {
+    await session
+    return db.transaction(async (tx) => {
+      await tx.exec('set local role postgres')
+      return work(tx)
+    })
+  }
   let tables: Promise<string[]> | undefined
   return {
-    rest,
+    async rest(request) {
+      await session
+      return rest(request)
+    },
     async rows<T>(sql: string, params: unknown[] = []) {
-      const [first] = (await db.query<{ body: string }>(jsonRows(sql), params)).rows
+      const [first] = (await asOwner((tx) => tx.query<{ body: string }>(jsonRows(sql), params))).rows
       return JSON.parse(first?.body ?? '[]') as T[]
     },
     async reset(accounts) {
-      tables ??= db.query<{ name: string }>("select tablename as name from pg_tables where schemaname = 'public'").then((r) => r.rows.map((t) => t.name))
+      tables ??= asOwner((tx) => tx.query<{ name: string }>("select tablename as name from pg_tables where schemaname = 'public'")).then((r) => r.rows.map((t) => t.name))
       const script = emptyAll(await tables)
-      await db.transaction(async (tx) => {
+      await asOwner(async (tx) => {
         await tx.exec(script)
         await tx.query('insert into public.user_accounts (id, email) select id, email from jsonb_to_recordset($1::jsonb) as a(id uuid, email text)', [
           JSON.stringify(accounts),

@@ -1,13 +1,15 @@
 // PostgREST's REST surface translated to SQL, for the requests a Supabase client makes: the sandbox
 // runs the project's real migrations behind it instead of imitating them. Each request is one
-// transaction under the role its key maps to, and PostgreSQL itself renders the JSON (json_agg), so
+// statement under the role its key maps to, and PostgreSQL itself renders the JSON (json_agg), so
 // timestamps and numbers read exactly as PostgREST would answer them.
 
-/** The part of a PostgreSQL client this needs; PGlite fits. */
-export type Sql = {
+/** One connection's statements: a query with parameters, or a script. */
+export type Queries = {
   query<T>(sql: string, params?: unknown[]): Promise<{ rows: T[] }>
-  transaction<T>(fn: (tx: { query<R>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>; exec(sql: string): Promise<unknown> }) => Promise<T>): Promise<T>
+  exec(sql: string): Promise<unknown>
 }
+/** The part of a PostgreSQL client this needs; PGlite fits. */
+export type Sql = Queries & { transaction<T>(fn: (tx: Queries) => Promise<T>): Promise<T> }
 
 type Fn = { args: { name: string; type: string }[]; required: number; returnsSet: boolean }
 type SchemaCache = { tables: Map<string, Set<string>>; functions: Map<string, Fn[]> }
@@ -125,8 +127,11 @@ async function readJson(request: Request): Promise<unknown> {
 
 type Answer = { status: number; body: string }
 
-/** `request` (a `/rest/v1/...` URL) answered as PostgREST would, run as `role`. */
-export function createPostgrest(db: Sql, role = 'service_role') {
+/**
+ * `request` (a `/rest/v1/...` URL) answered as PostgREST would. The session must already run as the
+ * key's role with its claims set (sqlDatabase does it once): one round trip per request, not four.
+ */
+export function createPostgrest(db: Sql) {
   let schema: Promise<SchemaCache> | undefined
 
   async function rpc(cache: SchemaCache, name: string, input: Record<string, unknown>, run: (sql: string, args: unknown[]) => Promise<string>): Promise<Answer> {
@@ -203,10 +208,8 @@ export function createPostgrest(db: Sql, role = 'service_role') {
       schema ??= loadSchema(db)
       const cache = await schema
       const body = path.startsWith('rpc/') ? ((await readJson(request)) as Record<string, unknown>) : undefined
-      const answer = await db.transaction(async (tx) => {
-        // What PostgREST does for a request: the key's role and its claims, for this transaction only.
-        await tx.query(`select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)`, [role, JSON.stringify({ role })])
-        const run = async (sql: string, args: unknown[]) => (await tx.query<{ body: string }>(sql, args)).rows[0]?.body ?? 'null'
+      const respond = async (q: Queries) => {
+        const run = async (sql: string, args: unknown[]) => (await q.query<{ body: string }>(sql, args)).rows[0]?.body ?? 'null'
         const result = body ? await rpc(cache, path.slice(4), body, run) : await table(cache, request, path, url.searchParams, run)
         if (!singular) return result
         const rows = JSON.parse(result.body) as unknown
@@ -214,7 +217,9 @@ export function createPostgrest(db: Sql, role = 'service_role') {
         if (!Array.isArray(rows) || rows.length !== 1)
           throw new PostgrestError(406, 'PGRST116', 'Cannot coerce the result to a single JSON object', `The result contains ${Array.isArray(rows) ? rows.length : 0} rows`)
         return { ...result, body: JSON.stringify(rows[0]) }
-      })
+      }
+      // One statement is atomic on its own; only a singular answer needs a transaction to roll back.
+      const answer = singular ? await db.transaction(respond) : await respond(db)
       if (minimal) return new Response(null, { status: answer.status === 201 ? 201 : 204 })
       return new Response(answer.body, { status: answer.status, headers: { 'content-type': 'application/json; charset=utf-8', 'content-range': '*/*' } })
     } catch (error) {
