@@ -68,16 +68,6 @@ export async function startStack(
   const sandboxPort = options.sandboxPort ?? DEFAULT_SANDBOX_PORT
   const vars = localConfig(workerPort, sandboxPort, options.useDevVars ?? true)
   const sandboxOrigin = `http://127.0.0.1:${sandboxPort}`
-  const sandbox = await createSandbox({
-    origin: sandboxOrigin,
-    workerOrigins: (vars.ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()),
-    appId: vars.TIKTOK_APP_ID!,
-    appSecret: vars.TIKTOK_APP_SECRET!,
-    supabaseSecretKey: vars.SUPABASE_SECRET_KEY!,
-    webhookSecret: vars.WEBHOOK_SECRET,
-    database: await openDatabase(),
-  })
-  const server: Server = await serve(sandbox.app.fetch, sandboxPort)
 
   // wrangler reads the layered values from one file; it lives outside the repo and dies with the run.
   // So does the Worker's local state (the rate limiters' counters): the sandbox starts empty each
@@ -98,6 +88,26 @@ export async function startStack(
   }
   child.stdout!.on('data', collect)
   child.stderr!.on('data', collect)
+
+  // The sandbox's database loads while wrangler starts: the Worker asks nothing of it before a request.
+  let sandbox: Stack['sandbox']
+  let server: Server
+  try {
+    sandbox = await createSandbox({
+      origin: sandboxOrigin,
+      workerOrigins: (vars.ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()),
+      appId: vars.TIKTOK_APP_ID!,
+      appSecret: vars.TIKTOK_APP_SECRET!,
+      supabaseSecretKey: vars.SUPABASE_SECRET_KEY!,
+      webhookSecret: vars.WEBHOOK_SECRET,
+      database: await openDatabase(),
+    })
+    server = await serve(sandbox.app.fetch, sandboxPort)
+  } catch (error) {
+    child.kill('SIGTERM')
+    rmSync(runDir, { recursive: true, force: true })
+    throw error
+  }
 
   const stop = async () => {
     if (child.exitCode === null) {
