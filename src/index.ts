@@ -2,8 +2,10 @@ import { type Context, Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { requestId } from 'hono/request-id'
 import { requestContext, requireConfig, withClients } from './middleware'
-import type { AppEnv } from './env'
+import type { AppEnv, Bindings } from './env'
 import { AppError } from './errors'
+import type { EventMessage } from './events/enqueue'
+import { queue } from './events/deliver'
 import { connection } from './routes/connection'
 import { health } from './routes/health'
 import { oauth } from './routes/oauth'
@@ -42,4 +44,5 @@ app.onError((err, c) => {
   return answer(c, error)
 })
 
-export default app
+/** HTTP, and the EVENTS consumer (and its dead-letter queue). */
+export default { fetch: app.fetch, queue } satisfies ExportedHandler<Bindings, EventMessage>
