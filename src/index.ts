@@ -9,6 +9,7 @@ import { queue } from './events/deliver'
 import { connection } from './routes/connection'
 import { health } from './routes/health'
 import { oauth } from './routes/oauth'
+import { scheduled } from './scheduled'
 
 const app = new Hono<AppEnv>()
 
@@ -44,5 +45,5 @@ app.onError((err, c) => {
   return answer(c, error)
 })
 
-/** HTTP, and the EVENTS consumer (and its dead-letter queue). */
-export default { fetch: app.fetch, queue } satisfies ExportedHandler<Bindings, EventMessage>
+/** HTTP, the EVENTS consumer (and its dead-letter queue), and the cron. */
+export default { fetch: app.fetch, queue, scheduled } satisfies ExportedHandler<Bindings, EventMessage>
