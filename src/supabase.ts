@@ -1,6 +1,5 @@
-import { PostgrestClient } from '@supabase/postgrest-js'
 import { errors } from './errors'
-import { fetchWithTimeout } from './http'
+import { fetchWithTimeout, parseJsonExact } from './http'
 import type { Logger } from './log'
 import type { Advertiser } from './tiktok'
 
@@ -79,20 +78,64 @@ type Answer = { data: unknown; error: { code?: string; message: string } | null;
  * made) is retried once when the first attempt got no answer or a 5xx; the two that are not say so.
  */
 export class SupabaseStore {
-  readonly #client: PostgrestClient
+  readonly #base: string
+  readonly #headers: Record<string, string>
+  readonly #timeoutMs: number
   readonly #log: Logger
 
   constructor(options: { url: string; secretKey: string; timeoutMs: number }, log: Logger) {
     this.#log = log
-    this.#client = new PostgrestClient(`${options.url}/rest/v1`, {
-      headers: supabaseHeaders(options.secretKey),
-      fetch: (input, init) => fetchWithTimeout(String(input), init ?? {}, options.timeoutMs),
-    })
+    this.#base = `${options.url}/rest/v1`
+    this.#headers = { ...supabaseHeaders(options.secretKey), accept: 'application/json' }
+    this.#timeoutMs = options.timeoutMs
+  }
+
+  /**
+   * One PostgREST call, answered the way the retry loop reads it: status 0 when nothing came back.
+   * Bodies are parsed with parseJsonExact, so an event payload goes out with the ids it was stored
+   * with, whatever the JSON numbers in it.
+   */
+  async #request(path: string, body?: unknown): Promise<Answer> {
+    let response: Response
+    try {
+      response = await fetchWithTimeout(
+        this.#base + path,
+        body === undefined
+          ? { method: 'GET', headers: this.#headers }
+          : { method: 'POST', headers: { ...this.#headers, 'content-type': 'application/json' }, body: JSON.stringify(body) },
+        this.#timeoutMs,
+      )
+    } catch (error) {
+      return { data: null, error: { message: error instanceof Error ? error.message : 'network error' }, status: 0 }
+    }
+    const text = await response.text().catch(() => undefined)
+    let data: unknown
+    try {
+      data = text ? parseJsonExact(text) : null
+    } catch {
+      // A proxy's error page, or an answer cut off: as unusable as no answer.
+      return { data: null, error: { message: `not JSON (HTTP ${response.status})` }, status: response.ok ? 0 : response.status }
+    }
+    if (response.ok && text !== undefined) return { data, error: null, status: response.status }
+    const failure = data as { code?: unknown; message?: unknown } | null
+    return {
+      data: null,
+      error: {
+        code: typeof failure?.code === 'string' ? failure.code : undefined,
+        message: typeof failure?.message === 'string' ? failure.message.slice(0, 200) : `HTTP ${response.status}`,
+      },
+      status: text === undefined ? 0 : response.status,
+    }
+  }
+
+  /** `POST /rpc/<name>`: every change, and the reads that are functions. */
+  #rpc(name: string, args: Record<string, unknown>): Promise<Answer> {
+    return this.#request(`/rpc/${name}`, args)
   }
 
   async #run(
     event: string,
-    operation: () => PromiseLike<Answer>,
+    operation: () => Promise<Answer>,
     tolerate: (error: Answer['error']) => boolean = () => false,
     attempts = ATTEMPTS,
   ): Promise<Answer> {
@@ -119,7 +162,7 @@ export class SupabaseStore {
     const answer = await this.#run(
       'supabase.claim',
       () =>
-        this.#client.rpc('tiktok_claim_exchange', {
+        this.#rpc('tiktok_claim_exchange', {
           p_state_nonce: input.nonce,
           p_user_id: input.userId,
           p_code_hash: input.codeHash,
@@ -137,7 +180,7 @@ export class SupabaseStore {
    */
   async releaseExchange(nonce: string, claimedBy: string): Promise<'released' | 'done' | 'gone'> {
     const answer = await this.#run('supabase.release', () =>
-      this.#client.rpc('tiktok_release_exchange', { p_state_nonce: nonce, p_claimed_by: claimedBy }),
+      this.#rpc('tiktok_release_exchange', { p_state_nonce: nonce, p_claimed_by: claimedBy }),
     )
     return this.#outcome<{ outcome: 'released' | 'done' | 'gone' }>('supabase.release', answer.data, ['released', 'done', 'gone']).outcome
   }
@@ -151,7 +194,7 @@ export class SupabaseStore {
     result: ExchangeResult
   }): Promise<WithEvent<{ outcome: 'ok'; connected_at: string }> | WithEvent<{ outcome: 'claim_lost' | 'account_not_found' }>> {
     const answer = await this.#run('supabase.write', () =>
-      this.#client.rpc('tiktok_complete_exchange', {
+      this.#rpc('tiktok_complete_exchange', {
         p_state_nonce: input.nonce,
         p_user_id: input.userId,
         p_claimed_by: input.claimedBy,
@@ -172,7 +215,8 @@ export class SupabaseStore {
   /** The user's connection columns; the token only when asked for. Undefined: no such user. */
   async readConnection(userId: string, withToken = false): Promise<ConnectionRow | undefined> {
     const columns = withToken ? `tiktok_access_token,${CONNECTION_COLUMNS}` : CONNECTION_COLUMNS
-    const answer = await this.#run('supabase.read', () => this.#client.from(ACCOUNTS).select(columns).eq('id', userId))
+    const query = new URLSearchParams({ select: columns, id: `eq.${userId}` })
+    const answer = await this.#run('supabase.read', () => this.#request(`/${ACCOUNTS}?${query}`))
     return Array.isArray(answer.data) ? (answer.data[0] as ConnectionRow | undefined) : undefined
   }
 
@@ -183,7 +227,7 @@ export class SupabaseStore {
    */
   async chooseAdvertiser(userId: string, advertiserId: string, connectedAt: string): Promise<Chosen> {
     const answer = await this.#run('supabase.choose', () =>
-      this.#client.rpc('tiktok_choose_advertiser', { p_user_id: userId, p_advertiser_id: advertiserId, p_connected_at: connectedAt }),
+      this.#rpc('tiktok_choose_advertiser', { p_user_id: userId, p_advertiser_id: advertiserId, p_connected_at: connectedAt }),
     )
     return this.#outcome<Chosen>('supabase.choose', answer.data, ['ok', 'not_allowed', 'stale', 'not_connected'])
   }
@@ -191,7 +235,7 @@ export class SupabaseStore {
   /** TikTok refused the token of the connection made at `connectedAt`: marks it revoked once. */
   async markRevoked(userId: string, detectedBy: 'verify' | 'sweep', code: number, connectedAt: string): Promise<Revoked> {
     const answer = await this.#run('supabase.mark_revoked', () =>
-      this.#client.rpc('tiktok_mark_revoked', { p_user_id: userId, p_detected_by: detectedBy, p_code: code, p_connected_at: connectedAt }),
+      this.#rpc('tiktok_mark_revoked', { p_user_id: userId, p_detected_by: detectedBy, p_code: code, p_connected_at: connectedAt }),
     )
     return this.#outcome<Revoked>('supabase.mark_revoked', answer.data, ['ok', 'already_revoked', 'stale', 'not_connected'])
   }
@@ -202,7 +246,7 @@ export class SupabaseStore {
    */
   async disconnect(userId: string, revokedAtTikTok: boolean, connectedAt: string | null): Promise<Disconnected> {
     const answer = await this.#run('supabase.disconnect', () =>
-      this.#client.rpc('tiktok_disconnect', { p_user_id: userId, p_revoked_at_tiktok: revokedAtTikTok, p_connected_at: connectedAt }),
+      this.#rpc('tiktok_disconnect', { p_user_id: userId, p_revoked_at_tiktok: revokedAtTikTok, p_connected_at: connectedAt }),
     )
     return this.#outcome<Disconnected>('supabase.disconnect', answer.data, ['ok', 'not_connected', 'stale', 'account_not_found'])
   }
@@ -210,7 +254,7 @@ export class SupabaseStore {
   /** The sweep's answer for one connection: TikTok's advertiser list for its token, fetched now. */
   async recordVerification(userId: string, connectedAt: string, advertisers: Advertiser[]): Promise<Verified> {
     const answer = await this.#run('supabase.verification', () =>
-      this.#client.rpc('tiktok_record_verification', { p_user_id: userId, p_connected_at: connectedAt, p_advertisers: advertisers }),
+      this.#rpc('tiktok_record_verification', { p_user_id: userId, p_connected_at: connectedAt, p_advertisers: advertisers }),
     )
     return this.#outcome<Verified>('supabase.verification', answer.data, ['ok', 'advertiser_removed', 'revoked', 'stale'])
   }
@@ -220,21 +264,21 @@ export class SupabaseStore {
    * retried: a repeat would lease a second batch and leave the first unchecked for a whole cycle.
    */
   async sweepBatch(limit: number): Promise<SweepItem[]> {
-    const answer = await this.#run('supabase.sweep_batch', () => this.#client.rpc('tiktok_sweep_batch', { p_limit: limit }), undefined, 1)
+    const answer = await this.#run('supabase.sweep_batch', () => this.#rpc('tiktok_sweep_batch', { p_limit: limit }), undefined, 1)
     return this.#rows<SweepItem>('supabase.sweep_batch', answer.data)
   }
 
   /** Undelivered events created more than `olderThan` (a PostgreSQL interval) ago, oldest first. */
   async eventsToDeliver(olderThan: string, limit: number): Promise<PendingEvent[]> {
     const answer = await this.#run('supabase.events_to_deliver', () =>
-      this.#client.rpc('tiktok_events_to_deliver', { p_older_than: olderThan, p_limit: limit }),
+      this.#rpc('tiktok_events_to_deliver', { p_older_than: olderThan, p_limit: limit }),
     )
     return this.#rows<PendingEvent>('supabase.events_to_deliver', answer.data)
   }
 
   /** An event to deliver; undefined when it was delivered meanwhile or is gone. */
   async eventForDelivery(id: string): Promise<StoredEvent | undefined> {
-    const answer = await this.#run('supabase.event_read', () => this.#client.rpc('tiktok_event_for_delivery', { p_id: id }))
+    const answer = await this.#run('supabase.event_read', () => this.#rpc('tiktok_event_for_delivery', { p_id: id }))
     const event = answer.data as Partial<StoredEvent> | null
     if (event === null) return undefined
     if (typeof event?.id !== 'string' || typeof event.type !== 'string' || typeof event.payload !== 'object' || event.payload === null)
@@ -244,7 +288,7 @@ export class SupabaseStore {
 
   /** The receiver accepted the event; repeating it changes nothing. */
   async markEventDelivered(id: string): Promise<'ok' | 'already_delivered' | 'not_found'> {
-    const answer = await this.#run('supabase.event_delivered', () => this.#client.rpc('tiktok_mark_event_delivered', { p_id: id }))
+    const answer = await this.#run('supabase.event_delivered', () => this.#rpc('tiktok_mark_event_delivered', { p_id: id }))
     return this.#outcome<{ outcome: 'ok' | 'already_delivered' | 'not_found' }>('supabase.event_delivered', answer.data, [
       'ok',
       'already_delivered',
@@ -254,13 +298,13 @@ export class SupabaseStore {
 
   /** Counts a failed delivery. Not retried: a repeat would count it twice. */
   async recordEventFailure(id: string, error: string): Promise<{ outcome: 'ok'; attempts: number } | { outcome: 'already_delivered' | 'not_found' }> {
-    const answer = await this.#run('supabase.event_failure', () => this.#client.rpc('tiktok_record_event_failure', { p_id: id, p_error: error }), undefined, 1)
+    const answer = await this.#run('supabase.event_failure', () => this.#rpc('tiktok_record_event_failure', { p_id: id, p_error: error }), undefined, 1)
     return this.#outcome('supabase.event_failure', answer.data, ['ok', 'already_delivered', 'not_found'])
   }
 
   /** Deletes delivered events older than 30 days; answers how many. */
   async pruneEvents(): Promise<number> {
-    const answer = await this.#run('supabase.prune', () => this.#client.rpc('tiktok_prune_events', {}))
+    const answer = await this.#run('supabase.prune', () => this.#rpc('tiktok_prune_events', {}))
     if (typeof answer.data !== 'number') throw errors.storageUnavailable({ event: 'supabase.prune', unexpected: typeof answer.data })
     return answer.data
   }

@@ -97,6 +97,19 @@ describe('a delivery', () => {
     expect(lines().find((l) => l.event === 'events.deliver')).toMatchObject({ outcome: 'delivered', event_id: event.id, http_status: 204 })
   })
 
+  it('keeps an id the database holds as a bare JSON number exact (read with parseJsonExact, never through a JS number)', async () => {
+    await connectedEvent()
+    const [written] = await h.sql(
+      `select public.tiktok_write_event($1, 'tiktok.connection.advertiser_changed', now(), now(), null, null, '[]'::jsonb,
+         '{"reason": "user_choice", "previous_business_id": 7012345678901234567}'::jsonb) as id`,
+      [USER_ID],
+    )
+    await consume([{ event_id: (written as { id: string }).id }])
+    const delivery = h.receiver.deliveries[0]!
+    expect(delivery.body).toContain('"previous_business_id":"7012345678901234567"')
+    expect(new Webhook(WEBHOOK_SECRET).verify(delivery.body, delivery.headers)).toMatchObject({ previous_business_id: '7012345678901234567' })
+  })
+
   it('of an event delivered meanwhile (a twin message) sends nothing and acknowledges', async () => {
     const event = await connectedEvent()
     await consume([{ event_id: event.id }])
