@@ -52,7 +52,7 @@ export type ConfigProblem = { name: string; problem: 'missing' | 'malformed' }
 
 const MIN_STATE_SECRET_BYTES = 32
 const DEFAULT_TIMEOUT_MS = 8000
-// Two calls at a time and 200 a run keep the sweep far inside TikTok's 10 QPS per app (README).
+// Two checkers at one TikTok call a second each, 200 a run: a fifth of the app's quota (README).
 const DEFAULT_SWEEP_CONCURRENCY = 2
 const DEFAULT_SWEEP_MAX_PER_RUN = 200
 
