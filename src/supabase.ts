@@ -92,8 +92,8 @@ export class SupabaseStore {
 
   /**
    * One PostgREST call, answered the way the retry loop reads it: status 0 when nothing came back.
-   * Bodies are parsed with parseJsonExact, so an event payload goes out with the ids it was stored
-   * with, whatever the JSON numbers in it.
+   * Bodies are parsed with parseJsonExact: an id stored as a bare JSON number in an event payload
+   * goes out as its exact digits, never rounded through a JS number.
    */
   async #request(path: string, body?: unknown): Promise<Answer> {
     let response: Response
