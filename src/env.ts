@@ -1,8 +1,10 @@
+import { webhookKeyBytes } from './events/sign'
+import { secretForms } from './log'
 import { importTokenKeys } from './token-crypto'
 
 /**
- * The Worker's bindings: `Env` comes from `wrangler types` (vars and the ASSETS binding); the
- * secrets are declared here because they never appear in wrangler.toml.
+ * The Worker's bindings: `Env` comes from `wrangler types` (vars, the ASSETS, rate limit and EVENTS
+ * bindings); the secrets are declared here because they never appear in wrangler.toml.
  */
 export type Bindings = Env & {
   /** TikTok app secret. `wrangler secret put TIKTOK_APP_SECRET`. */
@@ -17,6 +19,14 @@ export type Bindings = Env & {
   UPSTREAM_TIMEOUT_MS?: string
   /** Optional AES-256-GCM keys for the stored token: `<id>:<base64 32 bytes>[,<old id>:<old key>]`. */
   TOKEN_ENCRYPTION_KEY?: string
+  /** Optional receiver of the connection events (Standard Webhooks); empty: events stay in the table. */
+  WEBHOOK_URL?: string
+  /** Signing secret for the deliveries, `whsec_<base64 of 24 to 64 random bytes>`; required with WEBHOOK_URL. */
+  WEBHOOK_SECRET?: string
+  /** Optional: connections the sweep checks at TikTok at the same time (default 2, at most 10). */
+  SWEEP_CONCURRENCY?: string
+  /** Optional: connections the sweep checks per cron run (default 200, at most 1000). */
+  SWEEP_MAX_PER_RUN?: string
 }
 
 export type Config = {
@@ -32,12 +42,19 @@ export type Config = {
   upstreamTimeoutMs: number
   /** The key setting, checked; undefined stores tokens in plaintext. */
   tokenEncryptionKeys: string | undefined
+  /** Undefined: events are written to the table and never sent. */
+  webhook: { url: string; secret: string } | undefined
+  sweepConcurrency: number
+  sweepMaxPerRun: number
 }
 
 export type ConfigProblem = { name: string; problem: 'missing' | 'malformed' }
 
 const MIN_STATE_SECRET_BYTES = 32
 const DEFAULT_TIMEOUT_MS = 8000
+// Two checkers at one TikTok call a second each, 200 a run: a fifth of the app's quota (README).
+const DEFAULT_SWEEP_CONCURRENCY = 2
+const DEFAULT_SWEEP_MAX_PER_RUN = 200
 
 const isHttpUrl = (value: string): boolean => {
   try {
@@ -81,13 +98,18 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   )
   const allowedOrigins = origins ? origins.split(',').map((o) => trimSlash(o.trim())) : []
 
-  let upstreamTimeoutMs = DEFAULT_TIMEOUT_MS
-  if (env.UPSTREAM_TIMEOUT_MS?.trim()) {
-    upstreamTimeoutMs = Number(env.UPSTREAM_TIMEOUT_MS)
-    if (!Number.isInteger(upstreamTimeoutMs) || upstreamTimeoutMs < 1 || upstreamTimeoutMs > 30_000) {
-      problems.push({ name: 'UPSTREAM_TIMEOUT_MS', problem: 'malformed' })
-    }
+  const integer = (name: 'UPSTREAM_TIMEOUT_MS' | 'SWEEP_CONCURRENCY' | 'SWEEP_MAX_PER_RUN', fallback: number, max: number): number => {
+    const raw = env[name]?.trim()
+    if (!raw) return fallback
+    const value = Number(raw)
+    if (Number.isInteger(value) && value >= 1 && value <= max) return value
+    problems.push({ name, problem: 'malformed' })
+    return fallback
   }
+  const upstreamTimeoutMs = integer('UPSTREAM_TIMEOUT_MS', DEFAULT_TIMEOUT_MS, 30_000)
+  const sweepConcurrency = integer('SWEEP_CONCURRENCY', DEFAULT_SWEEP_CONCURRENCY, 10)
+  // tiktok_sweep_batch hands out at most 1000 connections a call.
+  const sweepMaxPerRun = integer('SWEEP_MAX_PER_RUN', DEFAULT_SWEEP_MAX_PER_RUN, 1000)
 
   const tokenEncryptionKeys = env.TOKEN_ENCRYPTION_KEY?.trim() || undefined
   if (tokenEncryptionKeys) {
@@ -99,6 +121,14 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
       problems.push({ name: 'TOKEN_ENCRYPTION_KEY', problem: 'malformed' })
     }
   }
+
+  // A secret without a receiver is harmless; a receiver without a valid secret would get unsigned or
+  // unverifiable deliveries, so it is a problem like any other malformed setting.
+  const webhookUrl = env.WEBHOOK_URL?.trim() || undefined
+  const webhookSecret = env.WEBHOOK_SECRET?.trim() || undefined
+  if (webhookUrl && !isHttpUrl(webhookUrl)) problems.push({ name: 'WEBHOOK_URL', problem: 'malformed' })
+  if (webhookSecret && !webhookKeyBytes(webhookSecret)) problems.push({ name: 'WEBHOOK_SECRET', problem: 'malformed' })
+  else if (webhookUrl && !webhookSecret) problems.push({ name: 'WEBHOOK_SECRET', problem: 'missing' })
 
   // Declared in wrangler.toml; a deploy that drops them would leave every endpoint unthrottled.
   for (const name of ['USER_RATE_LIMIT', 'CLIENT_RATE_LIMIT'] as const) {
@@ -119,9 +149,30 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
       allowedOrigins,
       upstreamTimeoutMs,
       tokenEncryptionKeys,
+      webhook: webhookUrl && webhookSecret ? { url: webhookUrl, secret: webhookSecret } : undefined,
+      sweepConcurrency,
+      sweepMaxPerRun,
     },
     problems: [],
   }
+}
+
+// The configured secrets' search strings for the log, prepared once per env object.
+const configuredSecrets = new WeakMap<object, string[]>()
+
+/** What no log line may contain: every configured secret, in the forms `formatLine` looks for. */
+export function secretsOf(env: Bindings): string[] {
+  let forms = configuredSecrets.get(env)
+  if (!forms) {
+    const values = [env.TIKTOK_APP_SECRET, env.SUPABASE_SECRET_KEY, env.SUPABASE_JWT_SECRET, env.STATE_SECRET, env.WEBHOOK_SECRET]
+    // Each encryption key on its own too: one of several rotated keys could surface alone.
+    values.push(env.TOKEN_ENCRYPTION_KEY, ...(env.TOKEN_ENCRYPTION_KEY?.split(/[,:]/) ?? []))
+    // The webhook secret's key part alone, and the receiver's URL, which may carry a credential of its own.
+    values.push(env.WEBHOOK_SECRET?.trim().replace(/^whsec_/, ''), env.WEBHOOK_URL?.trim())
+    forms = secretForms(values.filter((v): v is string => !!v))
+    configuredSecrets.set(env, forms)
+  }
+  return forms
 }
 
 // The env object lives as long as the isolate: its settings are checked once, not per request.

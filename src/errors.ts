@@ -43,6 +43,10 @@ const TABLE = {
   method_not_allowed: { status: 405, message: 'This endpoint does not accept that HTTP method.' },
   state_used: { status: 409, message: 'This TikTok authorization was already used. Start the connection again from your profile.' },
   state_locked: { status: 409, message: 'This TikTok authorization failed too many times. Start the connection again from your profile.' },
+  connection_changed: {
+    status: 409,
+    message: 'A new TikTok connection was made while this one was being disconnected, and it is still connected. Disconnect again to remove it.',
+  },
   exchange_in_progress: {
     status: 409,
     retryable: true,

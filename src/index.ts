@@ -3,11 +3,14 @@ import { Hono } from 'hono/tiny'
 import { HTTPException } from 'hono/http-exception'
 import { requestId } from 'hono/request-id'
 import { requestContext, requireConfig, withClients } from './middleware'
-import type { AppEnv } from './env'
+import type { AppEnv, Bindings } from './env'
 import { AppError } from './errors'
+import type { EventMessage } from './events/enqueue'
+import { queue } from './events/deliver'
 import { connection } from './routes/connection'
 import { health } from './routes/health'
 import { oauth } from './routes/oauth'
+import { scheduled } from './scheduled'
 
 const app = new Hono<AppEnv>()
 
@@ -43,4 +46,5 @@ app.onError((err, c) => {
   return answer(c, error)
 })
 
-export default app
+/** HTTP, the EVENTS consumer (and its dead-letter queue), and the cron. */
+export default { fetch: app.fetch, queue, scheduled } satisfies ExportedHandler<Bindings, EventMessage>

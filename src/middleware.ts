@@ -1,26 +1,11 @@
 import type { Context } from 'hono'
 import { createMiddleware } from 'hono/factory'
 import { verifySupabaseToken } from './auth'
-import { type AppEnv, checkedConfig } from './env'
+import { clientsFor } from './clients'
+import { type AppEnv, checkedConfig, secretsOf } from './env'
 import { errors } from './errors'
-import { Logger, secretForms } from './log'
+import { Logger } from './log'
 import { assertAllowedOrigin, requestOrigin } from './origin'
-import { SupabaseStore } from './supabase'
-import { TikTokClient } from './tiktok'
-
-// The configured secrets' search strings, prepared once per isolate.
-const configuredSecrets = new WeakMap<object, string[]>()
-const secretsOf = (env: AppEnv['Bindings']): string[] => {
-  let forms = configuredSecrets.get(env)
-  if (!forms) {
-    const values = [env.TIKTOK_APP_SECRET, env.SUPABASE_SECRET_KEY, env.SUPABASE_JWT_SECRET, env.STATE_SECRET]
-    // Each encryption key on its own too: one of several rotated keys could surface alone.
-    values.push(env.TOKEN_ENCRYPTION_KEY, ...(env.TOKEN_ENCRYPTION_KEY?.split(/[,:]/) ?? []))
-    forms = secretForms(values.filter((v): v is string => !!v))
-    configuredSecrets.set(env, forms)
-  }
-  return forms
-}
 
 /** Per-request logger (secrets pre-registered for redaction) and the headers every answer carries. */
 export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
@@ -78,13 +63,9 @@ export const requireUser = createMiddleware<AppEnv>(async (c, next) => {
 
 /** The upstream clients, built once per request from the checked config: `c.var.db`, `c.var.tiktok`. */
 export const withClients = createMiddleware<AppEnv>(async (c, next) => {
-  const config = c.get('config')
-  const log = c.get('log')
-  c.set('db', new SupabaseStore({ url: config.supabaseUrl, secretKey: config.supabaseSecretKey, timeoutMs: config.upstreamTimeoutMs }, log))
-  c.set(
-    'tiktok',
-    new TikTokClient({ appId: config.tiktokAppId, appSecret: config.tiktokAppSecret, apiBase: config.tiktokApiBase, timeoutMs: config.upstreamTimeoutMs }, log),
-  )
+  const { db, tiktok } = clientsFor(c.get('config'), c.get('log'))
+  c.set('db', db)
+  c.set('tiktok', tiktok)
   await next()
 })
 

@@ -11,7 +11,10 @@ export async function sealToken(config: Config, token: string, userId: string): 
 /** The usable token from a stored value, plaintext or encrypted; registered with the log as a secret. */
 export async function openToken(config: Config, log: Logger, stored: string, userId: string): Promise<string> {
   const keys = config.tokenEncryptionKeys
-  if (!isEncryptedToken(stored)) return stored
+  if (!isEncryptedToken(stored)) {
+    log.protect(stored)
+    return stored
+  }
   // An encrypted token with no key configured: the key was removed, not rotated.
   if (!keys) throw errors.misconfigured(['TOKEN_ENCRYPTION_KEY'])
   let token: string

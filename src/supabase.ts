@@ -17,13 +17,32 @@ export type ExchangeResult = {
   return_to: string
 }
 
-/** The live connection as stored now; `connected_at` identifies it. */
+/**
+ * The live connection as stored now; `connected_at` identifies it. No chosen advertiser (null ids)
+ * after the sweep found the chosen one removed: the user must choose again.
+ */
 export type ConnectionSummary = {
-  business_id: string
-  account_id: string
+  business_id: string | null
+  account_id: string | null
   advertisers: Advertiser[]
   connected_at: string
 }
+
+/** Every change's answer names the event it wrote, or null when it wrote none. */
+type WithEvent<T> = T & { event_id: string | null }
+
+export type Chosen =
+  | WithEvent<{ outcome: 'ok'; business_id: string; account_id: string; advertisers: Advertiser[] }>
+  | WithEvent<{ outcome: 'not_allowed' | 'stale' | 'not_connected' }>
+export type Revoked = WithEvent<{ outcome: 'ok' | 'already_revoked' | 'stale' | 'not_connected' }>
+export type Disconnected = WithEvent<{ outcome: 'ok' | 'not_connected' | 'stale' | 'account_not_found' }>
+export type Verified = WithEvent<{ outcome: 'ok' | 'advertiser_removed' | 'revoked' | 'stale' }>
+
+/** A live connection the sweep took: pass `connected_at` back, so an answer about an old token never touches a newer connection. */
+export type SweepItem = { user_id: string; connected_at: string; access_token: string }
+export type PendingEvent = { id: string; type: string; created_at: string; attempts: number }
+/** An undelivered event; `payload` is the body to send. */
+export type StoredEvent = { id: string; type: string; payload: Record<string, unknown>; attempts: number; created_at: string }
 
 /** One request's claim on a state; `claimedBy` is a random id the Worker makes per request. */
 export type ClaimInput = { nonce: string; userId: string; codeHash: string; claimedBy: string }
@@ -69,9 +88,10 @@ const clientFor = (options: { url: string; secretKey: string; timeoutMs: number 
 }
 
 /**
- * The Worker's view of the product database, over PostgREST. Every operation is safe to repeat
- * (claims carry who made them, the completion is checked against the claim), so each is retried
- * once when the first attempt got no answer or a 5xx.
+ * The Worker's view of the product database, over PostgREST. Every change is one SQL function that
+ * writes it with its event in one transaction. An operation that is safe to repeat (claims carry who
+ * made them, the completion is checked against the claim, the others find their change already
+ * made) is retried once when the first attempt got no answer or a 5xx; the two that are not say so.
  */
 export class SupabaseStore {
   readonly #client: PostgrestClient
@@ -82,7 +102,17 @@ export class SupabaseStore {
     this.#client = clientFor(options)
   }
 
-  async #run(event: string, operation: () => PromiseLike<Answer>, tolerate: (error: Answer['error']) => boolean = () => false): Promise<Answer> {
+  /** `POST /rpc/<name>`: every change, and the reads that are functions. */
+  #rpc(name: string, args: Record<string, unknown>): PromiseLike<Answer> {
+    return this.#client.rpc(name, args)
+  }
+
+  async #run(
+    event: string,
+    operation: () => PromiseLike<Answer>,
+    tolerate: (error: Answer['error']) => boolean = () => false,
+    attempts = ATTEMPTS,
+  ): Promise<Answer> {
     for (let attempt = 1; ; attempt++) {
       const started = Date.now()
       const answer = await operation()
@@ -94,7 +124,7 @@ export class SupabaseStore {
       // status 0: no answer at all (network failure or timeout).
       const transient = answer.status === 0 || answer.status >= 500
       this.#log.warn(event, { ...fields, outcome: 'error', postgrest_code: answer.error.code, error: answer.error.message })
-      if (!transient || attempt >= ATTEMPTS) throw errors.storageUnavailable({ event, http_status: answer.status, postgrest_code: answer.error.code })
+      if (!transient || attempt >= attempts) throw errors.storageUnavailable({ event, http_status: answer.status, postgrest_code: answer.error.code })
     }
   }
 
@@ -106,7 +136,7 @@ export class SupabaseStore {
     const answer = await this.#run(
       'supabase.claim',
       () =>
-        this.#client.rpc('tiktok_claim_exchange', {
+        this.#rpc('tiktok_claim_exchange', {
           p_state_nonce: input.nonce,
           p_user_id: input.userId,
           p_code_hash: input.codeHash,
@@ -124,7 +154,7 @@ export class SupabaseStore {
    */
   async releaseExchange(nonce: string, claimedBy: string): Promise<'released' | 'done' | 'gone'> {
     const answer = await this.#run('supabase.release', () =>
-      this.#client.rpc('tiktok_release_exchange', { p_state_nonce: nonce, p_claimed_by: claimedBy }),
+      this.#rpc('tiktok_release_exchange', { p_state_nonce: nonce, p_claimed_by: claimedBy }),
     )
     return this.#outcome<{ outcome: 'released' | 'done' | 'gone' }>('supabase.release', answer.data, ['released', 'done', 'gone']).outcome
   }
@@ -136,9 +166,9 @@ export class SupabaseStore {
     claimedBy: string
     storedToken: string
     result: ExchangeResult
-  }): Promise<{ outcome: 'ok'; connected_at: string } | { outcome: 'claim_lost' | 'account_not_found' }> {
+  }): Promise<WithEvent<{ outcome: 'ok'; connected_at: string }> | WithEvent<{ outcome: 'claim_lost' | 'account_not_found' }>> {
     const answer = await this.#run('supabase.write', () =>
-      this.#client.rpc('tiktok_complete_exchange', {
+      this.#rpc('tiktok_complete_exchange', {
         p_state_nonce: input.nonce,
         p_user_id: input.userId,
         p_claimed_by: input.claimedBy,
@@ -164,44 +194,97 @@ export class SupabaseStore {
   }
 
   /**
-   * Changes the chosen advertiser of the connection made at `connectedAt`, if it is still the live
-   * one; false when it is not (disconnected, revoked or replaced by a newer connection).
+   * The user picks an advertiser of the connection made at `connectedAt` (`tiktok_choose_advertiser`):
+   * stored only if that connection is still the live one and lists the id. `event_id` is null when
+   * the id was already the chosen one.
    */
-  async chooseAdvertiser(userId: string, advertiser: Advertiser, connectedAt: string): Promise<boolean> {
+  async chooseAdvertiser(userId: string, advertiserId: string, connectedAt: string): Promise<Chosen> {
     const answer = await this.#run('supabase.choose', () =>
-      this.#client
-        .from(ACCOUNTS)
-        .update({ tiktok_business_id: advertiser.id, tiktok_account_id: advertiser.name })
-        .eq('id', userId)
-        .eq('tiktok_connected_at', connectedAt)
-        .is('tiktok_revoked_at', null)
-        .select('id'),
+      this.#rpc('tiktok_choose_advertiser', { p_user_id: userId, p_advertiser_id: advertiserId, p_connected_at: connectedAt }),
     )
-    return Array.isArray(answer.data) && answer.data.length > 0
+    return this.#outcome<Chosen>('supabase.choose', answer.data, ['ok', 'not_allowed', 'stale', 'not_connected'])
   }
 
-  async markRevoked(userId: string): Promise<void> {
-    await this.#run('supabase.mark_revoked', () =>
-      this.#client.from(ACCOUNTS).update({ tiktok_revoked_at: new Date().toISOString() }).eq('id', userId),
+  /** TikTok refused the token of the connection made at `connectedAt`: marks it revoked once. */
+  async markRevoked(userId: string, detectedBy: 'verify' | 'sweep', code: number, connectedAt: string): Promise<Revoked> {
+    const answer = await this.#run('supabase.mark_revoked', () =>
+      this.#rpc('tiktok_mark_revoked', { p_user_id: userId, p_detected_by: detectedBy, p_code: code, p_connected_at: connectedAt }),
     )
+    return this.#outcome<Revoked>('supabase.mark_revoked', answer.data, ['ok', 'already_revoked', 'stale', 'not_connected'])
   }
 
-  /** Forgets the connection entirely; false when the user has no row. */
-  async clearConnection(userId: string): Promise<boolean> {
-    const answer = await this.#run('supabase.clear', () =>
-      this.#client
-        .from(ACCOUNTS)
-        .update({
-          tiktok_access_token: null,
-          tiktok_business_id: null,
-          tiktok_account_id: null,
-          tiktok_advertisers: null,
-          tiktok_connected_at: null,
-          tiktok_revoked_at: null,
-        })
-        .eq('id', userId)
-        .select('id'),
+  /**
+   * Forgets the connection made at `connectedAt` (null: whatever is stored). `revokedAtTikTok`: whether
+   * TikTok confirmed the revocation; it goes into the event.
+   */
+  async disconnect(userId: string, revokedAtTikTok: boolean, connectedAt: string | null): Promise<Disconnected> {
+    const answer = await this.#run('supabase.disconnect', () =>
+      this.#rpc('tiktok_disconnect', { p_user_id: userId, p_revoked_at_tiktok: revokedAtTikTok, p_connected_at: connectedAt }),
     )
-    return Array.isArray(answer.data) && answer.data.length > 0
+    return this.#outcome<Disconnected>('supabase.disconnect', answer.data, ['ok', 'not_connected', 'stale', 'account_not_found'])
+  }
+
+  /** The sweep's answer for one connection: TikTok's advertiser list for its token, fetched now. */
+  async recordVerification(userId: string, connectedAt: string, advertisers: Advertiser[]): Promise<Verified> {
+    const answer = await this.#run('supabase.verification', () =>
+      this.#rpc('tiktok_record_verification', { p_user_id: userId, p_connected_at: connectedAt, p_advertisers: advertisers }),
+    )
+    return this.#outcome<Verified>('supabase.verification', answer.data, ['ok', 'advertiser_removed', 'revoked', 'stale'])
+  }
+
+  /**
+   * The next live connections to check, least recently checked first, leased to this run. Not
+   * retried: a repeat would lease a second batch and leave the first unchecked for a whole cycle.
+   */
+  async sweepBatch(limit: number): Promise<SweepItem[]> {
+    const answer = await this.#run('supabase.sweep_batch', () => this.#rpc('tiktok_sweep_batch', { p_limit: limit }), undefined, 1)
+    return this.#rows<SweepItem>('supabase.sweep_batch', answer.data)
+  }
+
+  /** Undelivered events created more than `olderThan` (a PostgreSQL interval) ago, oldest first. */
+  async eventsToDeliver(olderThan: string, limit: number): Promise<PendingEvent[]> {
+    const answer = await this.#run('supabase.events_to_deliver', () =>
+      this.#rpc('tiktok_events_to_deliver', { p_older_than: olderThan, p_limit: limit }),
+    )
+    return this.#rows<PendingEvent>('supabase.events_to_deliver', answer.data)
+  }
+
+  /** An event to deliver; undefined when it was delivered meanwhile or is gone. */
+  async eventForDelivery(id: string): Promise<StoredEvent | undefined> {
+    const answer = await this.#run('supabase.event_read', () => this.#rpc('tiktok_event_for_delivery', { p_id: id }))
+    const event = answer.data as Partial<StoredEvent> | null
+    if (event === null) return undefined
+    if (typeof event?.id !== 'string' || typeof event.type !== 'string' || typeof event.payload !== 'object' || event.payload === null)
+      throw errors.storageUnavailable({ event: 'supabase.event_read', unexpected: typeof event })
+    return event as StoredEvent
+  }
+
+  /** The receiver accepted the event; repeating it changes nothing. */
+  async markEventDelivered(id: string): Promise<'ok' | 'already_delivered' | 'not_found'> {
+    const answer = await this.#run('supabase.event_delivered', () => this.#rpc('tiktok_mark_event_delivered', { p_id: id }))
+    return this.#outcome<{ outcome: 'ok' | 'already_delivered' | 'not_found' }>('supabase.event_delivered', answer.data, [
+      'ok',
+      'already_delivered',
+      'not_found',
+    ]).outcome
+  }
+
+  /** Counts a failed delivery. Not retried: a repeat would count it twice. */
+  async recordEventFailure(id: string, error: string): Promise<{ outcome: 'ok'; attempts: number } | { outcome: 'already_delivered' | 'not_found' }> {
+    const answer = await this.#run('supabase.event_failure', () => this.#rpc('tiktok_record_event_failure', { p_id: id, p_error: error }), undefined, 1)
+    return this.#outcome('supabase.event_failure', answer.data, ['ok', 'already_delivered', 'not_found'])
+  }
+
+  /** Deletes delivered events older than 30 days; answers how many. */
+  async pruneEvents(): Promise<number> {
+    const answer = await this.#run('supabase.prune', () => this.#rpc('tiktok_prune_events', {}))
+    if (typeof answer.data !== 'number') throw errors.storageUnavailable({ event: 'supabase.prune', unexpected: typeof answer.data })
+    return answer.data
+  }
+
+  /** A set-returning function's rows. */
+  #rows<T>(event: string, data: unknown): T[] {
+    if (Array.isArray(data)) return data as T[]
+    throw errors.storageUnavailable({ event, unexpected: typeof data })
   }
 }

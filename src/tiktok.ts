@@ -16,11 +16,17 @@ export type Advertiser = { id: string; name: string }
 
 type Envelope = { code: number; message: string; requestId: string | undefined; data: unknown }
 
-const RATE_LIMITED = new Set([40100, 40016, 40133])
+export const RATE_LIMITED = new Set([40100, 40016, 40133])
 const TRANSIENT = new Set([50000, 50002, 51001, 60001])
 const CODE_REJECTED = new Set([40110, 40115])
 export const TOKEN_REJECTED = new Set([40105, 40102])
 const APP_MISCONFIGURED = new Set([40000, 40101, 40113, 40104])
+
+/** TikTok's envelope code behind an error of this client; undefined when TikTok did not answer one. */
+export const tiktokCodeOf = (error: unknown): number | undefined => {
+  const code = error instanceof AppError ? error.detail?.tiktok_code : undefined
+  return typeof code === 'number' ? code : undefined
+}
 
 /** Maps a TikTok envelope `code` to this Worker's error; TikTok's own message stays in the logs. */
 export function tiktokError(code: number, detail: Record<string, unknown> = {}): AppError {
@@ -75,8 +81,11 @@ export class TikTokClient {
     return { accessToken }
   }
 
-  /** Lists the advertisers the token may manage. Read-only, so a bounded retry is safe. */
-  async listAdvertisers(accessToken: string): Promise<Advertiser[]> {
+  /**
+   * Lists the advertisers the token may manage. Read-only, so a bounded retry is safe; the sweep asks
+   * for one attempt, since it would rather stop than spend the app's quota on retries.
+   */
+  async listAdvertisers(accessToken: string, attempts = ADVERTISER_ATTEMPTS): Promise<Advertiser[]> {
     const query = new URLSearchParams({ app_id: this.#appId, secret: this.#secret })
     const url = `${this.#base}${ADVERTISERS_PATH}?${query}`
     for (let attempt = 1; ; attempt++) {
@@ -97,7 +106,7 @@ export class TikTokClient {
           return [{ id, name: typeof name === 'string' ? name : '' }]
         })
       } catch (error) {
-        const retry = error instanceof AppError && error.retryable && error.status !== 504 && attempt < ADVERTISER_ATTEMPTS
+        const retry = error instanceof AppError && error.retryable && error.status !== 504 && attempt < attempts
         if (!retry) throw error
         await clock.sleep(RETRY_DELAY_MS * attempt)
       }
@@ -122,8 +131,8 @@ export class TikTokClient {
       )
       return true
     } catch (error) {
-      const code = error instanceof AppError ? error.detail?.tiktok_code : undefined
-      return typeof code === 'number' && TOKEN_REJECTED.has(code)
+      const code = tiktokCodeOf(error)
+      return code !== undefined && TOKEN_REJECTED.has(code)
     }
   }
 

@@ -21,6 +21,69 @@ export const ADVERTISERS = [
 
 const TIKTOK_HOST = 'business-api.tiktok.com'
 const SUPABASE_HOST = 'abc.supabase.co'
+const WEBHOOK_HOST = 'hooks.example.com'
+
+/** The webhook receiver's URL and signing secret, for tests that turn deliveries on. */
+export const WEBHOOK_URL = `https://${WEBHOOK_HOST}/tiktok/events`
+export const WEBHOOK_SECRET = `whsec_${btoa(String.fromCharCode(...Array.from({ length: 32 }, (_, i) => i * 7 + 1)))}`
+
+/** How the receiver answers one delivery: an HTTP status, a redirect elsewhere, or never. */
+export type ReceiverFault = { status: number } | { redirect: string } | { hang: true }
+export type Delivery = { url: string; method: string; redirect: string; headers: Record<string, string>; body: string }
+
+/** A stand-in for the product's webhook receiver: records every delivery, answers 204 unless told to fail. */
+function createReceiver() {
+  const deliveries: Delivery[] = []
+  const faults: ReceiverFault[] = []
+  return {
+    deliveries,
+    /** The next `times` deliveries get `fault`. */
+    fail(fault: ReceiverFault, times = 1) {
+      for (let i = 0; i < times; i++) faults.push(fault)
+    },
+    async fetch(request: Request): Promise<Response> {
+      deliveries.push({
+        url: request.url,
+        method: request.method,
+        redirect: request.redirect,
+        headers: Object.fromEntries(request.headers),
+        body: await request.text(),
+      })
+      const fault = faults.shift()
+      if (!fault) return new Response(null, { status: 204 })
+      if ('hang' in fault) return new Promise<Response>(() => {})
+      if ('redirect' in fault) return new Response(null, { status: 302, headers: { location: fault.redirect } })
+      return new Response('receiver fault', { status: fault.status })
+    },
+  }
+}
+
+/**
+ * A stand-in for the EVENTS producer binding: records what is sent. `fail` makes sends reject;
+ * `hang` holds them until `release()`.
+ */
+export function fakeQueue(options: { fail?: boolean; hang?: boolean } = {}) {
+  const sent: { event_id: string }[] = []
+  let release = () => {}
+  const held = new Promise<void>((resolve) => (release = resolve))
+  const send = async (body: { event_id: string }) => {
+    if (options.hang) await held
+    if (options.fail) throw new Error('queue unavailable')
+    sent.push(body)
+  }
+  const binding = {
+    send: vi.fn(send),
+    sendBatch: vi.fn(async (messages: { body: { event_id: string } }[]) => {
+      for (const m of messages) await send(m.body)
+    }),
+  }
+  return { sent, binding: binding as unknown as Queue, release }
+}
+
+/** Deliveries on (WEBHOOK_URL, WEBHOOK_SECRET) with a recording EVENTS queue. */
+export function deliveriesOn(queue = fakeQueue()) {
+  return { queue, bindings: { WEBHOOK_URL, WEBHOOK_SECRET, EVENTS: queue.binding } satisfies Bindings }
+}
 
 // One key pair per test file: the Worker caches the JWKS per isolate, like production.
 const signingKey = await createSigningKey('sandbox-key-1')
@@ -59,6 +122,7 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
     },
     signingKey,
   )
+  const receiver = createReceiver()
   const unexpected: string[] = []
   const outbound: Request[] = []
 
@@ -67,7 +131,8 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
     outbound.push(request.clone())
     const host = new URL(request.url).host
     // Any *.supabase.co is the same stand-in: tests that need an empty key cache use a project of their own.
-    const standIn = host === TIKTOK_HOST ? tiktok.app : host === SUPABASE_HOST || host.endsWith('.supabase.co') ? supabase.app : undefined
+    const standIn =
+      host === TIKTOK_HOST ? tiktok.app : host === SUPABASE_HOST || host.endsWith('.supabase.co') ? supabase.app : host === WEBHOOK_HOST ? receiver : undefined
     if (!standIn) {
       unexpected.push(request.url)
       return Promise.reject(new Error(`unexpected outbound request to ${request.url}`))
@@ -96,6 +161,7 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
   return {
     tiktok,
     supabase,
+    receiver,
     unexpected,
     outbound,
     logs,
@@ -108,6 +174,9 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
     exchanges: () => supabase.exchanges(),
     /** Runs SQL as the database owner: for arranging what a test needs (a stale claim, a removed row). */
     sql: (text: string, params?: unknown[]) => database.rows(text, params),
+    /** The connection events of `userId`, oldest first, as stored. */
+    events: (userId = USER_ID) =>
+      database.rows<EventRow>('select * from public.tiktok_connection_events where user_id = $1 order by created_at, id', [userId]),
     /** TikTok API calls whose path ends with `suffix`. */
     tiktokCalls: (suffix: string) => tiktok.requests.filter((r) => r.path.endsWith(suffix)),
     /** `METHOD /path` of every PostgREST call, in order. */
@@ -129,14 +198,35 @@ export function hold() {
   return { fault: { hold: { reached, release: released } }, reached: arrived, release }
 }
 
-/** Settings or bindings (a rate limiter) that replace the configured ones for one call. */
-export type Bindings = Record<string, string | RateLimit | undefined>
+
+/** A row of tiktok_connection_events. */
+export type EventRow = {
+  id: string
+  user_id: string
+  type: string
+  payload: Record<string, any>
+  created_at: string
+  delivered_at: string | null
+  attempts: number
+  last_error: string | null
+}
+
+/** Settings or bindings (a rate limiter, a queue) that replace the configured ones for one call. */
+export type Bindings = Record<string, string | RateLimit | Queue | undefined>
+
+// What calls with their own bindings handed to waitUntil, so a test can wait for it.
+const background: Promise<unknown>[] = []
+/** Waits for everything those calls left running after their answer (the queue sends). */
+export async function settled(): Promise<void> {
+  while (background.length) await Promise.allSettled(background.splice(0))
+}
 
 /** Calls the deployed-shape Worker; `bindings` replaces settings for this call only. */
 export function call(url: string, init: RequestInit = {}, bindings?: Bindings): Promise<Response> {
   const request = new Request(url, init)
   if (!bindings) return exports.default.fetch(request)
-  return Promise.resolve(app.fetch(request, { ...testEnv, ...bindings }, { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext))
+  const ctx = { waitUntil: (p: Promise<unknown>) => void background.push(p), passThroughOnException() {}, props: {} }
+  return Promise.resolve(app.fetch(request, { ...testEnv, ...bindings }, ctx as unknown as ExecutionContext))
 }
 
 export type Started = { response: Response; body: Record<string, unknown>; state: string; cookie: string; authorizeUrl: URL }

@@ -1,13 +1,14 @@
 import type { Context } from 'hono'
 import { Hono } from 'hono/tiny'
 import * as z from 'zod/mini'
+import { enqueueEvent } from '../events/enqueue'
 import { authenticatedUser, requireOrigin, requireUser } from '../middleware'
 import { openToken } from '../stored-token'
 import type { AppEnv } from '../env'
 import { AppError, errors } from '../errors'
 import type { ConnectionRow } from '../supabase'
 import { limitPerUser, throttle } from '../throttle'
-import { TOKEN_REJECTED } from '../tiktok'
+import { TOKEN_REJECTED, tiktokCodeOf } from '../tiktok'
 import { verifyTicket } from '../ticket'
 import { jsonOnly, methodNotAllowed, validJson } from '../validate'
 
@@ -28,8 +29,13 @@ const summary = (row: ConnectionRow) => {
     advertisers: row.tiktok_advertisers ?? [],
     connected_at: row.tiktok_connected_at,
     ...(!connected && { reason: row.tiktok_revoked_at ? 'revoked' : 'not_connected' }),
+    // The sweep found the chosen advertiser gone from TikTok's list and cleared the choice.
+    ...(connected && row.tiktok_business_id === null && { advertiser_required: true }),
   }
 }
+
+/** Hands the event a committed change wrote to the queue, after the answer. */
+const enqueue = (c: Context<AppEnv>, eventId: string | null) => enqueueEvent(c.executionCtx, c.env, c.get('config'), c.get('log'), eventId)
 
 export const connection = new Hono<AppEnv>()
 
@@ -49,11 +55,17 @@ connection.get('/connection', requireOrigin, requireUser, async (c) => {
     const advertisers = await c.get('tiktok').listAdvertisers(token)
     return c.json({ ...summary(row), advertisers, verified: true })
   } catch (error) {
-    const code = error instanceof AppError ? error.detail?.tiktok_code : undefined
-    if (typeof code !== 'number' || !TOKEN_REJECTED.has(code)) throw error
-    await db.markRevoked(userId)
-    c.get('log').info('tiktok.token_revoked', { user_id: userId, tiktok_code: code })
-    return c.json({ ...summary({ ...row, tiktok_revoked_at: new Date().toISOString() }), verified: true })
+    const code = tiktokCodeOf(error)
+    if (code === undefined || !TOKEN_REJECTED.has(code)) throw error
+    const marked = await db.markRevoked(userId, 'verify', code, row.tiktok_connected_at!)
+    enqueue(c, marked.event_id)
+    c.get('log').info('tiktok.token_revoked', { user_id: userId, tiktok_code: code, outcome: marked.outcome })
+    if (marked.outcome === 'ok' || marked.outcome === 'already_revoked')
+      return c.json({ ...summary({ ...row, tiktok_revoked_at: new Date().toISOString() }), verified: true })
+    // Replaced or disconnected while TikTok was asked: the refused token is not the stored one now.
+    const now = await db.readConnection(userId)
+    if (!now) throw errors.accountNotFound()
+    return c.json(summary(now))
   }
 })
 
@@ -70,15 +82,26 @@ async function revoke(c: Context<AppEnv>, stored: string, userId: string): Promi
   return c.get('tiktok').revokeToken(token, 'disconnect')
 }
 
-/** Revokes at TikTok when it can, and forgets the connection whatever TikTok answered. */
+/**
+ * Revokes at TikTok when it can, and forgets the connection read whatever TikTok answered. A newer
+ * connection made meanwhile (another tab) is left alone: its grant was not the one revoked.
+ */
 connection.delete('/connection', requireOrigin, requireUser, limitPerUser('disconnect'), async (c) => {
   const userId = c.get('userId')
   const db = c.get('db')
   const row = await db.readConnection(userId, true)
   if (!row) throw errors.accountNotFound()
   const revoked = row.tiktok_access_token ? await revoke(c, row.tiktok_access_token, userId) : false
-  await db.clearConnection(userId)
-  c.get('log').info('oauth.disconnect', { outcome: 'ok', user_id: userId, revoked, had_token: !!row.tiktok_access_token })
+  // With nothing stored there is nothing to clear, and a clear without a connection to name would
+  // also remove one a concurrent exchange has just stored.
+  const cleared =
+    row.tiktok_connected_at || row.tiktok_access_token
+      ? await db.disconnect(userId, revoked, row.tiktok_connected_at)
+      : ({ outcome: 'not_connected', event_id: null } as const)
+  enqueue(c, cleared.event_id)
+  c.get('log').info('oauth.disconnect', { outcome: cleared.outcome, user_id: userId, revoked, had_token: !!row.tiktok_access_token })
+  if (cleared.outcome === 'account_not_found') throw errors.accountNotFound()
+  if (cleared.outcome === 'stale') throw new AppError('connection_changed')
   return c.json({
     success: true,
     revoked,
@@ -107,19 +130,26 @@ connection.post('/advertiser', requireOrigin, jsonOnly({ maxBytes: 2048 }), vali
   await throttle(c, c.env.USER_RATE_LIMIT, 'advertiser', userId)
 
   const db = c.get('db')
-  const row = await db.readConnection(userId)
-  if (!row) throw errors.accountNotFound()
-  const live = isLive(row)
-  // A ticket for a connection that is no longer the live one is stale, whatever it lists.
-  if (granted && (!live || row.tiktok_connected_at !== granted.connectedAt)) throw errors.invalidTicket('stale')
-  if (!live) throw errors.notConnected()
-  const advertisers = row.tiktok_advertisers ?? []
-  const chosen = advertisers.find((a) => a.id === id)
-  if (!chosen)
-    throw new AppError('advertiser_not_allowed', { detail: { advertiser_id: id } })
-  // Written only if the connection read above is still the live one.
-  if (!(await db.chooseAdvertiser(userId, chosen, row.tiktok_connected_at!))) throw granted ? errors.invalidTicket('stale') : errors.notConnected()
-  c.get('log').info('oauth.advertiser_chosen', { outcome: 'ok', user_id: userId, business_id: chosen.id })
-  return c.json({ success: true, business_id: chosen.id, account_id: chosen.name, advertisers, message: 'Advertiser saved' })
+  // A ticket names its connection; a bearer token chooses for the one stored now.
+  let connectedAt = granted?.connectedAt
+  if (!granted) {
+    const row = await db.readConnection(userId)
+    if (!row) throw errors.accountNotFound()
+    if (!isLive(row)) throw errors.notConnected()
+    connectedAt = row.tiktok_connected_at!
+  }
+  // The database checks the id against the list stored with that connection, if it is still the live one.
+  const chosen = await db.chooseAdvertiser(userId, id, connectedAt!)
+  enqueue(c, chosen.event_id)
+  if (chosen.outcome === 'not_allowed') throw new AppError('advertiser_not_allowed', { detail: { advertiser_id: id } })
+  if (chosen.outcome !== 'ok') throw granted ? errors.invalidTicket('stale') : errors.notConnected()
+  c.get('log').info('oauth.advertiser_chosen', { outcome: 'ok', user_id: userId, business_id: chosen.business_id, changed: chosen.event_id !== null })
+  return c.json({
+    success: true,
+    business_id: chosen.business_id,
+    account_id: chosen.account_id,
+    advertisers: chosen.advertisers,
+    message: 'Advertiser saved',
+  })
 })
 connection.all('/advertiser', methodNotAllowed('POST'))

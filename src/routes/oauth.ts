@@ -2,6 +2,7 @@ import type { Context } from 'hono'
 import { Hono } from 'hono/tiny'
 import { setCookie } from 'hono/cookie'
 import * as z from 'zod/mini'
+import { enqueueEvent } from '../events/enqueue'
 import { requireOrigin, requireUser } from '../middleware'
 import { sealToken } from '../stored-token'
 import type { AppEnv } from '../env'
@@ -99,7 +100,12 @@ oauth.post('/exchange', requireOrigin, limitPerClient('exchange'), jsonOnly({ ma
   // Who holds the claim is decided by a value only this request knows, never by a request header.
   const claim = { nonce: payload.n, userId, codeHash: hex(await sha256(authCode)), claimedBy: crypto.randomUUID() }
   const answer = async (connection: ConnectionSummary, returnTo: string) => {
-    const selection = connection.advertisers.length > 1 ? await mintTicket(config.stateSecret, userId, connection.connected_at) : undefined
+    // No chosen advertiser: the sweep found it gone since, and a replay must let the user choose again.
+    const required = connection.business_id === null
+    const selection =
+      connection.advertisers.length > 1 || (required && connection.advertisers.length > 0)
+        ? await mintTicket(config.stateSecret, userId, connection.connected_at)
+        : undefined
     return c.json({
       success: true,
       business_id: connection.business_id,
@@ -107,6 +113,7 @@ oauth.post('/exchange', requireOrigin, limitPerClient('exchange'), jsonOnly({ ma
       advertisers: connection.advertisers,
       return_to: returnTo,
       ...(selection && { selection }),
+      ...(required && { advertiser_required: true }),
       message: 'TikTok connected successfully',
     })
   }
@@ -152,6 +159,7 @@ async function finish(
     // claim_lost: this request's claim is no longer pending (a retried completion that had committed
     // is recovered below, when the release finds the claim done).
     if (written.outcome !== 'ok') throw written.outcome === 'account_not_found' ? errors.accountNotFound() : errors.stateUsed()
+    enqueueEvent(c.executionCtx, c.env, config, log, written.event_id)
     log.info('oauth.success', { outcome: 'ok', user_id: claim.userId, business_id: chosen.id, advertisers: advertisers.length })
     return { connection: { ...result, connected_at: written.connected_at }, return_to: returnTo }
   } catch (error) {

@@ -407,6 +407,26 @@ describe('other endpoints', () => {
     expect(bad.body).toMatchObject({ ok: false, missing: ['SUPABASE_SECRET_KEY', 'ALLOWED_ORIGINS'] })
   })
 
+  it('issue 10: health names a webhook receiver without a valid secret, and malformed sweep settings', async () => {
+    const health = async (bindings: Record<string, string>) => read(await call(`${APP_ORIGIN}/api/tiktok/health`, {}, bindings))
+    const url = 'https://hooks.example.com/tiktok/events'
+    const secret = `whsec_${btoa('k'.repeat(32))}`
+    expect(await health({ WEBHOOK_URL: url, WEBHOOK_SECRET: secret })).toMatchObject({ status: 200, body: { ok: true } })
+    // A secret alone is harmless: nothing is sent without a receiver.
+    expect(await health({ WEBHOOK_SECRET: secret })).toMatchObject({ status: 200 })
+    expect(await health({ WEBHOOK_URL: url })).toMatchObject({ status: 503, body: { missing: ['WEBHOOK_SECRET'], problems: [{ name: 'WEBHOOK_SECRET', problem: 'missing' }] } })
+    for (const bad of ['k'.repeat(40), `whsec_${btoa('short')}`, `whsec_${btoa('k'.repeat(32)).slice(0, -1)}`, `whsec_ ${btoa('k'.repeat(32))}`, `whsec_${btoa('k'.repeat(65))}`]) {
+      const r = await health({ WEBHOOK_URL: url, WEBHOOK_SECRET: bad })
+      expect(r, bad).toMatchObject({ status: 503, body: { problems: [{ name: 'WEBHOOK_SECRET', problem: 'malformed' }] } })
+      expect(JSON.stringify(r.body)).not.toContain(bad)
+    }
+    expect(await health({ WEBHOOK_URL: 'hooks.example.com', WEBHOOK_SECRET: secret })).toMatchObject({ status: 503, body: { missing: ['WEBHOOK_URL'] } })
+    expect(await health({ SWEEP_CONCURRENCY: '0', SWEEP_MAX_PER_RUN: '1001' })).toMatchObject({ status: 503, body: { missing: ['SWEEP_CONCURRENCY', 'SWEEP_MAX_PER_RUN'] } })
+    // Like every other setting: the routes refuse to run misconfigured rather than half-work.
+    const refused = await read(await call(`${APP_ORIGIN}/api/tiktok/connection`, {}, { WEBHOOK_URL: url }))
+    expect(refused).toMatchObject({ status: 500, body: { code: 'misconfigured' } })
+  })
+
   it('unknown /api paths answer the JSON envelope with a request id', async () => {
     const r = await read(await call(`${APP_ORIGIN}/api/nope`))
     expect(r.status).toBe(404)

@@ -1,4 +1,5 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { SupabaseStore } from '../../src/supabase'
 import { mintTicket } from '../../src/ticket'
 import { decryptToken } from '../../src/token-crypto'
 import {
@@ -142,10 +143,18 @@ describe('POST /api/tiktok/advertiser', () => {
     expect(later).toMatchObject({ status: 404, body: { code: 'not_connected' } })
   })
 
-  it('an unexpected failure (a malformed stored list) is a generic 500, logged with its request id', async () => {
+  it('a malformed stored list is no list at all: the choice is refused and nothing changes', async () => {
     await connect(h)
     await h.sql(`update public.user_accounts set tiktok_advertisers = '"not a list"' where id = $1 returning id`, [USER_ID])
     const r = await asUser(h, '/api/tiktok/advertiser', { method: 'POST', body: JSON.stringify({ advertiser_id: BIG_ID_2 }) })
+    expect(r).toMatchObject({ status: 403, body: { code: 'advertiser_not_allowed' } })
+    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
+  })
+
+  it('an unexpected failure is a generic 500, logged with its request id', async () => {
+    await connect(h)
+    vi.spyOn(SupabaseStore.prototype, 'chooseAdvertiser').mockRejectedValue(new TypeError('advertisers.find is not a function'))
+    const r = await asUser(h, '/api/tiktok/advertiser', { method: 'POST', body: JSON.stringify({ advertiser_id: BIG_ID_2 }), bindings: {} })
     expect(r).toMatchObject({ status: 500, body: { success: false, code: 'internal_error' } })
     expect(r.body.error).not.toMatch(/TypeError|find/)
     const line = h.logs.map((l) => JSON.parse(l)).find((l) => l.code === 'internal_error')
