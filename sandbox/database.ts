@@ -28,7 +28,8 @@ const emptyAll = (tables: string[]) =>
 export function sqlDatabase(db: Sql & { close(): Promise<void> }): SandboxDatabase {
   // The session is the Worker's key's role, as PostgREST sets per request: what the REST surface runs
   // as. The owner's own work (tests, pages) switches back for its transaction only.
-  const session = db.exec(`set role service_role; select set_config('request.jwt.claims', '{"role":"service_role"}', false)`)
+  const SESSION = `reset all; set role service_role; select set_config('request.jwt.claims', '{"role":"service_role"}', false)`
+  let session = db.exec(SESSION)
   const rest = createPostgrest(db)
   const asOwner = async <T>(work: (tx: Queries) => Promise<T>) => {
     await session
@@ -52,10 +53,16 @@ export function sqlDatabase(db: Sql & { close(): Promise<void> }): SandboxDataba
       const script = emptyAll(await tables)
       await asOwner(async (tx) => {
         await tx.exec(script)
+        // The seed goes in with triggers and foreign keys on, as any insert would.
+        await tx.exec('set local session_replication_role = origin')
         await tx.query('insert into public.user_accounts (id, email) select id, email from jsonb_to_recordset($1::jsonb) as a(id uuid, email text)', [
           JSON.stringify(accounts),
         ])
       })
+      // Owner SQL may have changed session settings (set_config(..., false)): a database handed to the
+      // next test file starts as a fresh one would.
+      session = db.exec(SESSION)
+      await session
     },
     close: () => db.close(),
   }

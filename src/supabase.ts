@@ -81,6 +81,9 @@ const clientFor = (options: { url: string; secretKey: string; timeoutMs: number 
     client = new PostgrestClient(`${options.url}/rest/v1`, {
       headers: supabaseHeaders(options.secretKey),
       fetch: (input, init) => fetchWithTimeout(String(input), init ?? {}, options.timeoutMs),
+      // postgrest-js would retry reads itself (three times, sleeping up to 4 s on the real clock):
+      // SupabaseStore decides what is retried, once, in one place.
+      retry: false,
     })
     clients.set(key, client)
   }

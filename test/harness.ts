@@ -307,6 +307,25 @@ export async function asUser(
 }
 
 /**
+ * Upstreams that never answer, on a fake clock: `request` runs until each `held` stand-in has it, and
+ * each time the clock moves past UPSTREAM_TIMEOUT_MS, so the deadline fires with no real waiting.
+ * `request` must pass settings (`call(..., bindings)`): a fake timer may only resume this context.
+ */
+export async function pastDeadlines<T>(request: () => Promise<T>, ...held: ReturnType<typeof hold>[]): Promise<T> {
+  vi.useFakeTimers()
+  try {
+    const answer = request()
+    for (const stalled of held) {
+      await stalled.reached
+      await vi.advanceTimersByTimeAsync(Number(testEnv.UPSTREAM_TIMEOUT_MS))
+    }
+    return await answer
+  } finally {
+    vi.useRealTimers()
+  }
+}
+
+/**
  * The same submission twice, the second while the first is at TikTok's token endpoint: the second
  * finds the claim pending and polls, and its poll lasts until the first has answered. `submit` must
  * pass settings (`call(..., bindings)`), so both run in the test's own context: through the Worker's

@@ -8,6 +8,8 @@ import {
   exchange,
   type Harness,
   harness,
+  hold,
+  pastDeadlines,
   OTHER_ORIGIN,
   OTHER_USER_ID,
   secretsOf,
@@ -305,11 +307,21 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       ['non-JSON answer', { nonJson: true }, 502],
       ['HTTP 500', { status: 500 }, 502],
       ['HTTP 404 (edge fault)', { status: 404 }, 502],
-      ['timeout', { hang: true }, 504],
     ])('token exchange: %s → tiktok_unavailable', async (_name, fault, status) => {
       h.tiktok.faults.add('token', fault)
       const r = await roundTrip()
       expect(r).toMatchObject({ status, body: { code: 'tiktok_unavailable', retryable: true } })
+      expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
+      expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(0)
+      await nothingWritten()
+    })
+
+    it('token exchange: no answer by the deadline → 504 tiktok_unavailable, not repeated', async () => {
+      const s = await start(h)
+      const stalled = hold()
+      h.tiktok.faults.add('token', stalled.fault)
+      const r = await read(await pastDeadlines(() => exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }, {}), stalled))
+      expect(r).toMatchObject({ status: 504, body: { code: 'tiktok_unavailable', retryable: true } })
       expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
       expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(0)
       await nothingWritten()
@@ -333,8 +345,10 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     })
 
     it('does not retry an advertiser list that timed out', async () => {
-      h.tiktok.faults.add('advertisers', { hang: true })
-      const r = await roundTrip()
+      const s = await start(h)
+      const stalled = hold()
+      h.tiktok.faults.add('advertisers', stalled.fault)
+      const r = await read(await pastDeadlines(() => exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }, {}), stalled))
       expect(r).toMatchObject({ status: 504, body: { code: 'tiktok_unavailable' } })
       expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
       await nothingWritten()
@@ -383,8 +397,11 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     })
 
     it('timeouts become storage_unavailable', async () => {
-      h.supabase.faults.add('rest', { hang: true }, 2)
-      const r = await roundTrip()
+      const s = await start(h)
+      const [first, second] = [hold(), hold()]
+      h.supabase.faults.add('rest', first.fault)
+      h.supabase.faults.add('rest', second.fault)
+      const r = await read(await pastDeadlines(() => exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }, {}), first, second))
       expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
       expect(h.tiktok.requests).toEqual([])
     })

@@ -13,6 +13,8 @@ import {
   exchange,
   type Harness,
   harness,
+  hold,
+  pastDeadlines,
   OTHER_USER_ID,
   secretsOf,
   start,
@@ -197,6 +199,14 @@ describe('GET /api/tiktok/connection', () => {
     expect(await asUser(h, '/api/tiktok/connection')).toMatchObject({ body: { connected: false, reason: 'revoked' } })
   })
 
+  it('a failing read is asked again once, by the Worker only: 502 after two calls, no hidden waits', async () => {
+    h.supabase.faults.add('rest', { status: 503 }, 5)
+    const r = await asUser(h, '/api/tiktok/connection')
+    expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable', retryable: true } })
+    expect(h.supabaseCalls()).toEqual(['GET /rest/v1/user_accounts', 'GET /rest/v1/user_accounts'])
+    expect(h.sleeps).toEqual([])
+  })
+
   it('needs a valid Supabase token', async () => {
     const r = await call(`${APP_ORIGIN}/api/tiktok/connection`)
     expect(r.status).toBe(401)
@@ -218,8 +228,9 @@ describe('DELETE /api/tiktok/connection', () => {
 
   it('clears even when TikTok is unreachable, and says the revoke is unconfirmed', async () => {
     await connect(h)
-    h.tiktok.faults.add('revoke', { hang: true })
-    const r = await asUser(h, '/api/tiktok/connection', { method: 'DELETE' })
+    const stalled = hold()
+    h.tiktok.faults.add('revoke', stalled.fault)
+    const r = await pastDeadlines(() => asUser(h, '/api/tiktok/connection', { method: 'DELETE', bindings: {} }), stalled)
     expect(r).toMatchObject({ status: 200, body: { success: true, revoked: false } })
     expect((await h.row(USER_ID)).tiktok_access_token).toBeNull()
   })
