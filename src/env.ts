@@ -27,6 +27,8 @@ export type Bindings = Env & {
   SWEEP_CONCURRENCY?: string
   /** Optional: connections the sweep checks per cron run (default 200, at most 1000). */
   SWEEP_MAX_PER_RUN?: string
+  /** Optional: seconds before a failed delivery's first retry, doubling after (default 30). */
+  EVENTS_RETRY_SECONDS?: string
 }
 
 export type Config = {
@@ -46,6 +48,8 @@ export type Config = {
   webhook: { url: string; secret: string } | undefined
   sweepConcurrency: number
   sweepMaxPerRun: number
+  /** The first retry's wait for a failed delivery; each next one doubles. */
+  eventsRetrySeconds: number
 }
 
 export type ConfigProblem = { name: string; problem: 'missing' | 'malformed' }
@@ -55,6 +59,7 @@ const DEFAULT_TIMEOUT_MS = 8000
 // Two checkers at one TikTok call a second each, 200 a run: a fifth of the app's quota (README).
 const DEFAULT_SWEEP_CONCURRENCY = 2
 const DEFAULT_SWEEP_MAX_PER_RUN = 200
+const DEFAULT_EVENTS_RETRY_SECONDS = 30
 
 const isHttpUrl = (value: string): boolean => {
   try {
@@ -98,7 +103,7 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   )
   const allowedOrigins = origins ? origins.split(',').map((o) => trimSlash(o.trim())) : []
 
-  const integer = (name: 'UPSTREAM_TIMEOUT_MS' | 'SWEEP_CONCURRENCY' | 'SWEEP_MAX_PER_RUN', fallback: number, max: number): number => {
+  const integer = (name: 'UPSTREAM_TIMEOUT_MS' | 'SWEEP_CONCURRENCY' | 'SWEEP_MAX_PER_RUN' | 'EVENTS_RETRY_SECONDS', fallback: number, max: number): number => {
     const raw = env[name]?.trim()
     if (!raw) return fallback
     const value = Number(raw)
@@ -110,6 +115,8 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   const sweepConcurrency = integer('SWEEP_CONCURRENCY', DEFAULT_SWEEP_CONCURRENCY, 10)
   // tiktok_sweep_batch hands out at most 1000 connections a call.
   const sweepMaxPerRun = integer('SWEEP_MAX_PER_RUN', DEFAULT_SWEEP_MAX_PER_RUN, 1000)
+  // The sandbox sets 1, so `npm run dev` shows retries in seconds instead of minutes.
+  const eventsRetrySeconds = integer('EVENTS_RETRY_SECONDS', DEFAULT_EVENTS_RETRY_SECONDS, 900)
 
   const tokenEncryptionKeys = env.TOKEN_ENCRYPTION_KEY?.trim() || undefined
   if (tokenEncryptionKeys) {
@@ -152,6 +159,7 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
       webhook: webhookUrl && webhookSecret ? { url: webhookUrl, secret: webhookSecret } : undefined,
       sweepConcurrency,
       sweepMaxPerRun,
+      eventsRetrySeconds,
     },
     problems: [],
   }

@@ -8,14 +8,13 @@ import { webhookHeaders } from './sign'
 /** wrangler.toml's dead-letter queue; a per-environment name must keep the suffix. */
 const isDeadLetterQueue = (name: string) => name.endsWith('-dlq')
 
-const FIRST_RETRY_SECONDS = 30
 // A ceiling for when max_retries is raised in wrangler.toml; the default 5 retries stop at 480 s.
 const MAX_RETRY_SECONDS = 900
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
-/** The wait before the queue's next attempt after `attempts` failed ones: 30 s, 60 s, 120 s, … */
-export const retryDelaySeconds = (attempts: number): number =>
-  Math.min(FIRST_RETRY_SECONDS * 2 ** (Math.max(attempts, 1) - 1), MAX_RETRY_SECONDS)
+/** The wait before the queue's next attempt after `attempts` failed ones: `first`, twice that, … (30 s, 60 s, 120 s by default). */
+export const retryDelaySeconds = (attempts: number, first: number): number =>
+  Math.min(first * 2 ** (Math.max(attempts, 1) - 1), MAX_RETRY_SECONDS)
 
 /** Why a delivery failed, short enough for the log and `last_error`; never the URL or the body. */
 type Sent = { ok: true; status: number } | { ok: false; reason: string }
@@ -56,7 +55,7 @@ async function deliverOne(message: Message<unknown>, db: SupabaseStore, config: 
   }
   const started = Date.now()
   const retry = (fields: Record<string, unknown>) => {
-    const delaySeconds = retryDelaySeconds(message.attempts)
+    const delaySeconds = retryDelaySeconds(message.attempts, config.eventsRetrySeconds)
     log.warn('events.deliver', { event_id: id, attempt: message.attempts, delay_seconds: delaySeconds, duration_ms: Date.now() - started, ...fields })
     message.retry({ delaySeconds })
   }

@@ -136,6 +136,14 @@ describe('a delivery', () => {
 })
 
 describe('a failed delivery', () => {
+  it('waits EVENTS_RETRY_SECONDS before its first retry, doubling after (the sandbox sets 1)', async () => {
+    const event = await connectedEvent()
+    h.receiver.fail({ status: 500 }, 3)
+    const delays: (number | undefined)[] = []
+    for (let attempt = 1; attempt <= 3; attempt++) delays.push(...(await consume([{ event_id: event.id }], { attempts: attempt, env: { EVENTS_RETRY_SECONDS: '1' } })).delays)
+    expect(delays).toEqual([1, 2, 4])
+  })
+
   it('is counted and retried with a growing delay; after max_retries the runtime dead-letters it', async () => {
     const event = await connectedEvent()
     h.receiver.fail({ status: 500 }, 6)
