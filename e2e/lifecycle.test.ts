@@ -117,7 +117,7 @@ async function profileShows(reason: 'revoked' | '') {
   )
 }
 
-describe('sandbox side (runs without the Worker side of issue 10)', () => {
+describe('sandbox side', () => {
   it('the receiver verifies with the secret the Worker is configured with, on the rewritten port, and its page reads at 390 px and 1280 px', async () => {
     // localConfig moved dev.env's 8790 to this run's sandbox port, for the Worker and the receiver alike.
     expect(stack.vars.WEBHOOK_URL).toBe(`${stack.sandboxOrigin}/webhooks`)
@@ -187,7 +187,7 @@ describe('sandbox side (runs without the Worker side of issue 10)', () => {
 
 // These need the Worker side of issue 10: the events outbox delivered by the queue consumer to
 // WEBHOOK_URL, and the scheduled() sweep.
-describe('lifecycle events end to end (needs the Worker side of issue 10)', () => {
+describe('lifecycle events end to end', () => {
   it('connect → a valid connected event; revoke at TikTok → sweep → the profile shows it and a valid revoked event; reconnect → connected with reconnected: true', async () => {
     const answeredAt = await connect()
     const connected = await untilDelivered(accepted('connected'))
