@@ -5,21 +5,28 @@ import type { SandboxDatabase } from './database.ts'
 
 /** Which database a request is for: each test file names its own. */
 export const DATABASE_HEADER = 'x-sandbox-database'
+/** The server's random token: only the test run that started it may run SQL through it. */
+export const TOKEN_HEADER = 'x-sandbox-token'
 
 /**
  * Serves one database per `DATABASE_HEADER` value. A database given back (DELETE /) is emptied and
  * handed to the next key: opening one costs a second of this process's only thread, emptying it
  * milliseconds, and test files come and go far more often than they overlap.
  */
-export function databaseServer(open: () => Promise<SandboxDatabase>) {
+export function databaseServer(open: () => Promise<SandboxDatabase>, token: string) {
   const databases = new Map<string, Promise<SandboxDatabase>>()
   const idle: SandboxDatabase[] = []
+  // Keys already given back: a late request must not take a database it would never return.
+  const closed = new Set<string>()
   const app = new Hono<{ Variables: { db: SandboxDatabase } }>()
   app.use(async (c, next) => {
+    if (c.req.header(TOKEN_HEADER) !== token) return c.json({ message: 'unknown caller' }, 403)
     const key = c.req.header(DATABASE_HEADER)
     if (!key) return c.json({ message: `${DATABASE_HEADER} is required` }, 400)
+    if (closed.has(key)) return c.json({ message: 'this database was given back' }, 410)
     if (c.req.method === 'DELETE' && c.req.path === '/') {
-      const db = await databases.get(key)
+      closed.add(key)
+      const db = await databases.get(key)?.catch(() => undefined)
       databases.delete(key)
       if (db) {
         await db.reset([])
@@ -29,7 +36,10 @@ export function databaseServer(open: () => Promise<SandboxDatabase>) {
     }
     if (!databases.has(key)) {
       const reused = idle.pop()
-      databases.set(key, reused ? Promise.resolve(reused) : open())
+      const opening = reused ? Promise.resolve(reused) : open()
+      // A failed open is not kept: the next request tries again.
+      opening.catch(() => databases.delete(key))
+      databases.set(key, opening)
     }
     c.set('db', await databases.get(key)!)
     await next()
@@ -62,10 +72,12 @@ export function databaseServer(open: () => Promise<SandboxDatabase>) {
 }
 
 /** The client side: a SandboxDatabase that lives in the server at `base`, under `key`. */
-export function remoteDatabase(base: string, key: string, fetcher: typeof fetch = fetch): SandboxDatabase {
+export function remoteDatabase(server: { url: string; token: string }, key: string, fetcher: typeof fetch = fetch): SandboxDatabase {
+  const base = server.url
   const send = async (path: string, init: RequestInit = {}) => {
     const headers = new Headers(init.headers)
     headers.set(DATABASE_HEADER, key)
+    headers.set(TOKEN_HEADER, server.token)
     return fetcher(`${base}${path}`, { ...init, headers })
   }
   const post = async (path: string, body: unknown) => {

@@ -3,7 +3,7 @@
 // takes well under one, so the migrated folder is kept on disk, keyed by what produced it.
 import { PGlite } from '@electric-sql/pglite'
 import { createHash } from 'node:crypto'
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { sqlDatabase, type SandboxDatabase } from './database.ts'
 import { MIGRATIONS_SQL, PRODUCT_SQL } from './schema.ts'
@@ -33,6 +33,8 @@ function migratedTemplate(): Promise<Blob> {
     const partial = `${file}.${process.pid}`
     writeFileSync(partial, Buffer.from(await tarball.arrayBuffer()))
     renameSync(partial, file)
+    // Templates of older schemas are never loaded again.
+    for (const old of readdirSync(CACHE)) if (join(CACHE, old) !== file && old.endsWith('.tar.gz')) rmSync(join(CACHE, old), { force: true })
     return tarball
   })()
   return template

@@ -1,5 +1,7 @@
 // PostgREST's REST surface translated to SQL, for the requests a Supabase client makes: the sandbox
-// runs the project's real migrations behind it instead of imitating them. Each request is one
+// runs the project's real migrations behind it instead of imitating them. What the Worker does not
+// use is refused (501), not approximated. PGlite is one connection: statements never run at the same
+// time here, so lock waits and races are the PostgreSQL 15 tests' job. Each request is one
 // statement under the role its key maps to, and PostgreSQL itself renders the JSON (json_agg), so
 // timestamps and numbers read exactly as PostgREST would answer them.
 
@@ -29,7 +31,11 @@ class PostgrestError extends Error {
   }
 }
 
-const RESERVED = new Set(['select', 'order', 'limit', 'offset', 'on_conflict', 'columns'])
+const RESERVED = new Set(['select', 'on_conflict', 'columns'])
+// PostgREST features the Worker does not use: refused loudly, so a future use cannot pass the tests
+// against a sandbox that quietly ignored it.
+const UNSUPPORTED = new Set(['order', 'limit', 'offset', 'or', 'and'])
+const unsupported = (what: string) => new PostgrestError(501, 'PGRST_SANDBOX', `the sandbox's PostgREST does not implement ${what}; add it to sandbox/postgrest.ts with a contract test`)
 const OPERATORS: Record<string, string> = { eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' }
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`
 
@@ -70,10 +76,12 @@ function whereOf(params: URLSearchParams, table: string, columns: Set<string>, a
   const clauses: string[] = []
   for (const [column, expr] of params) {
     if (RESERVED.has(column)) continue
+    if (UNSUPPORTED.has(column)) throw unsupported(`\`${column}\``)
     if (!columns.has(column)) throw new PostgrestError(400, '42703', `column ${table}.${column} does not exist`)
     const negate = expr.startsWith('not.')
     const rest = negate ? expr.slice(4) : expr
     const dot = rest.indexOf('.')
+    if (dot < 0) throw new PostgrestError(400, 'PGRST100', `"failed to parse filter (${expr})" (line 1, column 1)`)
     const [op, value] = [rest.slice(0, dot), rest.slice(dot + 1)]
     const target = `${table}.${ident(column)}`
     let clause: string
@@ -103,8 +111,10 @@ function selectList(select: string | null, columns: Set<string>): string {
     .join(', ')
 }
 
+const KNOWN_PREFER = new Set(['', 'return=representation', 'return=minimal', 'resolution=ignore-duplicates', 'resolution=merge-duplicates'])
 const preferOf = (header: string | null) => {
   const tokens = new Set((header ?? '').split(',').map((t) => t.trim()))
+  for (const token of tokens) if (!KNOWN_PREFER.has(token)) throw unsupported(`Prefer: ${token}`)
   return {
     representation: tokens.has('return=representation'),
     ignoreDuplicates: tokens.has('resolution=ignore-duplicates'),
@@ -178,6 +188,7 @@ export function createPostgrest(db: Sql) {
     if (unknown) throw new PostgrestError(400, 'PGRST204', `Could not find the '${unknown}' column of '${path}' in the schema cache`)
 
     if (request.method === 'PATCH') {
+      if (!keys.length) throw unsupported('a PATCH with no columns')
       args.push(JSON.stringify(records[0] ?? {}))
       const where = whereOf(params, name, columns, args)
       const set = keys.map((k) => `${ident(k)} = _v.${ident(k)}`).join(', ')
@@ -188,6 +199,8 @@ export function createPostgrest(db: Sql) {
       args.push(JSON.stringify(records))
       const cols = keys.map(ident).join(', ')
       const target = (params.get('on_conflict') ?? '').split(',').filter(Boolean).map(ident).join(', ')
+      if (prefer.mergeDuplicates && !target) throw unsupported('resolution=merge-duplicates without on_conflict')
+      if (!records.length || !keys.length) throw unsupported('an insert of no rows or no columns')
       const conflict = prefer.ignoreDuplicates
         ? `on conflict ${target ? `(${target})` : ''} do nothing`
         : prefer.mergeDuplicates
@@ -203,14 +216,17 @@ export function createPostgrest(db: Sql) {
     const url = new URL(request.url)
     const path = url.pathname.replace(/^\/rest\/v1\//, '')
     const singular = (request.headers.get('accept') ?? '').includes('application/vnd.pgrst.object+json')
-    const minimal = !preferOf(request.headers.get('prefer')).representation && !['GET', 'HEAD'].includes(request.method) && !path.startsWith('rpc/')
+    const isRpc = path.startsWith('rpc/')
     try {
+      const minimal = !preferOf(request.headers.get('prefer')).representation && !['GET', 'HEAD'].includes(request.method) && !isRpc
+      if (isRpc && request.method !== 'POST') throw unsupported(`${request.method} on a function`)
       schema ??= loadSchema(db)
       const cache = await schema
-      const body = path.startsWith('rpc/') ? ((await readJson(request)) as Record<string, unknown>) : undefined
+      const body = isRpc ? await readJson(request) : undefined
+      if (isRpc && (typeof body !== 'object' || body === null || Array.isArray(body))) throw new PostgrestError(400, 'PGRST102', 'Empty or invalid json')
       const respond = async (q: Queries) => {
         const run = async (sql: string, args: unknown[]) => (await q.query<{ body: string }>(sql, args)).rows[0]?.body ?? 'null'
-        const result = body ? await rpc(cache, path.slice(4), body, run) : await table(cache, request, path, url.searchParams, run)
+        const result = isRpc ? await rpc(cache, path.slice(4), body as Record<string, unknown>, run) : await table(cache, request, path, url.searchParams, run)
         if (!singular) return result
         const rows = JSON.parse(result.body) as unknown
         // Thrown inside the transaction: PostgREST rolls a singular write back when the count is wrong.

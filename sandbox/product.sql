@@ -12,8 +12,12 @@ alter default privileges in schema public grant all on sequences to anon, authen
 grant usage on schema public to anon, authenticated, service_role;
 create schema auth;
 grant usage on schema auth to anon, authenticated, service_role;
+-- Supabase's definition: PostgREST 10+ sets request.jwt.claims, older versions the single claim.
 create function auth.uid() returns uuid language sql stable as $$
-  select nullif(current_setting('request.jwt.claim.sub', true), '')::uuid
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.sub', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+  )::uuid
 $$;
 create table public.user_accounts (id uuid primary key, email text, display_name text, tiktok_access_token text, tiktok_business_id text, tiktok_account_id text);
 grant all on public.user_accounts to anon, authenticated, service_role;

@@ -3,7 +3,7 @@ import 'vitest'
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    /** Base URL of the sandbox database server on loopback. */
-    sandboxDatabase: string
+    /** The sandbox database server on loopback, and the token it takes. */
+    sandboxDatabase: { url: string; token: string }
   }
 }

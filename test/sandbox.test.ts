@@ -180,6 +180,23 @@ describe('Supabase stand-in: PostgREST over the migrations', () => {
     expect((await json(unknownTable)).code).toBe('PGRST205')
   })
 
+  it('refuses what it does not implement instead of approximating it: order/limit, unknown Prefer, a filter without operator', async () => {
+    const s = await supabase()
+    for (const query of ['order=email', 'limit=1', 'or=(id.eq.x)']) {
+      const res = await s.app.request(`${REST}/user_accounts?${query}`, { headers })
+      expect(res.status, query).toBe(501)
+      expect((await json(res)).code).toBe('PGRST_SANDBOX')
+    }
+    const counted = await s.app.request(`${REST}/user_accounts`, { headers: { ...headers, prefer: 'count=exact' } })
+    expect(counted.status).toBe(501)
+    const noOperator = await s.app.request(`${REST}/user_accounts?email=eqx`, { headers })
+    expect(noOperator.status).toBe(400)
+    expect((await json(noOperator)).code).toBe('PGRST100')
+    const notAnObject = await s.app.request(`${REST}/rpc/tiktok_prune_events`, { method: 'POST', headers, body: 'null' })
+    expect(notAnObject.status).toBe(400)
+    expect((await json(notAnObject)).code).toBe('PGRST102')
+  })
+
   it('signs in the demo user with an ES256 token that its JWKS verifies', async () => {
     const sandbox = await createSandbox({ origin: 'http://127.0.0.1:8790', workerOrigins: [], appId: 'a', appSecret: 's', supabaseSecretKey: 'sb_secret_x', database })
     const res = await sandbox.app.request('http://127.0.0.1:8790/supabase/auth/v1/token?grant_type=password', post({ email: 'demo@example.com', password: 'demo-password' }))
