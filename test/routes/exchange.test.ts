@@ -450,4 +450,10 @@ describe('other endpoints', () => {
     expect(r.body).toEqual({ success: false, code: 'not_found', error: 'There is no GET /api/nope endpoint.', retryable: false, request_id: expect.any(String) })
     expect(r.headers.get('x-request-id')).toBe(r.body.request_id)
   })
+
+  it('a trailing slash reaches the same route (hono/tiny matches /path and /path/ alike)', async () => {
+    const r = await read(await call(`${APP_ORIGIN}/api/tiktok/health/`))
+    expect(r.status).not.toBe(404)
+    expect(r.body).toEqual(await read(await call(`${APP_ORIGIN}/api/tiktok/health`)).then((x) => x.body))
+  })
 })
