@@ -15,7 +15,9 @@ export default defineConfig({
           SUPABASE_SECRET_KEY: 'sb_secret_test_8d1f0a6c2b9e',
           STATE_SECRET: 'test-state-secret-0123456789abcdef0123456789',
           ALLOWED_ORIGINS: 'https://app.example.com,https://example.com',
-          UPSTREAM_TIMEOUT_MS: '300',
+          // Generous: every database call crosses to PGlite in Node, which a busy machine can stall. Tests of
+          // a deadline hold the stand-in and move a fake clock past it (test/harness.ts pastDeadlines).
+          UPSTREAM_TIMEOUT_MS: '3000',
         },
         // The suite calls each endpoint many times a minute as one user: wrangler.toml's limits are
         // raised here, and the tests of throttling swap in TIGHT_RATE_LIMIT (3 a minute) per call.

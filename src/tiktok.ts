@@ -165,7 +165,15 @@ export class TikTokClient {
       throw unavailable(timedOut ? 'timeout' : 'network', error, timedOut)
     }
 
-    const text = await response.text().catch(() => '')
+    let text: string
+    try {
+      text = await response.text()
+    } catch (error) {
+      // The deadline also bounds the body: cut off there, it is a timeout (not retried), not garbage.
+      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
+      log(timedOut ? 'timeout' : 'network_error', { error })
+      throw unavailable(timedOut ? 'timeout' : 'network', error, timedOut)
+    }
     if (!response.ok) {
       log('http_error', { http_status: response.status })
       throw unavailable(`http_${response.status}`)

@@ -177,7 +177,8 @@ describe('the sweep, one run through the cron', () => {
   ])('%s: logged, left as it is, not retried in the run', async (_, fault) => {
     const a = await seed()
     h.tiktok.faults.add('advertisers', fault)
-    await cron(cronEnv())
+    // A short deadline of its own: the hanging case waits for it on the real clock.
+    await cron(cronEnv({ UPSTREAM_TIMEOUT_MS: '300' }))
     expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
     expect(await row(a.userId)).toMatchObject({ tiktok_revoked_at: null, tiktok_business_id: BIG_ID })
     expect(await eventsOf(a.userId)).toEqual([])
