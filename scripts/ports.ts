@@ -57,8 +57,11 @@ export async function holderOf(port: number): Promise<string | undefined> {
   } catch {
     // Not Linux, or not ours to read.
   }
-  return `${name ?? 'a process'} (pid ${pid}${cwd})`
+  return printable(`${name ?? 'a process'} (pid ${pid}${cwd})`)
 }
+
+/** Another program's name or folder, made safe for a terminal: no control characters (escape sequences). */
+export const printable = (text: string, max = 200): string => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?').slice(0, max)
 
 async function firstTaken(role: PortRole, port: number): Promise<string | undefined> {
   for (const address of ADDRESSES[role]) if ((await probe(port, address)) === 'taken') return address

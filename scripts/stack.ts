@@ -1,13 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createSandbox } from '../sandbox/app.ts'
 import type { SandboxDatabase } from '../sandbox/database.ts'
 import { openDatabase } from '../sandbox/pglite.ts'
-import { describePortsInUse, holderOf, PORT_CHOICE, type PortRole, portsInUse } from './ports.ts'
+import { describePortsInUse, holderOf, PORT_CHOICE, type PortRole, portsInUse, printable } from './ports.ts'
 import { serve } from './serve.ts'
 
 export const ROOT = resolve(import.meta.dirname, '..')
@@ -118,7 +118,9 @@ export async function checkWorker(url: string, nonce: string, timeoutMs = 2000):
   }
   const body: unknown = await res.json().catch(() => undefined)
   if (res.headers.get('x-request-id') === nonce && isHealth(body)) return { kind: 'ours', health: body }
-  const answer = `HTTP ${res.status}${res.headers.get('server') ? ` from server "${res.headers.get('server')}"` : ''}`
+  const server = res.headers.get('server')
+  // Another program's words on this terminal: shortened and stripped of control characters.
+  const answer = `HTTP ${res.status}${server ? ` from server "${printable(server, 60)}"` : ''}`
   return res.status >= 500 ? { kind: 'not_ready', answer } : { kind: 'foreign', answer }
 }
 
@@ -212,7 +214,9 @@ export function removeAbandonedRuns(root: string): void {
     if (!name.startsWith(RUN_DIR_PREFIX)) continue
     const dir = join(root, name)
     try {
-      if (statSync(dir).uid !== process.getuid?.()) continue
+      // A real folder of ours: not another user's, and not a link someone planted to one of ours.
+      const stat = lstatSync(dir)
+      if (!stat.isDirectory() || stat.uid !== process.getuid?.()) continue
       const pid = Number(readFileSync(join(dir, 'pid'), 'utf8'))
       if (Number.isInteger(pid) && pid > 0 && !alive(pid)) rmSync(dir, { recursive: true, force: true })
     } catch {

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { createServer as createTcpServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -95,6 +95,16 @@ describe('identity check: only this run of this Worker counts as ready', () => {
     await squat(port) // 404, as the other program in the issue answered
     expect(await checkWorker(`http://127.0.0.1:${port}/api/tiktok/health`, NONCE)).toEqual({ kind: 'foreign', answer: 'HTTP 404' })
 
+    // Its words reach the terminal without escape sequences.
+    // Raw bytes (Node's own HTTP server would refuse them): 0x9b is the one-byte CSI of an escape sequence.
+    const loud = createTcpServer((socket) =>
+      socket.end(Buffer.from('HTTP/1.1 404 Not Found\r\nServer: evil\u009b2J\r\nContent-Length: 0\r\nConnection: close\r\n\r\n', 'latin1')),
+    )
+    await new Promise<void>((r) => loud.listen(0, '127.0.0.1', r))
+    const seen = await checkWorker(`http://127.0.0.1:${(loud.address() as { port: number }).port}/api/tiktok/health`, NONCE)
+    loud.close()
+    expect(seen).toEqual({ kind: 'foreign', answer: 'HTTP 404 from server "evil?2J"' })
+
     const lookalike = await freePort()
     await squat(lookalike, (_, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(health)))
     expect(await checkWorker(`http://127.0.0.1:${lookalike}/api/tiktok/health`, NONCE)).toMatchObject({ kind: 'foreign' })
@@ -178,9 +188,14 @@ describe('the settings file is gone on every exit path', () => {
       if (pid) writeFileSync(join(tmpRoot, `tiktok-connect-${name}`, 'pid'), pid)
     }
     writeFileSync(join(tmpRoot, 'tiktok-connect-dead', 'local.env'), 'STATE_SECRET=…\n')
+    // A link planted to a folder of ours that looks abandoned: neither it nor its target is removed.
+    const target = mkdtempSync(join(tmpRoot, 'elsewhere-'))
+    writeFileSync(join(target, 'pid'), '4194305')
+    symlinkSync(target, join(tmpRoot, 'tiktok-connect-link'))
     removeAbandonedRuns(tmpRoot)
     // A folder without a pid file is another version's run, or one being created: left alone.
-    expect(runDirs().sort()).toEqual(['tiktok-connect-foreign', 'tiktok-connect-live'])
+    expect(runDirs().sort()).toEqual(['tiktok-connect-foreign', 'tiktok-connect-link', 'tiktok-connect-live'])
+    expect(existsSync(join(target, 'pid'))).toBe(true)
   })
 })
 
