@@ -1,5 +1,5 @@
-import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { createServer as createTcpServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -24,6 +24,29 @@ async function isFree(port: number): Promise<boolean> {
     server.once('error', () => resolve(false))
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
   })
+}
+
+/** This process's children, from /proc (no procps needed: slim images lack `ps`). */
+function childrenOf(parent: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        // `pid (comm) state ppid …`: comm may hold spaces, so read after its closing parenthesis.
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
+const commandOf = (pid: number): string => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+  } catch {
+    return ''
+  }
 }
 
 const servers: Server[] = []
@@ -166,8 +189,7 @@ describe('the settings file is gone on every exit path', () => {
     let wrangler: number | undefined
     for (let i = 0; i < 100 && !wrangler; i++) {
       await new Promise((r) => setTimeout(r, 50))
-      const children = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' })
-      wrangler = Number(/^\s*(\d+) .*wrangler dev --port/m.exec(children)?.[1]) || undefined
+      wrangler = childrenOf(process.pid).find((pid) => commandOf(pid).includes('wrangler\0dev\0--port'))
     }
     expect(wrangler, 'wrangler was spawned').toBeDefined()
     expect(runDirs()).toHaveLength(1)
