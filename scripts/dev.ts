@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util'
 import { DEMO_USER } from '../sandbox/app.ts'
 import { PORT_CHOICE, type PortRole } from './ports.ts'
-import { DEFAULT_SANDBOX_PORT, DEFAULT_WORKER_PORT, defaultInspectorPort, describeProblems, devVars, type Stack, StackError, startStack } from './stack.ts'
+import { DEFAULT_SANDBOX_PORT, DEFAULT_WORKER_PORT, defaultInspectorPort, describeProblems, describeRefusedOrigins, devVars, type Stack, StackError, startStack } from './stack.ts'
 
 const USAGE = `Usage: npm run dev [-- --port N] [--sandbox-port N] [--inspector-port N] [--verbose]
   --port            the Worker (default ${DEFAULT_WORKER_PORT}, or PORT)
@@ -71,12 +71,14 @@ try {
   throw error
 }
 
-const origins = (stack.vars.ALLOWED_ORIGINS ?? '').split(',')
+// Where the Worker listens, whatever ALLOWED_ORIGINS says: .dev.vars may name production origins.
+const [primary, secondary] = [stack.workerOrigin, stack.workerOrigin.replace('localhost', '127.0.0.1')]
+const fromDevVars = Object.keys(devVars())
 console.log(`
   tiktok-connect-edge is running against the offline sandbox.
 
-  Open ${origins[0]}/profile  and sign in as ${DEMO_USER.email} / ${DEMO_USER.password}
-  (the second product domain: ${origins[1] ?? '-'}/profile)
+  Open ${primary}/profile  and sign in as ${DEMO_USER.email} / ${DEMO_USER.password}
+  (the second product domain: ${secondary}/profile)
 
   Sandbox database: ${stack.sandboxOrigin}/supabase/
   TikTok grants (Revoke access): ${stack.sandboxOrigin}/
@@ -84,7 +86,8 @@ console.log(`
   Run the revocation sweep now: curl ${stack.workerOrigin.replace('localhost', '127.0.0.1')}/cdn-cgi/handler/scheduled
   Press Ctrl+C to stop.
 `)
-if (!stack.health.ok) console.log(`${describeProblems(stack.health, Object.keys(devVars()))}\n`)
+const warning = stack.health.ok ? describeRefusedOrigins([primary, secondary], stack.vars.ALLOWED_ORIGINS ?? '', fromDevVars) : describeProblems(stack.health, fromDevVars)
+if (warning) console.log(`${warning}\n`)
 
 const code = await stack.exited
 if (!stopping) {

@@ -92,6 +92,21 @@ export function describeProblems(health: WorkerHealth, fromDevVars: string[]): s
   ].join('\n')
 }
 
+/**
+ * The Worker's own local addresses that ALLOWED_ORIGINS leaves out (valid settings, so health is
+ * happy, yet the demo page gets origin_not_allowed); undefined when it names them all.
+ */
+export function describeRefusedOrigins(local: string[], allowedOrigins: string, fromDevVars: string[]): string | undefined {
+  const allowed = allowedOrigins.split(',').map((o) => o.trim().replace(/\/+$/, ''))
+  const refused = local.filter((o) => !allowed.includes(o))
+  if (refused.length === 0) return undefined
+  const source = fromDevVars.includes('ALLOWED_ORIGINS') ? '.dev.vars' : 'sandbox/dev.env'
+  return [
+    `  ✗ ALLOWED_ORIGINS (${source}) does not name ${refused.join(' or ')}:`,
+    '    the Worker answers origin_not_allowed to the demo page there. Add it, or delete the line from .dev.vars.',
+  ].join('\n')
+}
+
 /** One look at the health URL: this run's Worker, another program, or nothing ready yet. */
 export type WorkerCheck =
   | { kind: 'ours'; health: WorkerHealth }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { describePortsInUse, portsInUse } from '../../scripts/ports.ts'
-import { checkWorker, describeProblems, lineFilter, removeAbandonedRuns, ROOT, StackError, startStack } from '../../scripts/stack.ts'
+import { checkWorker, describeProblems, describeRefusedOrigins, lineFilter, removeAbandonedRuns, ROOT, StackError, startStack } from '../../scripts/stack.ts'
 
 /** A port nobody holds right now, chosen by the system: never the defaults a person's `npm run dev` uses. */
 async function freePort(): Promise<number> {
@@ -169,6 +169,17 @@ describe('settings problems, as npm run dev prints them', () => {
   })
 })
 
+describe('ALLOWED_ORIGINS that leaves out where the Worker listens', () => {
+  it('names the refused local origins and where the setting came from; nothing when both are allowed', () => {
+    const local = ['http://localhost:8801', 'http://127.0.0.1:8801']
+    expect(describeRefusedOrigins(local, 'http://localhost:8801,http://127.0.0.1:8801/', [])).toBeUndefined()
+    expect(describeRefusedOrigins(local, 'https://app.example.com', ['ALLOWED_ORIGINS'])).toBe(
+      '  ✗ ALLOWED_ORIGINS (.dev.vars) does not name http://localhost:8801 or http://127.0.0.1:8801:\n' +
+        '    the Worker answers origin_not_allowed to the demo page there. Add it, or delete the line from .dev.vars.',
+    )
+  })
+})
+
 describe("wrangler's output", () => {
   it('drops the settings file path and a bindings table identical to the one shown, keeps the rest', () => {
     let shown = ''
@@ -269,7 +280,7 @@ describe('npm run dev, as a person runs it', () => {
     expect(run.stdout()).toContain(`Sandbox database: http://127.0.0.1:${sandbox}/supabase/`)
     expect(run.stdout()).not.toContain('Using secrets defined in')
     expect(run.stdout()).not.toContain('Request.cf')
-    expect(run.stdout()).not.toContain('settings have problems')
+    expect(run.stdout()).not.toContain('✗')
     const [dir] = runDirs()
     expect(statSync(join(tmpRoot, dir!, 'local.env')).mode & 0o777).toBe(0o600)
 
