@@ -2,7 +2,8 @@ import { Hono } from 'hono'
 import type { Context } from 'hono'
 import { FAULT_TARGETS, type Fault, type FaultTarget } from './faults.ts'
 import type { SandboxDatabase } from './database.ts'
-import { sandboxPage } from './pages.ts'
+import { FAVICON_ICO } from './favicon.ts'
+import { SANDBOX_CSS, sandboxPage } from './pages.ts'
 import { createSupabase } from './supabase.ts'
 import { createTikTok, type SandboxAdvertiser } from './tiktok.ts'
 import { createReceiver } from './webhooks.ts'
@@ -153,6 +154,10 @@ export async function createSandbox(config: SandboxConfig) {
       supabase: supabase.requests.map((r) => ({ method: r.method, path: r.path })),
     }),
   )
+
+  // Shared by every sandbox page, whichever stand-in serves it.
+  app.get('/sandbox.css', (c) => c.body(SANDBOX_CSS, 200, { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'no-cache' }))
+  app.get('/favicon.ico', (c) => c.body(FAVICON_ICO, 200, { 'content-type': 'image/x-icon', 'cache-control': 'max-age=86400' }))
 
   app.get('/', (c) => {
     const names = new Map(tiktok.advertisers().map((a) => [a.id, a.name]))

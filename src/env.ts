@@ -52,7 +52,11 @@ export type Config = {
   eventsRetrySeconds: number
 }
 
-export type ConfigProblem = { name: string; problem: 'missing' | 'malformed' }
+/**
+ * One setting that stops the Worker. `reason` says what is wrong and what is expected, in fixed words:
+ * it is built from the rule, never from the value, so health and the log can show it.
+ */
+export type ConfigProblem = { name: string; problem: 'missing' | 'malformed'; reason: string }
 
 const MIN_STATE_SECRET_BYTES = 32
 const DEFAULT_TIMEOUT_MS = 8000
@@ -80,27 +84,31 @@ const trimSlash = (value: string): string => value.replace(/\/+$/, '')
  */
 export function readConfig(env: Bindings): { config: Config; problems: [] } | { config: undefined; problems: ConfigProblem[] } {
   const problems: ConfigProblem[] = []
-  const required = (name: keyof Bindings, check?: (v: string) => boolean): string => {
+  const missing = (name: string, reason = 'not set') => problems.push({ name, problem: 'missing', reason })
+  const malformed = (name: string, reason: string) => problems.push({ name, problem: 'malformed', reason })
+  const required = (name: keyof Bindings, check?: { ok: (v: string) => boolean; expected: string }): string => {
     const raw = env[name]
     const value = typeof raw === 'string' ? raw.trim() : ''
-    if (!value) problems.push({ name, problem: 'missing' })
-    else if (check && !check(value)) problems.push({ name, problem: 'malformed' })
+    if (!value) missing(name)
+    else if (check && !check.ok(value)) malformed(name, check.expected)
     return value
   }
+  const httpUrl = { ok: isHttpUrl, expected: 'must be an http(s) URL without a user name or password' }
 
   const tiktokAppId = required('TIKTOK_APP_ID')
   const tiktokAppSecret = required('TIKTOK_APP_SECRET')
-  const tiktokAuthUrl = required('TIKTOK_AUTH_URL', isHttpUrl)
-  const tiktokApiBase = trimSlash(required('TIKTOK_API_BASE', isHttpUrl))
-  const supabaseUrl = trimSlash(required('SUPABASE_URL', isHttpUrl))
+  const tiktokAuthUrl = required('TIKTOK_AUTH_URL', httpUrl)
+  const tiktokApiBase = trimSlash(required('TIKTOK_API_BASE', httpUrl))
+  const supabaseUrl = trimSlash(required('SUPABASE_URL', httpUrl))
   const supabaseSecretKey = required('SUPABASE_SECRET_KEY')
-  const stateSecret = required(
-    'STATE_SECRET',
-    (v) => new TextEncoder().encode(v).byteLength >= MIN_STATE_SECRET_BYTES,
-  )
-  const origins = required('ALLOWED_ORIGINS', (v) =>
-    v.split(',').every((o) => isOrigin(trimSlash(o.trim()))),
-  )
+  const stateSecret = required('STATE_SECRET', {
+    ok: (v) => new TextEncoder().encode(v).byteLength >= MIN_STATE_SECRET_BYTES,
+    expected: `must be at least ${MIN_STATE_SECRET_BYTES} bytes (make one: openssl rand -base64 48)`,
+  })
+  const origins = required('ALLOWED_ORIGINS', {
+    ok: (v) => v.split(',').every((o) => isOrigin(trimSlash(o.trim()))),
+    expected: 'must be comma-separated origins, each scheme://host[:port] with no path, e.g. https://app.example.com',
+  })
   const allowedOrigins = origins ? origins.split(',').map((o) => trimSlash(o.trim())) : []
 
   const integer = (name: 'UPSTREAM_TIMEOUT_MS' | 'SWEEP_CONCURRENCY' | 'SWEEP_MAX_PER_RUN' | 'EVENTS_RETRY_SECONDS', fallback: number, max: number): number => {
@@ -108,7 +116,7 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
     if (!raw) return fallback
     const value = Number(raw)
     if (Number.isInteger(value) && value >= 1 && value <= max) return value
-    problems.push({ name, problem: 'malformed' })
+    malformed(name, `must be a whole number from 1 to ${max}`)
     return fallback
   }
   const upstreamTimeoutMs = integer('UPSTREAM_TIMEOUT_MS', DEFAULT_TIMEOUT_MS, 30_000)
@@ -125,7 +133,8 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
       // failed import surfaces there, where the promise is awaited.
       importTokenKeys(tokenEncryptionKeys).catch(() => undefined)
     } catch {
-      problems.push({ name: 'TOKEN_ENCRYPTION_KEY', problem: 'malformed' })
+      // Not the thrown message: it may quote the setting.
+      malformed('TOKEN_ENCRYPTION_KEY', 'must be <key id>:<base64 of 32 bytes>, comma-separated with unique ids, newest first')
     }
   }
 
@@ -133,13 +142,13 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   // unverifiable deliveries, so it is a problem like any other malformed setting.
   const webhookUrl = env.WEBHOOK_URL?.trim() || undefined
   const webhookSecret = env.WEBHOOK_SECRET?.trim() || undefined
-  if (webhookUrl && !isHttpUrl(webhookUrl)) problems.push({ name: 'WEBHOOK_URL', problem: 'malformed' })
-  if (webhookSecret && !webhookKeyBytes(webhookSecret)) problems.push({ name: 'WEBHOOK_SECRET', problem: 'malformed' })
-  else if (webhookUrl && !webhookSecret) problems.push({ name: 'WEBHOOK_SECRET', problem: 'missing' })
+  if (webhookUrl && !isHttpUrl(webhookUrl)) malformed('WEBHOOK_URL', httpUrl.expected)
+  if (webhookSecret && !webhookKeyBytes(webhookSecret)) malformed('WEBHOOK_SECRET', 'must be whsec_ followed by padded base64 of 24 to 64 bytes')
+  else if (webhookUrl && !webhookSecret) missing('WEBHOOK_SECRET', 'required when WEBHOOK_URL is set')
 
   // Declared in wrangler.toml; a deploy that drops them would leave every endpoint unthrottled.
   for (const name of ['USER_RATE_LIMIT', 'CLIENT_RATE_LIMIT'] as const) {
-    if (typeof (env[name] as Partial<RateLimit> | undefined)?.limit !== 'function') problems.push({ name, problem: 'missing' })
+    if (typeof (env[name] as Partial<RateLimit> | undefined)?.limit !== 'function') missing(name, 'the [[ratelimits]] binding declared in wrangler.toml')
   }
 
   if (problems.length > 0) return { config: undefined, problems }

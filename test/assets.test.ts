@@ -29,3 +29,12 @@ describe('callback page (assets)', () => {
     expect(res.headers.get('cache-control')).toBe('no-store')
   })
 })
+
+describe('favicon (assets)', () => {
+  it('/favicon.ico is an icon, served without the Worker', async () => {
+    const res = await assets.fetch('https://app.example.com/favicon.ico')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toMatch(/^image\/(x-icon|vnd\.microsoft\.icon)$/)
+    expect([...new Uint8Array(await res.arrayBuffer()).slice(0, 4)]).toEqual([0, 0, 1, 0])
+  })
+})

@@ -2,7 +2,7 @@
 // behaviours the Worker's tests rely on.
 import { Webhook } from 'standardwebhooks'
 import { describe, expect, it } from 'vitest'
-import { createSandbox } from '../sandbox/app'
+import { createSandbox, DEMO_USER } from '../sandbox/app'
 import { createSupabase } from '../sandbox/supabase'
 import { database } from './harness'
 import { createTikTok } from '../sandbox/tiktok'
@@ -377,6 +377,43 @@ describe('sandbox: advertiser controls at TikTok and the webhook receiver', () =
     expect(await deliveries(s)).toEqual([])
     expect((await deliver(s, body, { id: 'msg_retry' })).status).toBe(204)
     expect((await deliveries(s))[0].attempt).toBe(1)
+  })
+
+  it('the database page: each row a card of its columns, advertisers as "name — id" (escaped), the token masked, never JSON', async () => {
+    const s = await sandbox()
+    // createSandbox seeded the demo account.
+    const U = DEMO_USER.id
+    const token = 'tok_0123456789abcdef'
+    await database.rows(
+      `update public.user_accounts set tiktok_access_token = $1, tiktok_business_id = $2, tiktok_advertisers = $3::jsonb where id = $4 returning id`,
+      [token, ADVERTISERS[1]!.id, JSON.stringify([ADVERTISERS[0], { id: ADVERTISERS[1]!.id, name: '<b>B</b>' }]), U],
+    )
+    const page = await (await s.app.request(`${ORIGIN}/supabase/`)).text()
+    expect(page).toContain('<meta name="viewport" content="width=device-width, initial-scale=1" />')
+    expect(page).toContain('<link rel="stylesheet" href="/sandbox.css" />')
+    expect(page).toContain(`<li>A — <code>${ADVERTISERS[0]!.id}</code></li>`)
+    expect(page).toContain(`<li>&lt;b&gt;B&lt;/b&gt; — <code>${ADVERTISERS[1]!.id}</code> <span class="muted">(chosen)</span></li>`)
+    expect(page).toContain('<dt>tiktok_revoked_at</dt><dd><span class="muted">null</span></dd>')
+    expect(page).toContain('tok_…cdef')
+    expect(page).not.toContain(token)
+    expect(page).not.toContain('&quot;id&quot;')
+  })
+
+  it('serves one stylesheet for every sandbox page, and a favicon', async () => {
+    const s = await sandbox()
+    const css = await s.app.request(`${ORIGIN}/sandbox.css`)
+    expect(css.headers.get('content-type')).toMatch(/^text\/css/)
+    expect(await css.text()).toContain('button.primary')
+    for (const path of ['/', '/webhooks', '/supabase/', '/tiktok/portal/auth?app_id=a&state=s&redirect_uri=x']) {
+      const page = await (await s.app.request(`${ORIGIN}${path}`)).text()
+      expect(page, path).toContain('<link rel="stylesheet" href="/sandbox.css" />')
+      expect(page, path).not.toContain('<style')
+    }
+    const icon = await s.app.request(`${ORIGIN}/favicon.ico`)
+    expect(icon.status).toBe(200)
+    expect(icon.headers.get('content-type')).toBe('image/x-icon')
+    // An ICO directory: reserved 0, type 1.
+    expect([...new Uint8Array(await icon.arrayBuffer()).slice(0, 4)]).toEqual([0, 0, 1, 0])
   })
 
   it('the receiver page escapes what it shows and carries a viewport tag', async () => {

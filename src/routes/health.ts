@@ -3,9 +3,13 @@ import { type AppEnv, checkedConfig } from '../env'
 
 export const health = new Hono<AppEnv>()
 
-/** Names the settings that are missing or malformed, never their values. */
+/**
+ * Names the settings that are missing or malformed and says what each should be, never its value.
+ * `problems` keeps every detail; `missing` and `malformed` are its names, split for a quick read.
+ */
 health.get('/', (c) => {
   const { problems } = checkedConfig(c.env)
-  const missing = problems.map((p) => p.name)
-  return c.json({ ok: missing.length === 0, missing, problems }, missing.length === 0 ? 200 : 503)
+  const named = (kind: 'missing' | 'malformed') => problems.filter((p) => p.problem === kind).map((p) => p.name)
+  const ok = problems.length === 0
+  return c.json({ ok, missing: named('missing'), malformed: named('malformed'), problems }, ok ? 200 : 503)
 })

@@ -418,10 +418,32 @@ describe('POST /api/tiktok/oauth/exchange', () => {
 describe('other endpoints', () => {
   it('item 15: GET /api/tiktok/health (inside the production routes) names missing settings, never values', async () => {
     const ok = await read(await call(`${APP_ORIGIN}/api/tiktok/health`))
-    expect(ok).toMatchObject({ status: 200, body: { ok: true, missing: [] } })
+    expect(ok).toMatchObject({ status: 200, body: { ok: true, missing: [], malformed: [], problems: [] } })
     const bad = await read(await call(`${APP_ORIGIN}/api/tiktok/health`, {}, { SUPABASE_SECRET_KEY: '', ALLOWED_ORIGINS: 'app.example.com' }))
     expect(bad.status).toBe(503)
-    expect(bad.body).toMatchObject({ ok: false, missing: ['SUPABASE_SECRET_KEY', 'ALLOWED_ORIGINS'] })
+    expect(bad.body).toMatchObject({ ok: false, missing: ['SUPABASE_SECRET_KEY'], malformed: ['ALLOWED_ORIGINS'] })
+  })
+
+  it('issue 11: health says what is wrong with each setting in fixed words, never quoting the value', async () => {
+    const shortSecret = 'short-state-secret-9f8e7d'
+    const badKey = 'k1:bm90LTMyLWJ5dGVz'
+    const r = await read(
+      await call(`${APP_ORIGIN}/api/tiktok/health`, {}, { STATE_SECRET: shortSecret, TIKTOK_APP_SECRET: '  ', UPSTREAM_TIMEOUT_MS: '90000', TOKEN_ENCRYPTION_KEY: badKey, TIKTOK_AUTH_URL: 'https://user:pw@business-api.tiktok.com/portal/auth' }),
+    )
+    expect(r.status).toBe(503)
+    expect(r.body).toEqual({
+      ok: false,
+      missing: ['TIKTOK_APP_SECRET'],
+      malformed: ['TIKTOK_AUTH_URL', 'STATE_SECRET', 'UPSTREAM_TIMEOUT_MS', 'TOKEN_ENCRYPTION_KEY'],
+      problems: [
+        { name: 'TIKTOK_APP_SECRET', problem: 'missing', reason: 'not set' },
+        { name: 'TIKTOK_AUTH_URL', problem: 'malformed', reason: 'must be an http(s) URL without a user name or password' },
+        { name: 'STATE_SECRET', problem: 'malformed', reason: 'must be at least 32 bytes (make one: openssl rand -base64 48)' },
+        { name: 'UPSTREAM_TIMEOUT_MS', problem: 'malformed', reason: 'must be a whole number from 1 to 30000' },
+        { name: 'TOKEN_ENCRYPTION_KEY', problem: 'malformed', reason: expect.stringContaining('<key id>:<base64 of 32 bytes>') },
+      ],
+    })
+    for (const value of [shortSecret, badKey, 'bm90LTMyLWJ5dGVz', 'user:pw', '90000']) expect(JSON.stringify(r.body)).not.toContain(value)
   })
 
   it('issue 10: health names a webhook receiver without a valid secret, and malformed sweep settings', async () => {
@@ -431,14 +453,17 @@ describe('other endpoints', () => {
     expect(await health({ WEBHOOK_URL: url, WEBHOOK_SECRET: secret })).toMatchObject({ status: 200, body: { ok: true } })
     // A secret alone is harmless: nothing is sent without a receiver.
     expect(await health({ WEBHOOK_SECRET: secret })).toMatchObject({ status: 200 })
-    expect(await health({ WEBHOOK_URL: url })).toMatchObject({ status: 503, body: { missing: ['WEBHOOK_SECRET'], problems: [{ name: 'WEBHOOK_SECRET', problem: 'missing' }] } })
+    expect(await health({ WEBHOOK_URL: url })).toMatchObject({
+      status: 503,
+      body: { missing: ['WEBHOOK_SECRET'], malformed: [], problems: [{ name: 'WEBHOOK_SECRET', problem: 'missing', reason: 'required when WEBHOOK_URL is set' }] },
+    })
     for (const bad of ['k'.repeat(40), `whsec_${btoa('short')}`, `whsec_${btoa('k'.repeat(32)).slice(0, -1)}`, `whsec_ ${btoa('k'.repeat(32))}`, `whsec_${btoa('k'.repeat(65))}`]) {
       const r = await health({ WEBHOOK_URL: url, WEBHOOK_SECRET: bad })
       expect(r, bad).toMatchObject({ status: 503, body: { problems: [{ name: 'WEBHOOK_SECRET', problem: 'malformed' }] } })
       expect(JSON.stringify(r.body)).not.toContain(bad)
     }
-    expect(await health({ WEBHOOK_URL: 'hooks.example.com', WEBHOOK_SECRET: secret })).toMatchObject({ status: 503, body: { missing: ['WEBHOOK_URL'] } })
-    expect(await health({ SWEEP_CONCURRENCY: '0', SWEEP_MAX_PER_RUN: '1001' })).toMatchObject({ status: 503, body: { missing: ['SWEEP_CONCURRENCY', 'SWEEP_MAX_PER_RUN'] } })
+    expect(await health({ WEBHOOK_URL: 'hooks.example.com', WEBHOOK_SECRET: secret })).toMatchObject({ status: 503, body: { missing: [], malformed: ['WEBHOOK_URL'] } })
+    expect(await health({ SWEEP_CONCURRENCY: '0', SWEEP_MAX_PER_RUN: '1001' })).toMatchObject({ status: 503, body: { missing: [], malformed: ['SWEEP_CONCURRENCY', 'SWEEP_MAX_PER_RUN'] } })
     // Like every other setting: the routes refuse to run misconfigured rather than half-work.
     const refused = await read(await call(`${APP_ORIGIN}/api/tiktok/connection`, {}, { WEBHOOK_URL: url }))
     expect(refused).toMatchObject({ status: 500, body: { code: 'misconfigured' } })

@@ -231,8 +231,8 @@ describe('POST /api/tiktok/oauth/start', () => {
     expect(JSON.stringify(body)).not.toContain('STATE_SECRET')
     const line = h.logs.map((l) => JSON.parse(l)).find((l) => l.event === 'config.invalid')
     expect(line.settings).toEqual([
-      { name: 'TIKTOK_APP_SECRET', problem: 'missing' },
-      { name: 'STATE_SECRET', problem: 'malformed' },
+      { name: 'TIKTOK_APP_SECRET', problem: 'missing', reason: 'not set' },
+      { name: 'STATE_SECRET', problem: 'malformed', reason: expect.stringContaining('at least 32 bytes') },
     ])
     expect(h.logs.join('\n')).not.toContain('too-short-secret')
     expect(h.outbound).toEqual([])
