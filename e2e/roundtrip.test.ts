@@ -130,10 +130,13 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     await page.waitForSelector('body[data-outcome="choose"]')
     expect(page.url()).toBe(`${primary}/oauth/callback`)
     expect(await page.evaluate(() => location.search)).toBe('')
-    const choices = await page.locator('button.choice').allTextContents()
+    // Name, then the id, and a badge on the one stored now.
+    const choices = await page.locator('button.choice').evaluateAll((buttons) =>
+      buttons.map((b) => [...b.querySelectorAll('.name, .id, .badge')].map((part) => part.textContent)),
+    )
     expect(choices).toEqual([
-      `${DEMO_ADVERTISERS[0]!.name} (${DEMO_ADVERTISERS[0]!.id}) (current)`,
-      `${DEMO_ADVERTISERS[1]!.name} (${DEMO_ADVERTISERS[1]!.id})`,
+      [DEMO_ADVERTISERS[0]!.name, `ID ${DEMO_ADVERTISERS[0]!.id}`, 'Current'],
+      [DEMO_ADVERTISERS[1]!.name, `ID ${DEMO_ADVERTISERS[1]!.id}`],
     ])
     // Usable before the choice: the first advertiser is stored at once.
     expect((await demoRow()).tiktok_business_id).toBe(DEMO_ADVERTISERS[0]!.id)
