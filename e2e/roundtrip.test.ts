@@ -45,7 +45,8 @@ afterEach(async () => {
 
 const exchangeCalls = () => stack.sandbox.tiktok.requests.filter((r) => r.path.endsWith('/oauth2/access_token/')).length
 const demoRow = async () => (await stack.sandbox.supabase.account(DEMO_USER.id))!
-const supabaseParam = () => `?supabase=${encodeURIComponent(`${stack.sandboxOrigin}/supabase`)}`
+/** The demo profile opens TikTok in a popup by default; these round trips are the full-page flow. */
+const supabaseParam = () => `?supabase=${encodeURIComponent(`${stack.sandboxOrigin}/supabase`)}&mode=redirect`
 
 /** Signs in on the demo product page and presses Connect: the browser lands on TikTok's page. */
 async function openTikTok(origin: string) {
@@ -236,7 +237,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     await page.waitForSelector('body[data-connected="yes"]')
     await page.click('#disconnect')
     await page.waitForSelector('body[data-connected="no"]')
-    expect(await page.textContent('#status')).toContain('TikTok confirmed the access was revoked')
+    expect(await page.textContent('#status')).toBe('TikTok is disconnected, and its access is revoked.')
     expect((await demoRow()).tiktok_access_token).toBeNull()
     expect(stack.sandbox.tiktok.tokenIsLive(token)).toBe(false)
   })
