@@ -46,6 +46,12 @@ describe('the client and its popup page (assets)', () => {
     expect(again.status).toBe(304)
   })
 
+  it('stays within its budget: 3 KiB gzip', async () => {
+    const res = await assets.fetch('https://app.example.com/oauth/tiktok-connect.js')
+    const gzipped = await new Response(res.body!.pipeThrough(new CompressionStream('gzip'))).arrayBuffer()
+    expect(gzipped.byteLength).toBeLessThanOrEqual(3 * 1024)
+  })
+
   it('serves its types as plain text', async () => {
     const res = await assets.fetch('https://app.example.com/oauth/tiktok-connect.d.ts')
     expect(res.status).toBe(200)
