@@ -47,7 +47,8 @@ afterEach(async () => {
 })
 
 const demoRow = async () => (await stack.sandbox.supabase.account(DEMO_USER.id))!
-const supabaseParam = () => `?supabase=${encodeURIComponent(`${stack.sandboxOrigin}/supabase`)}`
+/** The demo profile opens TikTok in a popup by default; these tests take the full-page flow. */
+const supabaseParam = () => `?supabase=${encodeURIComponent(`${stack.sandboxOrigin}/supabase`)}&mode=redirect`
 
 const deliveries = async (): Promise<Delivery[]> => ((await (await fetch(`${stack.sandboxOrigin}/webhooks.json`)).json()) as { deliveries: Delivery[] }).deliveries
 const payloadOf = (d: Delivery) => d.payload as Record<string, unknown>

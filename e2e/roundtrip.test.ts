@@ -45,7 +45,8 @@ afterEach(async () => {
 
 const exchangeCalls = () => stack.sandbox.tiktok.requests.filter((r) => r.path.endsWith('/oauth2/access_token/')).length
 const demoRow = async () => (await stack.sandbox.supabase.account(DEMO_USER.id))!
-const supabaseParam = () => `?supabase=${encodeURIComponent(`${stack.sandboxOrigin}/supabase`)}`
+/** The demo profile opens TikTok in a popup by default; these round trips are the full-page flow. */
+const supabaseParam = () => `?supabase=${encodeURIComponent(`${stack.sandboxOrigin}/supabase`)}&mode=redirect`
 
 /** Signs in on the demo product page and presses Connect: the browser lands on TikTok's page. */
 async function openTikTok(origin: string) {
@@ -130,10 +131,13 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     await page.waitForSelector('body[data-outcome="choose"]')
     expect(page.url()).toBe(`${primary}/oauth/callback`)
     expect(await page.evaluate(() => location.search)).toBe('')
-    const choices = await page.locator('button.choice').allTextContents()
+    // Name, then the id, and a badge on the one stored now.
+    const choices = await page.locator('button.choice').evaluateAll((buttons) =>
+      buttons.map((b) => [...b.querySelectorAll('.name, .id, .badge')].map((part) => part.textContent)),
+    )
     expect(choices).toEqual([
-      `${DEMO_ADVERTISERS[0]!.name} (${DEMO_ADVERTISERS[0]!.id}) (current)`,
-      `${DEMO_ADVERTISERS[1]!.name} (${DEMO_ADVERTISERS[1]!.id})`,
+      [DEMO_ADVERTISERS[0]!.name, `ID ${DEMO_ADVERTISERS[0]!.id}`, 'Current'],
+      [DEMO_ADVERTISERS[1]!.name, `ID ${DEMO_ADVERTISERS[1]!.id}`],
     ])
     // Usable before the choice: the first advertiser is stored at once.
     expect((await demoRow()).tiktok_business_id).toBe(DEMO_ADVERTISERS[0]!.id)
@@ -233,7 +237,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     await page.waitForSelector('body[data-connected="yes"]')
     await page.click('#disconnect')
     await page.waitForSelector('body[data-connected="no"]')
-    expect(await page.textContent('#status')).toContain('TikTok confirmed the access was revoked')
+    expect(await page.textContent('#status')).toBe('TikTok is disconnected, and its access is revoked.')
     expect((await demoRow()).tiktok_access_token).toBeNull()
     expect(stack.sandbox.tiktok.tokenIsLive(token)).toBe(false)
   })

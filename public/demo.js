@@ -1,150 +1,206 @@
-// The demo product page. The part a product copies is connectTikTok(): POST /api/tiktok/oauth/start
-// with the user's Supabase access token, then send the browser to the authorize_url it answers.
-;(() => {
-  'use strict'
+// The demo product page. Everything TikTok goes through /oauth/tiktok-connect.js, as it would on a
+// product's own page: connect (popup, or this tab), status, switching the advertiser, disconnect.
+import { chooseAdvertiser, connectTikTok, disconnect, getConnection } from '/oauth/tiktok-connect.js'
 
-  const SESSION_KEY = 'demo_supabase_session'
-  const $ = (id) => document.getElementById(id)
+const SESSION_KEY = 'demo_supabase_session'
+const $ = (id) => document.getElementById(id)
 
-  const showError = (message) => {
-    $('error').textContent = message || ''
-    $('error').hidden = !message
+const showError = (message) => {
+  $('error').textContent = message || ''
+  $('error').hidden = !message
+}
+
+const session = () => {
+  try {
+    return JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null')
+  } catch {
+    return null
   }
+}
+/** The user's Supabase access token, read when the client needs one. */
+const accessToken = () => session()?.accessToken
 
-  /** Sign in with Supabase Auth's password grant (the sandbox implements the same endpoint). */
-  async function signIn(supabaseUrl, email, password) {
-    const response = await fetch(`${supabaseUrl.replace(/\/+$/, '')}/auth/v1/token?grant_type=password`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', apikey: 'sb_publishable_demo' },
-      body: JSON.stringify({ email, password }),
-    })
-    const body = await response.json().catch(() => ({}))
-    if (!response.ok) throw new Error(body.msg || 'Sign-in failed.')
-    return { accessToken: body.access_token, email: body.user && body.user.email }
-  }
-
-  /** What a product's "Connect TikTok" button does. */
-  async function connectTikTok(accessToken, returnTo) {
-    const response = await fetch('/api/tiktok/oauth/start', {
-      method: 'POST',
-      headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ return_to: returnTo }),
-    })
-    const body = await response.json()
-    if (!response.ok) throw new Error(body.error)
-    location.assign(body.authorize_url)
-  }
-
-  const session = () => {
-    try {
-      return JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null')
-    } catch {
-      return null
-    }
-  }
-
-  /** The connection as the Worker reports it: GET /api/tiktok/connection with the user's token. */
-  async function connectionStatus(accessToken) {
-    const response = await fetch('/api/tiktok/connection', { headers: { authorization: `Bearer ${accessToken}` } })
-    const body = await response.json()
-    if (!response.ok) throw new Error(body.error)
-    return body
-  }
-
-  async function render() {
-    const current = session()
-    $('signed-out').hidden = !!current
-    $('signed-in').hidden = !current
-    if (!current) return
-    $('who').textContent = current.email
-    const list = $('advertiser-list')
-    list.replaceChildren()
-    let connection = { connected: false }
-    try {
-      connection = await connectionStatus(current.accessToken)
-    } catch (error) {
-      showError(error.message)
-    }
-    const revoked = !connection.connected && connection.reason === 'revoked'
-    if (connection.connected) {
-      $('status').textContent = `Connected: ${connection.account_id} (${connection.business_id})`
-      for (const advertiser of connection.advertisers || []) {
-        const item = document.createElement('li')
-        item.textContent = `${advertiser.name} (${advertiser.id})`
-        list.append(item)
-      }
-    } else if (revoked) {
-      // The advertiser removed the app at TikTok: the stored token is dead until the user reconnects.
-      const which = connection.account_id ? ` (${connection.account_id}, ${connection.business_id})` : ''
-      $('status').textContent = `TikTok access was removed${which} — Reconnect to use it again.`
-    } else {
-      $('status').textContent = 'Not connected.'
-    }
-    $('status').classList.toggle('revoked', revoked)
-    list.hidden = list.childElementCount === 0
-    $('disconnect').hidden = !connection.connected
-    $('connect').textContent = connection.connected ? 'Reconnect TikTok' : revoked ? 'Reconnect' : 'Connect TikTok'
-    document.body.dataset.connected = connection.connected ? 'yes' : 'no'
-    document.body.dataset.reason = connection.reason || ''
-  }
-
-  // The sign-in form sends the password to this URL. `?supabase=` points it at a local sandbox on
-  // other ports, so it is honoured only on a loopback page and for an http(s) loopback URL: a link
-  // cannot make a deployed demo send the password elsewhere.
-  const DEFAULT_SUPABASE_URL = 'http://127.0.0.1:8790/supabase'
-  const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
-  const isLoopbackUrl = (value) => {
-    try {
-      const url = new URL(value)
-      return (url.protocol === 'http:' || url.protocol === 'https:') && LOOPBACK_HOSTS.has(url.hostname)
-    } catch {
-      return false
-    }
-  }
-  const requested = new URLSearchParams(location.search).get('supabase')
-  $('supabase-url').value =
-    requested && LOOPBACK_HOSTS.has(location.hostname) && isLoopbackUrl(requested) ? requested : DEFAULT_SUPABASE_URL
-
-  $('sign-in').addEventListener('submit', async (event) => {
-    event.preventDefault()
-    showError('')
-    try {
-      const signedIn = await signIn($('supabase-url').value, $('email').value, $('password').value)
-      sessionStorage.setItem(SESSION_KEY, JSON.stringify(signedIn))
-      await render()
-    } catch (error) {
-      showError(error.message)
-    }
+/** Sign in with Supabase Auth's password grant (the sandbox implements the same endpoint). */
+async function signIn(supabaseUrl, email, password) {
+  const response = await fetch(`${supabaseUrl.replace(/\/+$/, '')}/auth/v1/token?grant_type=password`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', apikey: 'sb_publishable_demo' },
+    body: JSON.stringify({ email, password }),
   })
+  const body = await response.json().catch(() => ({}))
+  if (!response.ok) throw new Error(body.msg || 'Sign-in failed.')
+  return { accessToken: body.access_token, email: body.user && body.user.email }
+}
 
-  $('connect').addEventListener('click', async () => {
-    showError('')
-    $('connect').disabled = true
-    try {
-      await connectTikTok(session().accessToken, location.pathname)
-    } catch (error) {
-      showError(error.message)
-      $('connect').disabled = false
-    }
-  })
+const element = (tag, className, text) => {
+  const node = document.createElement(tag)
+  if (className) node.className = className
+  if (text !== undefined) node.textContent = text
+  return node
+}
 
-  $('disconnect').addEventListener('click', async () => {
-    showError('')
-    const response = await fetch('/api/tiktok/connection', {
-      method: 'DELETE',
-      headers: { authorization: `Bearer ${session().accessToken}` },
-    })
-    const body = await response.json()
-    if (!response.ok) showError(body.error)
-    else localStorage.removeItem('tiktok_connection')
+/** One advertiser account: name, then its id; a badge on the one in use, a button on the others. */
+function advertiserRow(advertiser, current) {
+  const row = element(current ? 'div' : 'button', 'choice')
+  const label = element('span', 'label')
+  label.append(element('span', 'name', advertiser.name || advertiser.id), element('span', 'id', `ID ${advertiser.id}`))
+  row.append(label)
+  if (current) row.append(element('span', 'badge', 'Current'))
+  else {
+    row.type = 'button'
+    row.dataset.id = advertiser.id
+    row.append(element('span', 'go', 'Use this one'))
+    row.addEventListener('click', () => switchTo(advertiser))
+  }
+  const item = element('li')
+  item.append(row)
+  return item
+}
+
+/** Paints a `getConnection` answer; `note` replaces the status sentence when not connected. */
+function paint(connection, note) {
+  const revoked = !connection.connected && connection.reason === 'revoked'
+  const choosing = connection.connected && connection.advertiser_required === true
+  const state = connection.connected ? (choosing ? 'choosing' : 'connected') : revoked ? 'revoked' : 'not-connected'
+  const which = connection.account_id ? ` (${connection.account_id}, ${connection.business_id})` : ''
+  $('status').textContent = {
+    connected: `Connected: ${connection.account_id} (${connection.business_id})`,
+    choosing: 'Connected, but the advertiser account this product used is no longer shared with it. Choose one below.',
+    // The advertiser removed the app at TikTok: the stored token is dead until the user reconnects.
+    revoked: `TikTok access was removed${which}. Reconnect to use it again.`,
+    'not-connected': note || 'Not connected.',
+  }[state]
+  $('status').classList.toggle('revoked', revoked)
+  $('status-icon').className = `icon small ${connection.connected ? 'done' : 'failed'}`
+  $('status-icon').hidden = state === 'not-connected'
+
+  const list = $('advertiser-list')
+  list.replaceChildren(
+    ...(connection.connected ? connection.advertisers || [] : []).map((a) => advertiserRow(a, a.id === connection.business_id)),
+  )
+  list.hidden = $('advertisers-heading').hidden = list.childElementCount === 0
+  $('disconnect').hidden = $('verify').hidden = !connection.connected
+  $('connect').textContent = connection.connected ? 'Reconnect TikTok' : revoked ? 'Reconnect' : 'Connect TikTok'
+  Object.assign(document.body.dataset, { state, connected: connection.connected ? 'yes' : 'no', reason: connection.reason || '' })
+}
+
+async function render(note) {
+  const current = session()
+  $('signed-out').hidden = !!current
+  $('signed-in').hidden = !current
+  if (!current) {
+    Object.assign(document.body.dataset, { state: 'signed-out', connected: 'no', reason: '' })
+    return
+  }
+  $('who').textContent = current.email
+  let connection = { connected: false }
+  try {
+    connection = await getConnection(current.accessToken)
+  } catch (error) {
+    showError(error.message)
+  }
+  paint(connection, note)
+}
+
+/** A client call from a button: errors go to the alert line, the page shows what is true afterwards. */
+async function act(button, work) {
+  showError('')
+  button.disabled = true
+  try {
+    await work()
+  } catch (error) {
+    showError(error.message)
     await render()
-    $('status').textContent += ` ${body.message || ''}`
-  })
+  } finally {
+    button.disabled = false
+  }
+}
 
-  $('sign-out').addEventListener('click', () => {
-    sessionStorage.removeItem(SESSION_KEY)
-    render()
-  })
+async function switchTo(advertiser) {
+  showError('')
+  for (const button of document.querySelectorAll('#advertiser-list button')) button.disabled = true
+  try {
+    await chooseAdvertiser(accessToken(), advertiser.id)
+  } catch (error) {
+    showError(error.message)
+  }
+  await render()
+}
 
-  render()
-})()
+/** Every onEvent from the client, listed on the page so you can see what a product receives. */
+function logEvent(event) {
+  const detail = event.mode || event.code || event.business_id || event.connection?.business_id
+  $('event-log').append(element('li', '', detail ? `${event.type} (${detail})` : event.type))
+}
+
+// The sign-in form sends the password to this URL. `?supabase=` points it at a local sandbox on
+// other ports, so it is honoured only on a loopback page and for an http(s) loopback URL: a link
+// cannot make a deployed demo send the password elsewhere.
+const DEFAULT_SUPABASE_URL = 'http://127.0.0.1:8790/supabase'
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
+const isLoopbackUrl = (value) => {
+  try {
+    const url = new URL(value)
+    return (url.protocol === 'http:' || url.protocol === 'https:') && LOOPBACK_HOSTS.has(url.hostname)
+  } catch {
+    return false
+  }
+}
+const query = new URLSearchParams(location.search)
+const requested = query.get('supabase')
+$('supabase-url').value =
+  requested && LOOPBACK_HOSTS.has(location.hostname) && isLoopbackUrl(requested) ? requested : DEFAULT_SUPABASE_URL
+// `?mode=redirect` starts with "in this tab" selected.
+if (query.get('mode') === 'redirect') document.querySelector('input[name="mode"][value="redirect"]').checked = true
+
+$('sign-in').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  showError('')
+  try {
+    const signedIn = await signIn($('supabase-url').value, $('email').value, $('password').value)
+    sessionStorage.setItem(SESSION_KEY, JSON.stringify(signedIn))
+    await render()
+    $('tiktok-heading').focus()
+  } catch (error) {
+    showError(error.message)
+  }
+})
+
+$('connect').addEventListener('click', () => {
+  showError('')
+  // Called in the click itself, before any await: Safari opens a popup only there. A second click
+  // while the popup is open brings it to the front.
+  connectTikTok({
+    getAccessToken: accessToken,
+    returnTo: location.pathname,
+    mode: document.querySelector('input[name="mode"]:checked').value,
+    onEvent: logEvent,
+  }).then(
+    () => render(),
+    (error) => {
+      showError(error.message)
+      return render()
+    },
+  )
+})
+
+$('verify').addEventListener('click', () =>
+  act($('verify'), async () => paint(await getConnection(accessToken(), { verify: true }))),
+)
+
+$('disconnect').addEventListener('click', () =>
+  act($('disconnect'), async () => {
+    const { message } = await disconnect(accessToken())
+    localStorage.removeItem('tiktok_connection')
+    await render(message)
+  }),
+)
+
+$('sign-out').addEventListener('click', async () => {
+  sessionStorage.removeItem(SESSION_KEY)
+  showError('')
+  await render()
+  $('sign-in-heading').focus()
+})
+
+render()

@@ -38,3 +38,45 @@ describe('favicon (assets)', () => {
     expect([...new Uint8Array(await res.arrayBuffer()).slice(0, 4)]).toEqual([0, 0, 1, 0])
   })
 })
+
+describe('the client and its popup page (assets)', () => {
+  it('serves tiktok-connect.js as a same-origin script, revalidated on every use', async () => {
+    const res = await assets.fetch('https://app.example.com/oauth/tiktok-connect.js')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toMatch(/^(text|application)\/javascript/)
+    expect(res.headers.get('cache-control')).toBe('no-cache')
+    expect(res.headers.get('etag')).toBeTruthy()
+    expect(res.headers.get('cross-origin-resource-policy')).toBe('same-origin')
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff')
+    // No CORS: another site cannot import it as a module.
+    expect(res.headers.get('access-control-allow-origin')).toBeNull()
+    const etag = res.headers.get('etag')!
+    const again = await assets.fetch('https://app.example.com/oauth/tiktok-connect.js', { headers: { 'if-none-match': etag } })
+    expect(again.status).toBe(304)
+  })
+
+  it('stays within its budget: 3 KiB gzip', async () => {
+    const res = await assets.fetch('https://app.example.com/oauth/tiktok-connect.js')
+    const gzipped = await new Response(res.body!.pipeThrough(new CompressionStream('gzip'))).arrayBuffer()
+    expect(gzipped.byteLength).toBeLessThanOrEqual(3 * 1024)
+  })
+
+  it('serves its types as plain text', async () => {
+    const res = await assets.fetch('https://app.example.com/oauth/tiktok-connect.d.ts')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('text/plain; charset=utf-8')
+    expect(await res.text()).toContain('export function connectTikTok')
+  })
+
+  it('serves the popup placeholder with the strict CSP but without COOP, which would cut the opener off', async () => {
+    const res = await assets.fetch('https://app.example.com/oauth/popup')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'")
+    expect(res.headers.get('cache-control')).toBe('no-store')
+    expect(res.headers.get('x-frame-options')).toBe('DENY')
+    expect(res.headers.get('cross-origin-opener-policy')).toBeNull()
+    expect(await res.text()).not.toMatch(/<script/)
+    // The callback page keeps its COOP.
+    expect((await assets.fetch('https://app.example.com/oauth/callback')).headers.get('cross-origin-opener-policy')).toBe('same-origin')
+  })
+})

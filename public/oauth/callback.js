@@ -1,5 +1,10 @@
 // The OAuth callback: TikTok sends the browser here with ?auth_code=…&state=…. Query values are only
 // ever sent to our own API or written with textContent, never parsed as HTML.
+//
+// In a popup opened by tiktok-connect.js, which left a flow id in this window's sessionStorage, the
+// page reports to the product page over BroadcastChannel `tiktok-connect:<flow>` (why not
+// window.opener: see the top of tiktok-connect.js), answers its pings, and closes once the product
+// page has acknowledged the outcome. Without an acknowledgement it carries on as a full-page flow.
 ;(() => {
   'use strict'
 
@@ -7,14 +12,18 @@
   const CHOOSE_URL = '/api/tiktok/advertiser'
   const DEFAULT_RETURN = '/profile'
   const RESULT_KEY = 'tiktok_callback_result'
+  const FLOW_KEY = 'tiktok_connect_flow'
   const REDIRECT_DELAY_MS = 1500
   const TIMEOUT_MS = 30000
+  // The product page answers at once when it is there; past this, it was closed or reloaded.
+  const ACK_WAIT_MS = 2000
 
   const $ = (id) => document.getElementById(id)
 
   // Titles per error code; the sentence under it comes from the API, written for a person.
   const TITLES = {
     denied: 'TikTok was not connected',
+    no_authorization: 'No TikTok connection in progress',
     code_invalid_or_used: 'This authorization expired',
     state_expired: 'This authorization expired',
     invalid_state: 'This link is not valid',
@@ -35,36 +44,114 @@
   const safePath = (value) =>
     typeof value === 'string' && /^\/(?![/\\])[^\s\\]*$/.test(value) ? value : DEFAULT_RETURN
 
-  const show = (outcome) => {
-    document.title = outcome.title
-    $('title').textContent = outcome.title
-    $('message').textContent = outcome.message
-    $('spinner').className = 'spinner ' + (outcome.ok ? 'done' : 'failed')
+  /** The product page that opened this window as a popup, or null (a full-page flow). */
+  const opener = (() => {
+    let flow
+    try {
+      const entry = JSON.parse(sessionStorage.getItem(FLOW_KEY) || 'null')
+      if (entry && /^[0-9a-f]{32}$/.test(entry.flow) && entry.expires > Date.now()) flow = entry.flow
+    } catch {
+      // Storage disabled: no popup flow can have started here.
+    }
+    if (!flow || typeof BroadcastChannel !== 'function') return null
+    const channel = new BroadcastChannel(`tiktok-connect:${flow}`)
+    const post = (type, detail) => channel.postMessage({ v: 1, flow, type, ...detail })
+    let acknowledged
+    const ack = new Promise((resolve) => (acknowledged = resolve))
+    channel.onmessage = ({ data, origin }) => {
+      if (origin !== location.origin || !data || data.v !== 1 || data.flow !== flow) return
+      if (data.type === 'ping') post('alive')
+      else if (data.type === 'focus') window.focus()
+      else if (data.type === 'ack') acknowledged(true)
+    }
+    // Back from TikTok: the product page stops reading popup.closed as "closed".
+    post('alive')
+    return {
+      post,
+      /** Hands the outcome over; true once the product page has it. */
+      handOver(outcome) {
+        try {
+          sessionStorage.removeItem(FLOW_KEY)
+        } catch {
+          // The entry expires on its own.
+        }
+        post('done', outcome.ok ? { ok: true } : { ok: false, code: outcome.code, error: outcome.message })
+        return Promise.race([ack, new Promise((resolve) => setTimeout(resolve, ACK_WAIT_MS, false))])
+      },
+    }
+  })()
+  /** Whether this window will close itself: a popup whose product page is listening. */
+  let inPopup = !!opener
+  document.body.dataset.popup = inPopup ? 'yes' : 'no'
+
+  const element = (tag, className, text) => {
+    const node = document.createElement(tag)
+    if (className) node.className = className
+    if (text !== undefined) node.textContent = text
+    return node
+  }
+
+  const renderAdvertisers = (outcome) => {
     const list = $('advertisers')
     list.replaceChildren()
     for (const advertiser of outcome.advertisers || []) {
-      const item = document.createElement('li')
-      const label = advertiser.name ? `${advertiser.name} (${advertiser.id})` : advertiser.id
+      // Several advertisers: each is a button that stores that choice.
+      const row = element(outcome.choose ? 'button' : 'div', 'choice')
+      const label = element('span', 'label')
+      label.append(element('span', 'name', advertiser.name || advertiser.id), element('span', 'id', `ID ${advertiser.id}`))
+      row.append(label)
+      if (advertiser.id === outcome.businessId) row.append(element('span', 'badge', 'Current'))
       if (outcome.choose) {
-        // Several advertisers: each is a button that stores that choice.
-        const button = document.createElement('button')
-        button.type = 'button'
-        button.className = 'choice'
-        button.dataset.id = advertiser.id
-        button.textContent = advertiser.id === outcome.businessId ? `${label} (current)` : label
-        button.addEventListener('click', () => choose(outcome, advertiser))
-        item.append(button)
-      } else {
-        item.textContent = label
+        row.type = 'button'
+        row.dataset.id = advertiser.id
+        row.addEventListener('click', () => choose(outcome, advertiser))
       }
+      const item = element('li')
+      item.append(row)
       list.append(item)
     }
     list.hidden = list.childElementCount === 0
-    const link = $('continue')
-    link.href = safePath(outcome.returnTo)
-    link.textContent = outcome.choose ? 'Keep the current one and continue' : outcome.ok ? 'Continue' : 'Back and try again'
-    $('actions').hidden = false
+  }
+
+  const renderActions = (outcome) => {
+    const actions = $('actions')
+    actions.replaceChildren()
+    if (outcome.choose) {
+      // The advertiser buttons are the primary actions; keeping the stored one is the way out.
+      const label = outcome.businessId ? 'Keep the current one' : 'Not now'
+      if (inPopup) {
+        const keep = element('button', 'button secondary', label)
+        keep.type = 'button'
+        keep.addEventListener('click', () => finish(kept(outcome)))
+        actions.append(keep)
+      } else {
+        const link = element('a', 'button secondary', label)
+        link.href = safePath(outcome.returnTo)
+        actions.append(link)
+      }
+    } else if (!inPopup) {
+      const link = element('a', 'button', outcome.ok ? 'Continue' : outcome.code === 'no_authorization' ? 'Go to your profile' : 'Back to your profile')
+      link.href = safePath(outcome.returnTo)
+      actions.append(link)
+    }
+    actions.hidden = actions.childElementCount === 0
+  }
+
+  const show = (outcome) => {
+    const changed = $('title').textContent !== outcome.title || $('message').textContent !== outcome.message
+    document.title = outcome.title
+    $('title').textContent = outcome.title
+    $('message').textContent = outcome.message
+    $('icon').className = `icon ${outcome.ok ? 'done' : 'failed'}`
+    document.querySelector('main').removeAttribute('aria-busy')
+    renderAdvertisers(outcome)
+    renderActions(outcome)
     document.body.dataset.outcome = outcome.choose ? 'choose' : outcome.ok ? 'success' : outcome.code || 'error'
+    if (changed) {
+      // Only the outcome is announced; focus goes to its heading, not back to <body>.
+      $('announce').textContent = `${outcome.title}. ${outcome.message}`
+      $('title').focus()
+    }
   }
 
   const remember = (outcome) => {
@@ -83,6 +170,49 @@
     }
   }
 
+  const connected = (name, returnTo) => ({
+    ok: true,
+    title: 'TikTok connected',
+    message: `This product now uses the advertiser account “${name}”.`,
+    returnTo,
+  })
+
+  /** The choice step left without choosing: the stored advertiser stays (or none, to choose later). */
+  const kept = (outcome) => {
+    const current = (outcome.advertisers || []).find((a) => a.id === outcome.businessId)
+    return current
+      ? connected(current.name || current.id, outcome.returnTo)
+      : { ok: true, title: 'TikTok connected', message: 'Choose an advertiser account from your profile when you are ready.', returnTo: outcome.returnTo }
+  }
+
+  const failure = (code, message, returnTo) => ({
+    ok: false,
+    code,
+    title: TITLES[code] || 'TikTok was not connected',
+    message,
+    returnTo,
+  })
+
+  /** An outcome with nothing left to do here: hand it to the popup's opener, or go back to the product. */
+  async function finish(outcome) {
+    remember(outcome)
+    show(outcome)
+    if (inPopup) {
+      if (await opener.handOver(outcome)) {
+        window.close()
+        // Still here (the browser refused to close it): offer the way back like a full page does.
+        setTimeout(() => {
+          inPopup = false
+          renderActions(outcome)
+        }, 500)
+        return
+      }
+      inPopup = false
+      renderActions(outcome)
+    }
+    if (outcome.ok) setTimeout(() => location.assign(safePath(outcome.returnTo)), REDIRECT_DELAY_MS)
+  }
+
   /** Stores the advertiser the user picked, with the exchange's selection ticket. */
   async function choose(outcome, advertiser) {
     for (const button of document.querySelectorAll('button.choice')) button.disabled = true
@@ -99,30 +229,16 @@
       const body = await response.json().catch(() => ({}))
       if (response.ok && body.success === true) {
         saveSummary({ business_id: body.business_id, account_id: body.account_id, advertisers: body.advertisers })
-        next = {
-          ok: true,
-          title: 'TikTok connected',
-          message: `This product now uses the advertiser account “${body.account_id || body.business_id}”.`,
-          returnTo: outcome.returnTo,
-        }
+        opener?.post('advertiser_chosen', { business_id: body.business_id })
+        next = connected(body.account_id || body.business_id, outcome.returnTo)
       } else {
         next = failure(typeof body.code === 'string' ? body.code : 'error', body.error || 'Could not save your choice. Please try again.', outcome.returnTo)
       }
     } catch {
       next = failure('network', 'We could not reach the server to save your choice. Check your connection and try again.', outcome.returnTo)
     }
-    remember(next)
-    show(next)
-    if (next.ok) setTimeout(() => location.assign(safePath(next.returnTo)), REDIRECT_DELAY_MS)
+    await finish(next)
   }
-
-  const failure = (code, message, returnTo) => ({
-    ok: false,
-    code,
-    title: TITLES[code] || 'TikTok was not connected',
-    message,
-    returnTo,
-  })
 
   async function run() {
     const params = new URLSearchParams(location.search)
@@ -140,16 +256,14 @@
       } catch {
         previous = null
       }
-      show(
-        previous ||
-          failure('no_authorization', 'There is no TikTok authorization in progress. Start from your profile to connect TikTok.'),
-      )
+      const outcome =
+        previous || failure('no_authorization', 'There is no TikTok authorization in progress. Start from your profile to connect TikTok.')
+      if (outcome.choose || !inPopup) show(outcome)
+      else await finish(outcome)
       return
     }
     if (!authCode) {
-      const outcome = failure('denied', 'The TikTok authorization was cancelled or denied. You can connect again whenever you like.')
-      remember(outcome)
-      show(outcome)
+      await finish(failure('denied', 'The TikTok authorization was cancelled or denied. You can connect again whenever you like.'))
       return
     }
 
@@ -165,20 +279,26 @@
       })
       const body = await response.json().catch(() => ({}))
       if (response.ok && body.success === true) {
-        const several = body.selection && Array.isArray(body.advertisers) && body.advertisers.length > 1
+        // A selection ticket means a choice to offer: several advertisers, or (after the revocation
+        // sweep cleared the stored choice) even a single one.
+        const choose = !!(body.selection && typeof body.selection.ticket === 'string' && Array.isArray(body.advertisers) && body.advertisers.length > 0)
+        const again = choose && !body.business_id
         outcome = {
           ok: true,
-          choose: !!several,
-          ticket: several ? body.selection.ticket : undefined,
+          choose,
+          ticket: choose ? body.selection.ticket : undefined,
           businessId: body.business_id,
-          title: several ? 'Choose an advertiser account' : 'TikTok connected',
-          message: several
-            ? 'TikTok shared several advertiser accounts. Choose the one this product should use; you can change it later.'
-            : `Your TikTok advertiser account “${body.account_id || body.business_id}” is connected.`,
+          title: choose ? 'Choose an advertiser account' : 'TikTok connected',
+          message: again
+            ? 'The advertiser account this product used is no longer shared with it. Choose the one it should use now.'
+            : choose
+              ? 'TikTok shared several advertiser accounts. Choose the one this product should use; you can change it later.'
+              : `Your TikTok advertiser account “${body.account_id || body.business_id}” is connected.`,
           advertisers: body.advertisers,
           returnTo: body.return_to,
         }
         saveSummary({ business_id: body.business_id, account_id: body.account_id, advertisers: body.advertisers })
+        opener?.post('authorized')
       } else {
         outcome = failure(
           typeof body.code === 'string' ? body.code : 'error',
@@ -189,9 +309,10 @@
     } catch {
       outcome = failure('network', 'We could not reach the server to finish connecting TikTok. Check your connection, then connect again.')
     }
-    remember(outcome)
-    show(outcome)
-    if (outcome.ok && !outcome.choose) setTimeout(() => location.assign(safePath(outcome.returnTo)), REDIRECT_DELAY_MS)
+    if (outcome.choose) {
+      remember(outcome)
+      show(outcome)
+    } else await finish(outcome)
   }
 
   // Runs once per page load, and strips the code from the URL before its first await: a reload, a

@@ -106,9 +106,9 @@ connection.delete('/connection', requireOrigin, requireUser, limitPerUser('disco
     success: true,
     revoked,
     message: revoked
-      ? 'TikTok disconnected, and TikTok confirmed the access was revoked.'
+      ? 'TikTok is disconnected, and its access is revoked.'
       : row.tiktok_access_token
-        ? 'TikTok disconnected here. TikTok could not confirm the revocation; you can also remove the app in TikTok for Business.'
+        ? 'TikTok is disconnected here, but TikTok could not confirm that its access is revoked. You can also remove the app in TikTok for Business.'
         : 'No TikTok account was connected.',
   })
 })

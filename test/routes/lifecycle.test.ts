@@ -218,7 +218,7 @@ describe('DELETE /api/tiktok/connection', () => {
     await connect(h)
     const token = (await h.row(USER_ID)).tiktok_access_token as string
     const r = await asUser(h, '/api/tiktok/connection', { method: 'DELETE' })
-    expect(r).toMatchObject({ status: 200, body: { success: true, revoked: true } })
+    expect(r).toMatchObject({ status: 200, body: { success: true, revoked: true, message: 'TikTok is disconnected, and its access is revoked.' } })
     const [revoke] = h.tiktokCalls('/revoke_token/')
     expect(JSON.parse(revoke!.body)).toEqual({ app_id: 'test-app-id', secret: testEnv.TIKTOK_APP_SECRET, access_token: token })
     expect(h.tiktok.tokenIsLive(token)).toBe(false)
@@ -232,6 +232,7 @@ describe('DELETE /api/tiktok/connection', () => {
     h.tiktok.faults.add('revoke', stalled.fault)
     const r = await pastDeadlines(() => asUser(h, '/api/tiktok/connection', { method: 'DELETE', bindings: {} }), stalled)
     expect(r).toMatchObject({ status: 200, body: { success: true, revoked: false } })
+    expect(r.body.message).toMatch(/^TikTok is disconnected here, but TikTok could not confirm/)
     expect((await h.row(USER_ID)).tiktok_access_token).toBeNull()
   })
 

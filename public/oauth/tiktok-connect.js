@@ -1,0 +1,176 @@
+// tiktok-connect.js: connect TikTok from a product page in one call. No dependencies; served from
+// the product's origin beside the callback page, whose callback.js runs the popup's end.
+//
+// Coming back from TikTok, the popup loads the callback page, served with Cross-Origin-Opener-Policy:
+// it is cut off from this page (its opener is null, and popup.closed reads true here while it is
+// open). So the two talk over a BroadcastChannel (same origin only) named by a random flow id, which
+// this page writes into the popup's own sessionStorage while the popup is still our placeholder: that
+// storage belongs to that window and origin, survives the trip through TikTok, and no other window
+// reads it. The id is in no URL (return_to would show it to TikTok inside the state, and a denied or
+// failed callback never learns return_to). Once popup.closed reads true, pings tell open from closed.
+
+const API = '/api/tiktok'
+const FLOW_KEY = 'tiktok_connect_flow'
+// The state's lifetime: after it, the callback cannot complete this flow anyway.
+const FLOW_TTL_MS = 600_000
+const POLL_MS = 500
+// Long enough for the callback page to load and answer after TikTok sends the popup back.
+const GRACE_MS = 2500
+
+let active
+
+const failure = (code, message, more) =>
+  Object.assign(new Error(message), { code, status: 0, retryable: false, requestId: undefined }, more)
+
+async function call(token, method, path, body) {
+  let response
+  try {
+    response = await fetch(API + path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body && { 'content-type': 'application/json' }) },
+      body: body && JSON.stringify(body),
+      cache: 'no-store',
+      signal: AbortSignal.timeout(30_000),
+    })
+  } catch (cause) {
+    throw failure('network', 'Could not reach the server. Check your connection, then try again.', { retryable: true, cause })
+  }
+  const answer = await response.json().catch(() => ({}))
+  if (response.ok) return answer
+  throw failure(
+    typeof answer.code == 'string' ? answer.code : `http_${response.status}`,
+    typeof answer.error == 'string' ? answer.error : `The server answered HTTP ${response.status}.`,
+    { status: response.status, retryable: answer.retryable === true, requestId: answer.request_id ?? response.headers.get('x-request-id') ?? undefined },
+  )
+}
+
+/** The user's connection, as `GET /api/tiktok/connection` answers it; `{ verify: true }` asks TikTok too. */
+export const getConnection = (token, options) => call(token, 'GET', `/connection${options?.verify ? '?verify=true' : ''}`)
+
+/** Makes `advertiserId` (one of the connection's `advertisers`) the account the product uses. */
+export const chooseAdvertiser = (token, advertiserId) => call(token, 'POST', '/advertiser', { advertiser_id: advertiserId })
+
+/** Revokes the access at TikTok and forgets the connection; answers `{ success, revoked, message }`. */
+export const disconnect = (token) => call(token, 'DELETE', '/connection')
+
+/**
+ * Connects TikTok: a popup (`auto` falls back to a full-page redirect when it is blocked) that
+ * resolves with `{ business_id, account_id, advertisers, connected_at }`. Call it in the click
+ * handler before any `await`: Safari allows a popup only there.
+ */
+export function connectTikTok(options) {
+  if (active) return active.focus(), active.promise
+  const { accessToken, getAccessToken, mode = 'auto', returnTo = location.pathname, onEvent } = options
+  const emit = (type, detail) => {
+    try {
+      onEvent?.({ type, ...detail })
+    } catch (error) {
+      setTimeout(() => {
+        throw error
+      })
+    }
+  }
+  const token = async () => (getAccessToken ? getAccessToken() : accessToken)
+  const fail = (error) => {
+    emit('error', { code: error.code, message: error.message })
+    throw error
+  }
+  const start = async () => (await call(await token(), 'POST', '/oauth/start', { return_to: returnTo })).authorize_url
+  // The Worker checks it too; this keeps another site's address out of the request altogether.
+  if (!/^\/(?![/\\])/.test(returnTo)) return Promise.reject(failure('invalid_return_to', 'returnTo must be a path on this site.')).catch(fail)
+
+  const flow = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('')
+  const popup = mode != 'redirect' && typeof BroadcastChannel == 'function' ? openPopup(flow) : null
+  if (!popup) {
+    if (mode == 'popup') return Promise.reject(failure('popup_blocked', 'The browser blocked the TikTok window.')).catch(fail)
+    return start()
+      .then((url) => {
+        emit('opened', { mode: 'redirect' })
+        location.assign(url)
+        return new Promise(() => {})
+      })
+      .catch(fail)
+  }
+
+  const channel = new BroadcastChannel(`tiktok-connect:${flow}`)
+  const post = (type) => channel.postMessage({ v: 1, flow, type })
+  let heard = 0
+  let pinged = 0
+  let ending = false
+  let settled = false
+  let timer
+  const promise = new Promise((resolve, reject) => {
+    const finish = (error, connection) => {
+      if (settled) return
+      settled = ending = true
+      clearInterval(timer)
+      channel.close()
+      active = undefined
+      if (error) {
+        if (!popup.closed) popup.close()
+        emit('error', { code: error.code, message: error.message })
+        reject(error)
+      } else {
+        emit('connected', { connection })
+        resolve(connection)
+      }
+      emit('closed')
+    }
+    // The popup's word only says when to look: the result is read from the Worker.
+    const connected = async () => {
+      const now = await getConnection(await token())
+      if (!now.connected) throw failure(now.reason ?? 'not_connected', 'TikTok is not connected.')
+      const { business_id, account_id, advertisers, connected_at } = now
+      finish(null, { business_id, account_id, advertisers, connected_at })
+    }
+    channel.onmessage = ({ data, origin }) => {
+      if (origin != location.origin || data?.v != 1 || data.flow != flow || ending) return
+      heard = Date.now()
+      if (data.type == 'authorized') emit('authorized')
+      else if (data.type == 'advertiser_chosen') emit('advertiser_chosen', { business_id: String(data.business_id) })
+      else if (data.type == 'done') {
+        ending = true
+        post('ack')
+        if (data.ok) connected().catch(finish)
+        else finish(failure(String(data.code).slice(0, 64), String(data.error).slice(0, 500)))
+      }
+    }
+    timer = setInterval(() => {
+      if (ending || !popup.closed) return
+      if (heard >= pinged) {
+        pinged = Date.now()
+        post('ping')
+      } else if (Date.now() - pinged > GRACE_MS) finish(failure('popup_closed', 'The TikTok window was closed before TikTok was connected.'))
+    }, POLL_MS)
+    start()
+      .then((url) => popup.closed || popup.location.replace(url))
+      .catch(finish)
+  })
+  active = {
+    promise,
+    focus() {
+      popup.focus()
+      post('focus')
+    },
+  }
+  emit('opened', { mode: 'popup' })
+  return promise
+}
+
+function openPopup(flow) {
+  const [width, height] = [500, 720]
+  const popup = open(
+    '/oauth/popup',
+    '_blank',
+    `popup,width=${width},height=${height},left=${screenX + (outerWidth - width) / 2},top=${screenY + (outerHeight - height) / 3}`,
+  )
+  try {
+    // TikTok's pages, loaded in it next, must not be able to navigate this page.
+    popup.opener = null
+    popup.sessionStorage.setItem(FLOW_KEY, JSON.stringify({ flow, expires: Date.now() + FLOW_TTL_MS }))
+    return popup
+  } catch {
+    popup?.close()
+    return null
+  }
+}
