@@ -1,21 +1,16 @@
-// tiktok-connect.js: connect TikTok from a product page in one call. No dependencies; served from
-// the product's origin beside the callback page, whose callback.js runs the popup's end.
-//
-// Coming back from TikTok, the popup loads the callback page, served with Cross-Origin-Opener-Policy:
-// it is cut off from this page (its opener is null, and popup.closed reads true here while it is
-// open). So the two talk over a BroadcastChannel (same origin only) named by a random flow id, which
-// this page writes into the popup's own sessionStorage while the popup is still our placeholder: that
-// storage belongs to that window and origin, survives the trip through TikTok, and no other window
-// reads it. The id is in no URL (return_to would show it to TikTok inside the state, and a denied or
-// failed callback never learns return_to). Once popup.closed reads true, pings tell open from closed.
+// tiktok-connect.js: connect TikTok from a product page in one call (README: "Integrating"). The popup
+// and this page talk over a BroadcastChannel named by a random flow id that this page writes into
+// the popup's own sessionStorage: the callback's COOP cuts the window handle, and no URL carries it.
 
 const API = '/api/tiktok'
 const FLOW_KEY = 'tiktok_connect_flow'
 // The state's lifetime: after it, the callback cannot complete this flow anyway.
 const FLOW_TTL_MS = 600_000
 const POLL_MS = 500
-// Long enough for the callback page to load and answer after TikTok sends the popup back.
+// Long enough for the callback page to answer once it has spoken; before that, it may still be
+// loading (a slow phone), or TikTok's own pages may cut the handle (COOP) while the user is there.
 const GRACE_MS = 2500
+const FIRST_GRACE_MS = 15_000
 
 let active
 
@@ -96,6 +91,7 @@ export function connectTikTok(options) {
   const post = (type) => channel.postMessage({ v: 1, flow, type })
   let heard = 0
   let pinged = 0
+  let authorized
   let ending = false
   let settled = false
   let timer
@@ -126,8 +122,10 @@ export function connectTikTok(options) {
     channel.onmessage = ({ data, origin }) => {
       if (origin != location.origin || data?.v != 1 || data.flow != flow || ending) return
       heard = Date.now()
-      if (data.type == 'authorized') emit('authorized')
-      else if (data.type == 'advertiser_chosen') emit('advertiser_chosen', { business_id: String(data.business_id) })
+      if (data.type == 'authorized') {
+        authorized = true
+        emit('authorized')
+      } else if (data.type == 'advertiser_chosen') emit('advertiser_chosen', { business_id: String(data.business_id) })
       else if (data.type == 'done') {
         ending = true
         post('ack')
@@ -140,7 +138,12 @@ export function connectTikTok(options) {
       if (heard >= pinged) {
         pinged = Date.now()
         post('ping')
-      } else if (Date.now() - pinged > GRACE_MS) finish(failure('popup_closed', 'The TikTok window was closed before TikTok was connected.'))
+      } else if (Date.now() - pinged > (heard ? GRACE_MS : FIRST_GRACE_MS)) {
+        ending = true
+        const closed = () => finish(failure('popup_closed', 'The TikTok window was closed before TikTok was connected.'))
+        // Closed after TikTok said yes: the exchange may have stored the connection all the same.
+        authorized ? connected().catch(closed) : closed()
+      }
     }, POLL_MS)
     start()
       .then((url) => popup.closed || popup.location.replace(url))
