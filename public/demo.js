@@ -191,7 +191,6 @@ $('verify').addEventListener('click', () =>
 $('disconnect').addEventListener('click', () =>
   act($('disconnect'), async () => {
     const { message } = await disconnect(accessToken())
-    localStorage.removeItem('tiktok_connection')
     await render(message)
   }),
 )

@@ -142,7 +142,9 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   // unverifiable deliveries, so it is a problem like any other malformed setting.
   const webhookUrl = env.WEBHOOK_URL?.trim() || undefined
   const webhookSecret = env.WEBHOOK_SECRET?.trim() || undefined
-  if (webhookUrl && !isHttpUrl(webhookUrl)) malformed('WEBHOOK_URL', httpUrl.expected)
+  // Payloads name people's ad accounts: plain http only to this machine (the sandbox's receiver).
+  if (webhookUrl && !(isHttpUrl(webhookUrl) && (new URL(webhookUrl).protocol === 'https:' || ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(webhookUrl).hostname))))
+    malformed('WEBHOOK_URL', 'must be an https URL (plain http only to 127.0.0.1 or localhost), without a user name or password')
   if (webhookSecret && !webhookKeyBytes(webhookSecret)) malformed('WEBHOOK_SECRET', 'must be whsec_ followed by padded base64 of 24 to 64 bytes')
   else if (webhookUrl && !webhookSecret) missing('WEBHOOK_SECRET', 'required when WEBHOOK_URL is set')
 

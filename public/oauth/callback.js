@@ -162,13 +162,6 @@
     }
   }
 
-  const saveSummary = (summary) => {
-    try {
-      localStorage.setItem('tiktok_connection', JSON.stringify({ ...summary, connected_at: new Date().toISOString() }))
-    } catch {
-      // Not fatal: the connection is stored server-side.
-    }
-  }
 
   const connected = (name, returnTo) => ({
     ok: true,
@@ -228,7 +221,6 @@
       })
       const body = await response.json().catch(() => ({}))
       if (response.ok && body.success === true) {
-        saveSummary({ business_id: body.business_id, account_id: body.account_id, advertisers: body.advertisers })
         opener?.post('advertiser_chosen', { business_id: body.business_id })
         next = connected(body.account_id || body.business_id, outcome.returnTo)
       } else {
@@ -297,7 +289,6 @@
           advertisers: body.advertisers,
           returnTo: body.return_to,
         }
-        saveSummary({ business_id: body.business_id, account_id: body.account_id, advertisers: body.advertisers })
         opener?.post('authorized')
       } else {
         outcome = failure(

@@ -72,7 +72,7 @@ export function connectTikTok(options) {
   }
   const start = async () => (await call(await token(), 'POST', '/oauth/start', { return_to: returnTo })).authorize_url
   // The Worker checks it too; this keeps another site's address out of the request altogether.
-  if (!/^\/(?![/\\])/.test(returnTo)) return Promise.reject(failure('invalid_return_to', 'returnTo must be a path on this site.')).catch(fail)
+  if (!/^\/(?![/\\])[^\s\\]*$/.test(returnTo)) return Promise.reject(failure('invalid_return_to', 'returnTo must be a path on this site.')).catch(fail)
 
   const flow = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('')
   const popup = mode != 'redirect' && typeof BroadcastChannel == 'function' ? openPopup(flow) : null
@@ -170,6 +170,9 @@ function openPopup(flow) {
   try {
     // TikTok's pages, loaded in it next, must not be able to navigate this page.
     popup.opener = null
+    // A popup starts with a copy of this tab's sessionStorage: nothing of it (an earlier outcome,
+    // a token) belongs in the flow.
+    popup.sessionStorage.clear()
     popup.sessionStorage.setItem(FLOW_KEY, JSON.stringify({ flow, expires: Date.now() + FLOW_TTL_MS }))
     return popup
   } catch {

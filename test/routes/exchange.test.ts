@@ -463,6 +463,9 @@ describe('other endpoints', () => {
       expect(JSON.stringify(r.body)).not.toContain(bad)
     }
     expect(await health({ WEBHOOK_URL: 'hooks.example.com', WEBHOOK_SECRET: secret })).toMatchObject({ status: 503, body: { missing: [], malformed: ['WEBHOOK_URL'] } })
+    // Plain http only to this machine: payloads name people's ad accounts.
+    expect(await health({ WEBHOOK_URL: 'http://hooks.example.com/tiktok', WEBHOOK_SECRET: secret })).toMatchObject({ status: 503, body: { malformed: ['WEBHOOK_URL'] } })
+    expect(await health({ WEBHOOK_URL: 'http://127.0.0.1:8790/webhooks', WEBHOOK_SECRET: secret })).toMatchObject({ status: 200 })
     expect(await health({ SWEEP_CONCURRENCY: '0', SWEEP_MAX_PER_RUN: '1001' })).toMatchObject({ status: 503, body: { missing: [], malformed: ['SWEEP_CONCURRENCY', 'SWEEP_MAX_PER_RUN'] } })
     // Like every other setting: the routes refuse to run misconfigured rather than half-work.
     const refused = await read(await call(`${APP_ORIGIN}/api/tiktok/connection`, {}, { WEBHOOK_URL: url }))
