@@ -3,7 +3,7 @@ import type { Context } from 'hono'
 import { FAULT_TARGETS, type Fault, type FaultTarget } from './faults.ts'
 import type { SandboxDatabase } from './database.ts'
 import { FAVICON_ICO } from './favicon.ts'
-import { SANDBOX_CSS, sandboxPage } from './pages.ts'
+import { mask, SANDBOX_CSS, sandboxPage } from './pages.ts'
 import { createSupabase } from './supabase.ts'
 import { createTikTok, type SandboxAdvertiser } from './tiktok.ts'
 import { createReceiver } from './webhooks.ts'
@@ -39,7 +39,6 @@ const mount = (app: Hono, prefix: string, target: { fetch: (request: Request) =>
     return target.fetch(new Request(url, c.req.raw))
   })
 
-const mask = (token: string) => `${token.slice(0, 4)}…${token.slice(-4)}`
 
 /**
  * A control the browser submits comes back to the page it was on; a script gets JSON. A form from

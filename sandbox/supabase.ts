@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import { sign } from 'hono/jwt'
 import { faultResponse, Faults } from './faults.ts'
-import { databasePage } from './pages.ts'
+import { databasePage, mask } from './pages.ts'
 import type { Account, Row, SandboxDatabase } from './database.ts'
 import type { RecordedRequest } from './tiktok.ts'
 
@@ -34,7 +34,6 @@ export async function createSigningKey(kid = crypto.randomUUID()): Promise<Signi
   }
 }
 
-const mask = (value: unknown) => (typeof value === 'string' && value.length > 8 ? `${value.slice(0, 4)}…${value.slice(-4)}` : value)
 
 /**
  * A stand-in for the parts of Supabase the Worker uses: PostgREST's `/rest/v1` over a real PostgreSQL
