@@ -2,16 +2,16 @@ import type { Context } from 'hono'
 import { Hono } from 'hono/tiny'
 import { setCookie } from 'hono/cookie'
 import * as z from 'zod/mini'
+import { claimState } from '../claims'
 import { enqueueEvent } from '../events/enqueue'
 import { requireOrigin, requireUser } from '../middleware'
 import { sealToken } from '../stored-token'
 import type { AppEnv } from '../env'
 import { AppError, errors } from '../errors'
-import { clock } from '../http'
 import { parseReturnTo } from '../origin'
 import { sha256 } from '../signed'
 import { bindingMatches, mintState, STATE_TTL_SECONDS, verifyState } from '../state'
-import type { Claim, ClaimInput, ConnectionSummary, SupabaseStore } from '../supabase'
+import type { ClaimInput, ConnectionSummary } from '../supabase'
 import { limitPerClient, limitPerUser, throttle } from '../throttle'
 import { mintTicket } from '../ticket'
 import { jsonOnly, methodNotAllowed, validJson } from '../validate'
@@ -22,9 +22,6 @@ import { jsonOnly, methodNotAllowed, validJson } from '../validate'
  */
 export const BINDING_COOKIE = '__Host-tiktok_oauth_binding'
 const CALLBACK_PATH = '/oauth/callback'
-/** A twin submission still in flight is polled this many times, this far apart, before "in progress". */
-export const REPLAY_POLLS = 6
-export const REPLAY_POLL_MS = 500
 
 const text = (max: number) =>
   z.string('must be a string').check(z.minLength(1, 'must not be empty'), z.maxLength(max, `must be at most ${max} characters`))
@@ -118,7 +115,7 @@ oauth.post('/exchange', requireOrigin, limitPerClient('exchange'), jsonOnly({ ma
     })
   }
 
-  const claimed = await claimOrWait(db, claim)
+  const claimed = await claimState(db, claim)
   if (claimed.outcome !== 'claimed') {
     log.info('oauth.replay', { outcome: claimed.outcome })
     if (claimed.outcome === 'done' && claimed.connection) return answer(claimed.connection, claimed.return_to)
@@ -167,16 +164,6 @@ async function finish(
     if (!recovered) throw error
     return recovered
   }
-}
-
-/** Claims the state; a twin submission still in flight is given a few polls to finish. */
-async function claimOrWait(db: SupabaseStore, claim: ClaimInput): Promise<Claim> {
-  let outcome = await db.claimExchange(claim)
-  for (let poll = 0; outcome.outcome === 'pending' && poll < REPLAY_POLLS; poll++) {
-    await clock.sleep(REPLAY_POLL_MS)
-    outcome = await db.claimExchange(claim)
-  }
-  return outcome
 }
 
 /**

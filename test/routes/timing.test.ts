@@ -1,6 +1,6 @@
 // Timeouts on a fake clock, retries and polls on the injected sleep: nothing here waits for real time.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { REPLAY_POLL_MS, REPLAY_POLLS } from '../../src/routes/oauth'
+import { REPLAY_POLL_MS, REPLAY_POLLS } from '../../src/claims'
 import { RETRY_DELAY_MS } from '../../src/tiktok'
 import { exchange, type Harness, harness, hold, start } from '../harness'
 
