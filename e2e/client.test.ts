@@ -7,7 +7,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { DEMO_ADVERTISERS, DEMO_USER } from '../sandbox/app.ts'
 import { ROOT, type Stack, startStack } from '../scripts/stack.ts'
-import { ARTIFACTS, launchBrowser } from './browser.ts'
+import { ARTIFACTS, decideAtTikTok, launchBrowser } from './browser.ts'
 
 // Apart from `npm run dev`'s ports and the other e2e files'.
 // One stack serves the whole file, and its Worker allows the demo user 10 /start and 10 /exchange a
@@ -110,16 +110,7 @@ async function tiktokPopup(trigger: () => Promise<unknown>): Promise<Page> {
 }
 
 /** Submits TikTok's form as its button would and returns the callback URL TikTok redirects to. */
-async function decide(on: Page, decision: 'authorize' | 'deny'): Promise<string> {
-  const form = await on.evaluate(() => Object.fromEntries(new FormData(document.querySelector('form')!) as unknown as Iterable<[string, string]>))
-  const response = await fetch(`${stack.sandboxOrigin}/tiktok/portal/auth/decision`, {
-    method: 'POST',
-    body: new URLSearchParams({ ...form, decision }),
-    redirect: 'manual',
-  })
-  expect(response.status).toBe(302)
-  return response.headers.get('location')!
-}
+const decide = (on: Page, decision: 'authorize' | 'deny') => decideAtTikTok(on, stack.sandboxOrigin, decision)
 
 /** Profile (full-page flow) → TikTok's page in this tab; answers where Authorize and Deny would send the browser. */
 async function callbackUrls(): Promise<{ authorized: string; denied: string }> {

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { DEMO_ADVERTISERS, DEMO_USER } from '../sandbox/app.ts'
 import { createHmac } from 'node:crypto'
 import { type Stack, startStack } from '../scripts/stack.ts'
-import { ARTIFACTS, launchBrowser } from './browser.ts'
+import { ARTIFACTS, decideAtTikTok, launchBrowser } from './browser.ts'
 
 // Ports apart from `npm run dev`'s, so both can run at once.
 const WORKER_PORT = 8877
@@ -62,20 +62,8 @@ async function openTikTok(origin: string) {
   await expect(page.locator('h1').textContent()).resolves.toContain('Authorize app')
 }
 
-/**
- * Submits the TikTok page's form as the Authorize or Deny button would, and returns where TikTok
- * redirects the browser, so a test can open (or alter) the callback URL itself.
- */
-async function decide(decision: 'authorize' | 'deny'): Promise<string> {
-  const form = await page.evaluate(() => Object.fromEntries(new FormData(document.querySelector('form')!) as unknown as Iterable<[string, string]>))
-  const response = await fetch(`${stack.sandboxOrigin}/tiktok/portal/auth/decision`, {
-    method: 'POST',
-    body: new URLSearchParams({ ...form, decision }),
-    redirect: 'manual',
-  })
-  expect(response.status).toBe(302)
-  return response.headers.get('location')!
-}
+/** Submits the TikTok page's form as a button would; answers the callback URL TikTok redirects to. */
+const decide = (decision: 'authorize' | 'deny') => decideAtTikTok(page, stack.sandboxOrigin, decision)
 
 /**
  * A correctly signed state whose ten minutes ran out, written from the documented format

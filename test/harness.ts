@@ -1,5 +1,5 @@
 import { env, exports } from 'cloudflare:workers'
-import { afterAll, inject, vi } from 'vitest'
+import { afterAll, expect, inject, vi } from 'vitest'
 import { clock } from '../src/http'
 import app from '../src/index'
 import type { Row } from '../sandbox/database'
@@ -280,7 +280,14 @@ export function exchange(
 /** Every secret the Worker holds or receives during a test: none may appear in a response or a log. */
 export async function secretsOf(h: Harness, extra: string[] = []): Promise<string[]> {
   const tokens = (await h.sql('select tiktok_access_token from public.user_accounts where tiktok_access_token is not null')).map((r) => r.tiktok_access_token as string)
-  return [testEnv.TIKTOK_APP_SECRET!, testEnv.SUPABASE_SECRET_KEY!, testEnv.STATE_SECRET!, ...tokens, ...extra]
+  return [testEnv.TIKTOK_APP_SECRET!, testEnv.SUPABASE_SECRET_KEY!, testEnv.STATE_SECRET!, WEBHOOK_SECRET, WEBHOOK_SECRET.slice(6), ...tokens, ...extra]
+}
+
+/** After each test: nothing reached an unexpected host, and no secret (or `extra`) reached a log line. */
+export async function expectNoLeaks(h: Harness, extra: string[] = []): Promise<void> {
+  expect(h.unexpected).toEqual([])
+  const logs = h.logs.join('\n')
+  for (const secret of await secretsOf(h, extra)) expect(logs).not.toContain(secret)
 }
 
 /** A completed connection for `userId`: start, TikTok authorize, exchange. */

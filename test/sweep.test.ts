@@ -15,7 +15,7 @@ import {
   fakeQueue,
   type Harness,
   harness,
-  secretsOf,
+  expectNoLeaks,
   testEnv,
   WEBHOOK_SECRET,
   WEBHOOK_URL,
@@ -31,8 +31,7 @@ beforeEach(async () => {
   h = await harness()
 })
 afterEach(async () => {
-  expect(h.unexpected).toEqual([])
-  for (const secret of await secretsOf(h, [WEBHOOK_SECRET])) expect(h.logs.join('\n')).not.toContain(secret)
+  await expectNoLeaks(h)
 })
 
 type Env = Parameters<typeof worker.scheduled>[1]

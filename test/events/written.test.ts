@@ -13,10 +13,9 @@ import {
   fakeQueue,
   type Harness,
   harness,
-  secretsOf,
+  expectNoLeaks,
   settled,
   USER_ID,
-  WEBHOOK_SECRET,
 } from '../harness'
 
 /**
@@ -29,8 +28,7 @@ beforeEach(async () => {
 })
 afterEach(async () => {
   await settled()
-  expect(h.unexpected).toEqual([])
-  for (const secret of await secretsOf(h, [WEBHOOK_SECRET])) expect(h.logs.join('\n')).not.toContain(secret)
+  await expectNoLeaks(h)
 })
 
 const lines = () => h.logs.map((l) => JSON.parse(l) as Record<string, any>)

@@ -11,7 +11,7 @@ import {
   type Harness,
   harness,
   OTHER_USER_ID,
-  secretsOf,
+  expectNoLeaks,
   start,
   twinSubmissions,
   USER_ID,
@@ -28,8 +28,7 @@ beforeEach(async () => {
   tokenFor = await h.supabase.signAccessToken(USER_ID)
 })
 afterEach(async () => {
-  expect(h.unexpected).toEqual([])
-  for (const secret of await secretsOf(h)) expect(h.logs.join('\n')).not.toContain(secret)
+  await expectNoLeaks(h)
 })
 
 const json = async (res: Response) => ({ status: res.status, headers: res.headers, body: (await res.json()) as Record<string, any> })

@@ -16,7 +16,7 @@ import {
   hold,
   pastDeadlines,
   OTHER_USER_ID,
-  secretsOf,
+  expectNoLeaks,
   start,
   twinSubmissions,
   testEnv,
@@ -28,8 +28,7 @@ beforeEach(async () => {
   h = await harness()
 })
 afterEach(async () => {
-  expect(h.unexpected).toEqual([])
-  for (const secret of await secretsOf(h)) expect(h.logs.join('\n')).not.toContain(secret)
+  await expectNoLeaks(h)
 })
 
 const withoutTicket = ({ selection: _s, ...rest }: Record<string, unknown>) => rest
