@@ -1,5 +1,6 @@
 import { Hono } from 'hono'
 import type { Context } from 'hono'
+import { createMiddleware } from 'hono/factory'
 import { FAULT_TARGETS, type Fault, type FaultTarget } from './faults.ts'
 import type { SandboxDatabase } from './database.ts'
 import { FAVICON_ICO } from './favicon.ts'
@@ -41,15 +42,22 @@ const mount = (app: Hono, prefix: string, target: { fetch: (request: Request) =>
 
 
 /**
- * A control the browser submits comes back to the page it was on; a script gets JSON. A form from
- * another site is refused: the page's buttons are for whoever is looking at the sandbox.
+ * Every control (`POST /__sandbox/*`) is for whoever is looking at the sandbox or scripting it, never
+ * for another site's page: a simple cross-site POST (a form, or fetch without preflight) could
+ * otherwise script faults, reset the database or revoke grants while someone runs `npm run dev`.
+ * Scripts send neither header; a browser sends at least one of them.
  */
-async function controlInput(c: Context): Promise<{ form: boolean; input: Record<string, unknown> } | Response> {
-  const form = (c.req.header('content-type') ?? '').startsWith('application/x-www-form-urlencoded')
+const sameSiteControls = createMiddleware(async (c, next) => {
   const origin = c.req.header('origin')
   // The sandbox serves plain http only.
-  if (c.req.header('sec-fetch-site') === 'cross-site' || (origin && origin !== `http://${c.req.header('host')}`))
+  if (c.req.method === 'POST' && (c.req.header('sec-fetch-site') === 'cross-site' || (origin && origin !== `http://${c.req.header('host')}`)))
     return c.json({ error: 'cross-site request refused' }, 403)
+  await next()
+})
+
+/** A control the browser submits comes back to the page it was on; a script gets JSON. */
+async function controlInput(c: Context): Promise<{ form: boolean; input: Record<string, unknown> }> {
+  const form = (c.req.header('content-type') ?? '').startsWith('application/x-www-form-urlencoded')
   const input = form ? ((await c.req.parseBody()) as Record<string, unknown>) : ((await c.req.json().catch(() => ({}))) as Record<string, unknown>)
   return { form, input: input && typeof input === 'object' ? input : {} }
 }
@@ -84,6 +92,7 @@ export async function createSandbox(config: SandboxConfig) {
   // neither of the two services the sandbox stands in for.
   app.route('/', receiver.app)
 
+  app.use('/__sandbox/*', sameSiteControls)
   app.post('/__sandbox/faults', async (c) => {
     const body = (await c.req.json().catch(() => ({}))) as { target?: FaultTarget; fault?: Fault; times?: number; defaultLatencyMs?: number }
     if (typeof body.defaultLatencyMs === 'number') {
@@ -122,9 +131,7 @@ export async function createSandbox(config: SandboxConfig) {
 
   /** The advertiser removes the app at TikTok: the grant's token answers 40105 from now on. */
   app.post('/__sandbox/tiktok/revoke', async (c) => {
-    const read = await controlInput(c)
-    if (read instanceof Response) return read
-    const { form, input } = read
+    const { form, input } = await controlInput(c)
     if (!['grant', 'token', 'advertiser_id'].some((k) => typeof input[k] === 'string'))
       return c.json({ error: 'name a grant, a token or an advertiser_id' }, 400)
     const revoked = grantsNamed(input).filter((token) => tiktok.revokeGrant(token)).length
@@ -133,9 +140,7 @@ export async function createSandbox(config: SandboxConfig) {
 
   /** The advertiser takes one advertiser account out of a grant (or of every grant reaching it). */
   app.post('/__sandbox/tiktok/remove-advertiser', async (c) => {
-    const read = await controlInput(c)
-    if (read instanceof Response) return read
-    const { form, input } = read
+    const { form, input } = await controlInput(c)
     if (typeof input.advertiser_id !== 'string') return c.json({ error: 'advertiser_id is required' }, 400)
     const changed = grantsNamed(input).filter((token) => tiktok.removeAdvertiser(token, input.advertiser_id as string)).length
     return form ? c.redirect('/', 303) : c.json({ changed })

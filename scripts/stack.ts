@@ -119,9 +119,10 @@ const isHealth = (body: unknown): body is WorkerHealth => {
 }
 
 /**
- * Asks `url` (the Worker's health) with `nonce` as the request id. This Worker echoes a well-formed
- * `X-Request-Id` (hono/request-id) and answers health's shape, so an answer with both is ours and
- * nothing else is. Any other answer below 500 is another program; a 5xx of that kind is wrangler
+ * Asks `url` (the Worker's health) with `nonce` as the client's request id. This Worker answers with
+ * an id of its own in `X-Request-Id`, gives a well-formed client id back as `X-Client-Request-Id`,
+ * and answers health's shape, so an answer with the nonce there and that shape is ours and nothing
+ * else is. Any other answer below 500 is another program; a 5xx of that kind is wrangler
  * still loading the Worker, so it is worth another look.
  */
 export async function checkWorker(url: string, nonce: string, timeoutMs = 2000): Promise<WorkerCheck> {
@@ -132,7 +133,7 @@ export async function checkWorker(url: string, nonce: string, timeoutMs = 2000):
     return { kind: 'not_ready' }
   }
   const body: unknown = await res.json().catch(() => undefined)
-  if (res.headers.get('x-request-id') === nonce && isHealth(body)) return { kind: 'ours', health: body }
+  if (res.headers.get('x-client-request-id') === nonce && isHealth(body)) return { kind: 'ours', health: body }
   const server = res.headers.get('server')
   // Another program's words on this terminal: shortened and stripped of control characters.
   const answer = `HTTP ${res.status}${server ? ` from server "${printable(server, 60)}"` : ''}`

@@ -107,7 +107,7 @@ async function keySetFor(url: string, kid: string | undefined, timeoutMs: number
   }
 }
 
-export type VerifyOptions = { supabaseUrl: string; jwtSecret: string | undefined; timeoutMs: number }
+export type VerifyOptions = { supabaseUrl: string; jwtSecret: string | undefined; timeoutMs: number; allowAnonymous: boolean }
 
 /**
  * Verifies a Supabase access token: asymmetric signing keys through the project's JWKS, or HS256
@@ -152,5 +152,12 @@ export async function verifySupabaseToken(token: string, options: VerifyOptions,
   // `anon` and `service_role` database roles, and neither is a user who can connect an account.
   if (payload.role !== 'authenticated') throw errors.unauthorized('role')
   if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) throw errors.unauthorized('sub')
+  // Anyone can mint an anonymous user with the public anon key, as many as they like: left open, each
+  // one could connect and spend the app's TikTok quota (ALLOW_ANONYMOUS_USERS opts in).
+  if (payload.is_anonymous === true && !options.allowAnonymous)
+    throw new AppError('unauthorized', {
+      message: 'Sign in with an account to connect TikTok; a guest session cannot.',
+      detail: { reason: 'anonymous_user' },
+    })
   return payload.sub
 }

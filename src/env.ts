@@ -1,6 +1,7 @@
 import { webhookKeyBytes } from './events/sign'
 import { secretForms } from './log'
-import { importTokenKeys } from './token-crypto'
+import { importTokenKeys, parseKeySpec } from './token-crypto'
+import { isPrivateHost } from './hosts'
 
 /**
  * The Worker's bindings: `Env` comes from `wrangler types` (vars, the ASSETS, rate limit and EVENTS
@@ -29,6 +30,13 @@ export type Bindings = Env & {
   SWEEP_MAX_PER_RUN?: string
   /** Optional: seconds before a failed delivery's first retry, doubling after (default 30). */
   EVENTS_RETRY_SECONDS?: string
+  /**
+   * `development` only in `sandbox/dev.env`: allows the committed sandbox secrets and a webhook
+   * receiver on this machine. Anything else (or nothing) is production.
+   */
+  ENVIRONMENT?: string
+  /** `true` lets Supabase anonymous users (`is_anonymous`) connect; default `false`. */
+  ALLOW_ANONYMOUS_USERS?: string
 }
 
 export type Config = {
@@ -50,6 +58,9 @@ export type Config = {
   sweepMaxPerRun: number
   /** The first retry's wait for a failed delivery; each next one doubles. */
   eventsRetrySeconds: number
+  /** `ENVIRONMENT=development`: the sandbox's rules for secrets and the webhook receiver. */
+  development: boolean
+  allowAnonymousUsers: boolean
 }
 
 /**
@@ -80,6 +91,42 @@ export const isOrigin = (value: string): boolean => isHttpUrl(value) && new URL(
 const trimSlash = (value: string): string => value.replace(/\/+$/, '')
 
 /**
+ * The secrets `sandbox/dev.env` commits for `npm run dev`: anyone can sign with them, so they are
+ * refused outside ENVIRONMENT=development (test/node/sandbox-secrets.test.ts keeps this list equal
+ * to the file).
+ */
+export const SANDBOX_SECRETS: Readonly<Record<string, string>> = {
+  TIKTOK_APP_SECRET: 'sandbox-not-a-real-tiktok-secret',
+  SUPABASE_SECRET_KEY: 'sb_secret_sandbox-not-a-real-key',
+  STATE_SECRET: 'sandbox-state-secret-not-for-production-use-0000',
+  WEBHOOK_SECRET: 'whsec_urNtZMz38YqZvYOTDS9oRKrB2JBpPCxf24sC/Oe8+js=',
+}
+
+// Fewer distinct bytes than this is a placeholder or a typo (all zeros, one letter repeated), never
+// the output of a random generator: 32 random bytes hold about 30 distinct values.
+const MIN_DISTINCT_BYTES = 8
+const distinctBytes = (bytes: Uint8Array): number => new Set(bytes).size
+const WEAK_SECRET = `has fewer than ${MIN_DISTINCT_BYTES} distinct bytes; make a random one`
+
+/**
+ * Why `value` cannot receive the connection events, or undefined. The payloads name people's ad
+ * accounts and the Worker POSTs them wherever this points: https only, and never to this machine,
+ * a private network or a cloud metadata host, which a deployment's setting could otherwise aim the
+ * Worker at. Development also allows this machine, plain http included (the sandbox's receiver).
+ */
+function webhookUrlProblem(value: string, development: boolean): string | undefined {
+  const rule = development
+    ? 'must be an https URL, or http to this machine (127.0.0.1, localhost), without a user name or password'
+    : 'must be an https URL to a public host (not localhost, *.local, *.internal or a loopback, private or link-local address; those only with ENVIRONMENT=development), without a user name or password'
+  if (!isHttpUrl(value)) return rule
+  // The WHATWG parser has already turned 127.1, 2130706433 and 0x7f.0.0.1 into 127.0.0.1.
+  const { protocol, hostname } = new URL(value)
+  const host = isPrivateHost(hostname)
+  if (development) return protocol === 'https:' || host === 'loopback' ? undefined : rule
+  return protocol === 'https:' && !host ? undefined : rule
+}
+
+/**
  * Reads and checks every setting once. Returns the problems by name only: values never leave here.
  */
 export function readConfig(env: Bindings): { config: Config; problems: [] } | { config: undefined; problems: ConfigProblem[] } {
@@ -101,10 +148,17 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   const tiktokApiBase = trimSlash(required('TIKTOK_API_BASE', httpUrl))
   const supabaseUrl = trimSlash(required('SUPABASE_URL', httpUrl))
   const supabaseSecretKey = required('SUPABASE_SECRET_KEY')
+  const development = env.ENVIRONMENT?.trim() === 'development'
   const stateSecret = required('STATE_SECRET', {
     ok: (v) => new TextEncoder().encode(v).byteLength >= MIN_STATE_SECRET_BYTES,
     expected: `must be at least ${MIN_STATE_SECRET_BYTES} bytes (make one: openssl rand -base64 48)`,
   })
+  if (stateSecret && problems.every((p) => p.name !== 'STATE_SECRET') && distinctBytes(new TextEncoder().encode(stateSecret)) < MIN_DISTINCT_BYTES)
+    malformed('STATE_SECRET', WEAK_SECRET)
+  // The committed sandbox values, by name, refused where they would guard real connections.
+  if (!development)
+    for (const [name, value] of Object.entries(SANDBOX_SECRETS))
+      if (env[name as keyof Bindings] === value) malformed(name, 'is the committed sandbox value, allowed only with ENVIRONMENT=development; make your own')
   const origins = required('ALLOWED_ORIGINS', {
     ok: (v) => v.split(',').every((o) => isOrigin(trimSlash(o.trim()))),
     expected: 'must be comma-separated origins, each scheme://host[:port] with no path, e.g. https://app.example.com',
@@ -129,9 +183,11 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   const tokenEncryptionKeys = env.TOKEN_ENCRYPTION_KEY?.trim() || undefined
   if (tokenEncryptionKeys) {
     try {
+      if (parseKeySpec(tokenEncryptionKeys).some(([, raw]) => distinctBytes(raw) < MIN_DISTINCT_BYTES))
+        malformed('TOKEN_ENCRYPTION_KEY', `has a key with fewer than ${MIN_DISTINCT_BYTES} distinct bytes; make each one random`)
       // Parsed and imported here, once per setting text: sealing and opening find the keys ready. A
       // failed import surfaces there, where the promise is awaited.
-      importTokenKeys(tokenEncryptionKeys).catch(() => undefined)
+      else importTokenKeys(tokenEncryptionKeys).catch(() => undefined)
     } catch {
       // Not the thrown message: it may quote the setting.
       malformed('TOKEN_ENCRYPTION_KEY', 'must be <key id>:<base64 of 32 bytes>, comma-separated with unique ids, newest first')
@@ -142,11 +198,17 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   // unverifiable deliveries, so it is a problem like any other malformed setting.
   const webhookUrl = env.WEBHOOK_URL?.trim() || undefined
   const webhookSecret = env.WEBHOOK_SECRET?.trim() || undefined
-  // Payloads name people's ad accounts: plain http only to this machine (the sandbox's receiver).
-  if (webhookUrl && !(isHttpUrl(webhookUrl) && (new URL(webhookUrl).protocol === 'https:' || ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(webhookUrl).hostname))))
-    malformed('WEBHOOK_URL', 'must be an https URL (plain http only to 127.0.0.1 or localhost), without a user name or password')
-  if (webhookSecret && !webhookKeyBytes(webhookSecret)) malformed('WEBHOOK_SECRET', 'must be whsec_ followed by padded base64 of 24 to 64 bytes')
+  if (webhookUrl) {
+    const problem = webhookUrlProblem(webhookUrl, development)
+    if (problem) malformed('WEBHOOK_URL', problem)
+  }
+  const webhookKey = webhookSecret ? webhookKeyBytes(webhookSecret) : undefined
+  if (webhookSecret && !webhookKey) malformed('WEBHOOK_SECRET', 'must be whsec_ followed by padded base64 of 24 to 64 bytes')
+  else if (webhookKey && distinctBytes(webhookKey) < MIN_DISTINCT_BYTES) malformed('WEBHOOK_SECRET', `has a key that ${WEAK_SECRET}`)
   else if (webhookUrl && !webhookSecret) missing('WEBHOOK_SECRET', 'required when WEBHOOK_URL is set')
+
+  const anonymous = env.ALLOW_ANONYMOUS_USERS?.trim() || 'false'
+  if (anonymous !== 'true' && anonymous !== 'false') malformed('ALLOW_ANONYMOUS_USERS', 'must be true or false')
 
   // Declared in wrangler.toml; a deploy that drops them would leave every endpoint unthrottled.
   for (const name of ['USER_RATE_LIMIT', 'CLIENT_RATE_LIMIT'] as const) {
@@ -171,6 +233,8 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
       sweepConcurrency,
       sweepMaxPerRun,
       eventsRetrySeconds,
+      development,
+      allowAnonymousUsers: anonymous === 'true',
     },
     problems: [],
   }
@@ -216,8 +280,12 @@ export type AppEnv = {
     config: Config
     /** Set by `requireOrigin`. */
     origin: string
-    /** Set by `requireUser`: the verified Supabase user id. */
+    /** Set by `requireUser`: the verified Supabase user id (on /exchange, the verified state's user). */
     userId: string
+    /** Set on /exchange once the state and its binding cookie verified. */
+    state: import('./state').StatePayload
+    /** The binding cookie's value, beside `state`. */
+    binding: string
     /** Set by `withClients`. */
     db: import('./supabase').SupabaseStore
     tiktok: import('./tiktok').TikTokClient

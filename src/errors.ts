@@ -30,6 +30,10 @@ const TABLE = {
     status: 403,
     message: 'This advertiser account is not one TikTok shared with your connection. Pick one from the list.',
   },
+  ticket_not_bound: {
+    status: 403,
+    message: 'This advertiser choice was opened in another browser. Choose the advertiser from your profile in this browser.',
+  },
   ticket_user_mismatch: {
     status: 403,
     message: 'This advertiser choice belongs to another signed-in account. Sign in as that account, or choose from your profile.',

@@ -14,7 +14,7 @@ import { scheduled } from './scheduled'
 
 const app = new Hono<AppEnv>()
 
-app.use(requestId({ headerName: 'X-Request-Id' }))
+app.use(requestId({ headerName: '' }))
 app.use(requestContext)
 
 // Under /api/tiktok/, so the production routes that send /api/tiktok/* to this Worker reach it; and

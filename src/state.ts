@@ -71,10 +71,13 @@ export async function verifyState(secret: string, state: string, now = Date.now(
   return opened.payload
 }
 
-/** True when the cookie value hashes to the state's binding, compared in constant time. */
-export async function bindingMatches(payload: StatePayload, cookieValue: string | undefined): Promise<boolean> {
+/**
+ * True when the cookie value hashes to `binding` (a state's `n`, which a selection ticket carries
+ * too), compared in constant time.
+ */
+export async function bindingMatches(binding: string, cookieValue: string | undefined): Promise<boolean> {
   if (!cookieValue || cookieValue.length > 128) return false
-  const expected = decodeBase64Url(payload.n)
+  const expected = decodeBase64Url(binding)
   if (!expected || expected.byteLength !== 32) return false
   return crypto.subtle.timingSafeEqual(await sha256(cookieValue), expected)
 }

@@ -1,12 +1,12 @@
 import type { Context } from 'hono'
 import { createMiddleware } from 'hono/factory'
 import type { AppEnv } from './env'
-import { errors } from './errors'
+import { AppError, errors } from './errors'
 
 /** The window of both limiters in wrangler.toml (`period`): the longest a refused caller waits. */
 const PERIOD_SECONDS = 60
 
-export type Scope = 'start' | 'exchange' | 'advertiser' | 'verify' | 'disconnect'
+export type Scope = 'start' | 'exchange' | 'exchange_rejected' | 'advertiser' | 'verify' | 'disconnect'
 
 /**
  * Counts one call of `scope` for `key` and refuses it over the limit, before any upstream call.
@@ -47,12 +47,26 @@ export function clientKey(address: string | undefined): string {
   return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`
 }
 
+const clientOf = (c: Context<AppEnv>) => clientKey(c.req.header('cf-connecting-ip'))
+
 /**
  * Per client address, for a route with no signed-in user yet. Cloudflare sets `CF-Connecting-IP` and
  * a client cannot override it at the edge.
  */
 export const limitPerClient = (scope: Scope) =>
   createMiddleware<AppEnv>(async (c, next) => {
-    await throttle(c, c.env.CLIENT_RATE_LIMIT, scope, clientKey(c.req.header('cf-connecting-ip')))
+    await throttle(c, c.env.CLIENT_RATE_LIMIT, scope, clientOf(c))
     await next()
+  })
+
+/**
+ * Per client address, the requests refused before their state verified (`c.var.state` unset): junk
+ * counts apart from the real flows behind the same address, and over its limit is answered 429.
+ * Runs after the refusal, which Hono's compose has already turned into an answer (`c.error`).
+ */
+export const limitRejected = (scope: 'exchange') =>
+  createMiddleware<AppEnv>(async (c, next) => {
+    await next()
+    if (c.error instanceof AppError && c.error.status < 500 && !c.get('state'))
+      await throttle(c, c.env.CLIENT_RATE_LIMIT, `${scope}_rejected`, clientOf(c))
   })

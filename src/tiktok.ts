@@ -48,6 +48,17 @@ const unavailable = (reason: string, cause?: unknown, timedOut = false) =>
     cause,
   })
 
+/**
+ * What a read may try again: TikTok's own "try later" codes, a network failure, a 5xx. Never a
+ * rate-limit answer (the quota is the app's: a retry spends more of what every tenant shares), a
+ * timeout (the call may still be running), or an answer of the wrong shape (it will not change).
+ */
+const isTransient = (error: unknown): boolean => {
+  if (!(error instanceof AppError) || error.code !== 'tiktok_unavailable' || error.status === 504) return false
+  const { tiktok_code: code, reason } = error.detail ?? {}
+  return (typeof code === 'number' && TRANSIENT.has(code)) || reason === 'network' || (typeof reason === 'string' && /^http_5\d\d$/.test(reason))
+}
+
 const asRecord = (value: unknown): Record<string, unknown> | undefined =>
   typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
 
@@ -98,16 +109,22 @@ export class TikTokClient {
         )
         const list = asRecord(envelope.data)?.list
         if (!Array.isArray(list)) throw unavailable('no_advertiser_list')
-        return list.flatMap((item) => {
+        const advertisers = list.flatMap((item) => {
           const record = asRecord(item)
           const id = idString(record?.advertiser_id)
           if (!id) return []
           const name = record?.advertiser_name
           return [{ id, name: typeof name === 'string' ? name : '' }]
         })
+        // Entries that are there but unreadable are a changed answer, not "reaches nothing": read as
+        // an empty list, the sweep would revoke every connection.
+        if (advertisers.length === 0 && list.length > 0) {
+          this.#log.warn('tiktok.advertisers', { outcome: 'bad_envelope', reason: 'no_readable_advertiser', entries: list.length })
+          throw unavailable('no_readable_advertiser')
+        }
+        return advertisers
       } catch (error) {
-        const retry = error instanceof AppError && error.retryable && error.status !== 504 && attempt < attempts
-        if (!retry) throw error
+        if (!(isTransient(error) && attempt < attempts)) throw error
         await clock.sleep(RETRY_DELAY_MS * attempt)
       }
     }

@@ -23,6 +23,12 @@ const TIKTOK_HOST = 'business-api.tiktok.com'
 const SUPABASE_HOST = 'abc.supabase.co'
 const WEBHOOK_HOST = 'hooks.example.com'
 
+/**
+ * 32 key bytes in base64, different for each `seed` and all distinct (the Worker refuses keys with
+ * fewer than 8 distinct bytes as placeholders).
+ */
+export const testKeyBase64 = (seed: number): string => btoa(String.fromCharCode(...Array.from({ length: 32 }, (_, i) => (i * 31 + seed * 17) & 255)))
+
 /** The webhook receiver's URL and signing secret, for tests that turn deliveries on. */
 export const WEBHOOK_URL = `https://${WEBHOOK_HOST}/tiktok/events`
 export const WEBHOOK_SECRET = `whsec_${btoa(String.fromCharCode(...Array.from({ length: 32 }, (_, i) => i * 7 + 1)))}`
@@ -159,6 +165,8 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
   })
 
   return {
+    /** The test's browser: the binding cookie its last /start set (the one `chooseAdvertiser` sends). */
+    browser: { cookie: '' },
     tiktok,
     supabase,
     receiver,
@@ -252,6 +260,7 @@ export async function start(
   const authorizeUrl = new URL(typeof body.authorize_url === 'string' ? body.authorize_url : 'about:blank')
   const setCookie = response.headers.get('set-cookie') ?? ''
   const cookie = /__Host-tiktok_oauth_binding=([^;]*)/.exec(setCookie)?.[1] ?? ''
+  if (cookie) h.browser.cookie = cookie
   return { response, body, state: authorizeUrl.searchParams.get('state') ?? '', cookie, authorizeUrl }
 }
 
@@ -275,6 +284,36 @@ export function exchange(
     },
     bindings,
   )
+}
+
+/** The binding a state carries (`n`, the SHA-256 of its cookie), read from the documented format. */
+export const stateBinding = (state: string): string =>
+  (JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(state.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')), (ch) => ch.charCodeAt(0)))) as { n: string }).n
+
+/**
+ * POST /advertiser as the callback page does, from the test's browser (its binding cookie, unless
+ * `cookie` names another or `null` sends none).
+ */
+export function chooseAdvertiser(
+  h: Harness,
+  body: Record<string, unknown>,
+  options: { headers?: Record<string, string>; bindings?: Bindings; cookie?: string | null } = {},
+): Promise<{ status: number; headers: Headers; body: Record<string, any> }> {
+  const cookie = options.cookie === undefined ? h.browser.cookie : options.cookie
+  return call(
+    `${APP_ORIGIN}/api/tiktok/advertiser`,
+    {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        origin: APP_ORIGIN,
+        ...(cookie ? { cookie: `__Host-tiktok_oauth_binding=${cookie}` } : {}),
+        ...options.headers,
+      },
+      body: JSON.stringify(body),
+    },
+    options.bindings,
+  ).then(async (r) => ({ status: r.status, headers: r.headers, body: (await r.json()) as Record<string, any> }))
 }
 
 /** Every secret the Worker holds or receives during a test: none may appear in a response or a log. */

@@ -24,7 +24,7 @@ describe('state', () => {
     expect(payload).toMatchObject({ v: 1, p: 'tiktok_business', u: 'user-1', o: input.origin, r: '/profile' })
     expect(payload.exp - payload.iat).toBe(STATE_TTL_SECONDS)
     expect(expiresAt.getTime()).toBe(payload.exp * 1000)
-    expect(await bindingMatches(payload, binding)).toBe(true)
+    expect(await bindingMatches(payload.n, binding)).toBe(true)
   })
 
   it('holds a fresh nonce of 256 bits each time, and the cookie value only as a hash', async () => {
@@ -58,9 +58,9 @@ describe('state', () => {
     const a = await mintState(SECRET, input)
     const b = await mintState(SECRET, input)
     const payload = await verifyState(SECRET, a.state)
-    expect(await bindingMatches(payload, b.binding)).toBe(false)
-    expect(await bindingMatches(payload, undefined)).toBe(false)
-    expect(await bindingMatches(payload, '')).toBe(false)
-    expect(await bindingMatches(payload, payload.n)).toBe(false)
+    expect(await bindingMatches(payload.n, b.binding)).toBe(false)
+    expect(await bindingMatches(payload.n, undefined)).toBe(false)
+    expect(await bindingMatches(payload.n, '')).toBe(false)
+    expect(await bindingMatches(payload.n, payload.n)).toBe(false)
   })
 })

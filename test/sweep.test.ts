@@ -19,6 +19,7 @@ import {
   testEnv,
   WEBHOOK_SECRET,
   WEBHOOK_URL,
+  testKeyBase64,
 } from './harness'
 
 /**
@@ -186,8 +187,8 @@ describe('the sweep, one run through the cron', () => {
   })
 
   it('opens encrypted tokens; one no configured key opens is an error, not a revocation', async () => {
-    const key = `k1:${btoa(String.fromCharCode(...new Uint8Array(32).fill(7)))}`
-    const other = `k9:${btoa(String.fromCharCode(...new Uint8Array(32).fill(9)))}`
+    const key = `k1:${testKeyBase64(7)}`
+    const other = `k9:${testKeyBase64(9)}`
     const sealed = await seed({ stored: (token, userId) => encryptToken(token, userId, key) })
     const unreadable = await seed({ stored: (token, userId) => encryptToken(token, userId, other) })
     await cron(cronEnv({ TOKEN_ENCRYPTION_KEY: key, SWEEP_CONCURRENCY: '10' }))

@@ -13,12 +13,13 @@ const SUPABASE = 'http://127.0.0.1:8990/supabase'
 const USER = '3f1c9a52-7d4e-4b8a-9e21-5c6d7a8b9c01'
 const vars: Record<string, string> = {
   TIKTOK_APP_ID: 'app',
-  TIKTOK_APP_SECRET: 'sandbox-not-a-real-tiktok-secret',
+  // Values of its own: the sandbox's committed secrets run only with ENVIRONMENT=development.
+  TIKTOK_APP_SECRET: 'bench-not-a-real-tiktok-secret',
   TIKTOK_AUTH_URL: 'http://127.0.0.1:8990/tiktok/portal/auth',
   TIKTOK_API_BASE: 'http://127.0.0.1:8990/tiktok/open_api/v1.3',
   SUPABASE_URL: SUPABASE,
-  SUPABASE_SECRET_KEY: 'sb_secret_sandbox-not-a-real-key',
-  STATE_SECRET: 'sandbox-state-secret-not-for-production-use-0000',
+  SUPABASE_SECRET_KEY: 'sb_secret_bench-not-a-real-key',
+  STATE_SECRET: 'bench-state-secret-not-for-production-use-01234',
   ALLOWED_ORIGINS: ORIGIN,
   FLOOR_USER_ID: USER,
 }

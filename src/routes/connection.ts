@@ -2,7 +2,7 @@ import type { Context } from 'hono'
 import { Hono } from 'hono/tiny'
 import * as z from 'zod/mini'
 import { enqueueEvent } from '../events/enqueue'
-import { authenticatedUser, requireOrigin, requireUser } from '../middleware'
+import { authenticatedUser, bindingCookie, requireOrigin, requireUser } from '../middleware'
 import { openToken } from '../stored-token'
 import type { AppEnv } from '../env'
 import { AppError, errors } from '../errors'
@@ -124,6 +124,11 @@ connection.post('/advertiser', requireOrigin, jsonOnly({ maxBytes: 2048 }), vali
   const { advertiser_id: id, ticket } = c.req.valid('json')
   const bearer = c.req.header('authorization') !== undefined || !ticket ? await authenticatedUser(c) : undefined
   const granted = ticket ? await verifyTicket(c.get('config').stateSecret, ticket) : undefined
+  if (granted) {
+    // The ticket works only beside the cookie of the browser that finished the flow.
+    const cookie = await bindingCookie(c, granted.binding)
+    if ('reason' in cookie) throw new AppError('ticket_not_bound', { detail: { reason: cookie.reason } })
+  }
   if (granted && bearer !== undefined && granted.userId !== bearer)
     throw new AppError('ticket_user_mismatch')
   const userId = (granted?.userId ?? bearer)!

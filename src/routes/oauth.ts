@@ -1,27 +1,27 @@
 import type { Context } from 'hono'
 import { Hono } from 'hono/tiny'
 import { setCookie } from 'hono/cookie'
+import { createMiddleware } from 'hono/factory'
 import * as z from 'zod/mini'
 import { claimState } from '../claims'
+import { BINDING_COOKIE } from '../cookies'
 import { enqueueEvent } from '../events/enqueue'
-import { requireOrigin, requireUser } from '../middleware'
+import { bindingCookie, requireOrigin, requireUser } from '../middleware'
 import { sealToken } from '../stored-token'
 import type { AppEnv } from '../env'
 import { AppError, errors } from '../errors'
 import { parseReturnTo } from '../origin'
 import { sha256 } from '../signed'
-import { bindingMatches, mintState, STATE_TTL_SECONDS, verifyState } from '../state'
+import { mintState, STATE_TTL_SECONDS, verifyState } from '../state'
 import type { ClaimInput, ConnectionSummary } from '../supabase'
-import { limitPerClient, limitPerUser, throttle } from '../throttle'
-import { mintTicket } from '../ticket'
+import { limitPerClient, limitPerUser, limitRejected } from '../throttle'
+import { mintTicket, TICKET_TTL_SECONDS } from '../ticket'
 import { jsonOnly, methodNotAllowed, validJson } from '../validate'
 
-/**
- * `__Host-`: only this exact host can set it (Secure, Path=/, no Domain), so a sibling subdomain
- * cannot plant its own binding in the victim's browser (cookie tossing, login CSRF).
- */
-export const BINDING_COOKIE = '__Host-tiktok_oauth_binding'
 const CALLBACK_PATH = '/oauth/callback'
+
+const setBindingCookie = (c: Context<AppEnv>, binding: string, maxAge: number) =>
+  setCookie(c, BINDING_COOKIE, binding, { path: '/', httpOnly: true, secure: true, sameSite: 'Lax', maxAge })
 
 const text = (max: number) =>
   z.string('must be a string').check(z.minLength(1, 'must not be empty'), z.maxLength(max, `must be at most ${max} characters`))
@@ -33,18 +33,23 @@ const exchangeBody = z.object({ auth_code: text(1024), state: text(2048) })
 const hex = (bytes: ArrayBuffer): string => (new Uint8Array(bytes) as Uint8Array & { toHex(): string }).toHex()
 
 /**
- * The binding cookie's value, or why it cannot be trusted. Two cookies of that name mean someone
- * else managed to set one too: neither is trusted.
+ * Guard: the body's state is signed, fresh, minted on this origin, and bound to this browser's
+ * cookie; sets `c.var.state`, `c.var.binding` (the cookie's value) and `c.var.userId` (the state's
+ * user).
  */
-function bindingCookie(header: string | undefined): { value: string } | { reason: 'no_cookie' | 'duplicate_cookie' } {
-  const values = (header ?? '')
-    .split(';')
-    .map((pair) => pair.trim())
-    .filter((pair) => pair.startsWith(`${BINDING_COOKIE}=`))
-    .map((pair) => pair.slice(BINDING_COOKIE.length + 1))
-  if (values.length > 1) return { reason: 'duplicate_cookie' }
-  return values[0] ? { value: values[0] } : { reason: 'no_cookie' }
-}
+type ExchangeInput = { in: { json: z.input<typeof exchangeBody> }; out: { json: z.output<typeof exchangeBody> } }
+const requireBoundState = createMiddleware<AppEnv, string, ExchangeInput>(async (c, next) => {
+  const { state } = c.req.valid('json')
+  c.get('log').protect(state)
+  const payload = await verifyState(c.get('config').stateSecret, state)
+  if (payload.o !== c.get('origin')) throw errors.stateNotBound('origin')
+  const cookie = await bindingCookie(c, payload.n)
+  if ('reason' in cookie) throw errors.stateNotBound(cookie.reason)
+  c.set('state', payload)
+  c.set('binding', cookie.value)
+  c.set('userId', payload.u)
+  await next()
+})
 
 export const oauth = new Hono<AppEnv>()
 
@@ -66,7 +71,7 @@ oauth.post(
     log.protect(state, binding)
     // Kept until it expires, not cleared on success: a second tab or a retried submission of the same
     // callback must still prove it is this browser to get the first answer again.
-    setCookie(c, BINDING_COOKIE, binding, { path: '/', httpOnly: true, secure: true, sameSite: 'Lax', maxAge: STATE_TTL_SECONDS })
+    setBindingCookie(c, binding, STATE_TTL_SECONDS)
 
     const authorize = new URL(config.tiktokAuthUrl)
     authorize.searchParams.set('app_id', config.tiktokAppId)
@@ -78,21 +83,24 @@ oauth.post(
 )
 oauth.all('/start', methodNotAllowed('POST'))
 
-oauth.post('/exchange', requireOrigin, limitPerClient('exchange'), jsonOnly({ maxBytes: 4096 }), validJson(exchangeBody), async (c) => {
-  const config = c.get('config')
-  const log = c.get('log')
-  const { auth_code: authCode, state } = c.req.valid('json')
-  const cookie = bindingCookie(c.req.header('cookie'))
-  log.protect(authCode, state, 'value' in cookie ? cookie.value : undefined)
-
-  const payload = await verifyState(config.stateSecret, state)
-  if (payload.o !== c.get('origin')) throw errors.stateNotBound('origin')
-  if (!('value' in cookie)) throw errors.stateNotBound(cookie.reason)
-  if (!(await bindingMatches(payload, cookie.value))) throw errors.stateNotBound('cookie_mismatch')
+// Counted only once the state and its cookie verified, so junk sent from behind a shared address
+// (an office NAT, a carrier) cannot use up the count of the real flows there; junk counts apart.
+oauth.post(
+  '/exchange',
+  requireOrigin,
+  limitRejected('exchange'),
+  jsonOnly({ maxBytes: 4096 }),
+  validJson(exchangeBody),
+  requireBoundState,
+  limitPerClient('exchange'),
   // Per user as well as per address: addresses are cheap to rotate, accounts less so.
-  await throttle(c, c.env.USER_RATE_LIMIT, 'exchange', payload.u)
+  limitPerUser('exchange'),
+  async (c) => {
+  const { config, log, db } = c.var
+  const { auth_code: authCode } = c.req.valid('json')
+  const payload = c.get('state')
+  log.protect(authCode)
 
-  const db = c.get('db')
   const userId = payload.u
   // Who holds the claim is decided by a value only this request knows, never by a request header.
   const claim = { nonce: payload.n, userId, codeHash: hex(await sha256(authCode)), claimedBy: crypto.randomUUID() }
@@ -101,8 +109,10 @@ oauth.post('/exchange', requireOrigin, limitPerClient('exchange'), jsonOnly({ ma
     const required = connection.business_id === null
     const selection =
       connection.advertisers.length > 1 || (required && connection.advertisers.length > 0)
-        ? await mintTicket(config.stateSecret, userId, connection.connected_at)
+        ? await mintTicket(config.stateSecret, { userId, connectedAt: connection.connected_at, binding: payload.n })
         : undefined
+    // The ticket opens nothing without this browser's cookie: it must outlive the ticket.
+    if (selection) setBindingCookie(c, c.get('binding'), TICKET_TTL_SECONDS)
     return c.json({
       success: true,
       business_id: connection.business_id,

@@ -15,6 +15,7 @@ import {
   start,
   twinSubmissions,
   USER_ID,
+  chooseAdvertiser,
 } from '../harness'
 
 /**
@@ -34,12 +35,7 @@ afterEach(async () => {
 const json = async (res: Response) => ({ status: res.status, headers: res.headers, body: (await res.json()) as Record<string, any> })
 const lines = () => h.logs.map((l) => JSON.parse(l) as Record<string, any>)
 const tokenExchanges = () => h.tiktokCalls('/access_token/')
-const choose = (body: Record<string, unknown>, headers: Record<string, string> = {}) =>
-  call(`${APP_ORIGIN}/api/tiktok/advertiser`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', origin: APP_ORIGIN, ...headers },
-    body: JSON.stringify(body),
-  }).then(json)
+const choose = (body: Record<string, unknown>, headers: Record<string, string> = {}) => chooseAdvertiser(h, body, { headers })
 
 describe('item 1: claim ownership comes from the Worker, not from X-Request-Id', () => {
   it('item 1: two submissions sending the same X-Request-Id make one TikTok exchange and keep the claim', async () => {
@@ -51,8 +47,9 @@ describe('item 1: claim ownership comes from the Worker, not from X-Request-Id',
     expect(tokenExchanges()).toHaveLength(1)
     expect((await h.exchanges())).toMatchObject([{ status: 'done' }])
     expect((await h.exchanges())[0]!.claimed_by).not.toBe('same-id')
-    // The inbound id is still echoed for correlation.
-    expect(a.headers.get('x-request-id')).toBe('same-id')
+    // The Worker's own id answers; the client's is given back beside it for correlation.
+    expect(a.headers.get('x-request-id')).not.toBe('same-id')
+    expect(a.headers.get('x-client-request-id')).toBe('same-id')
   })
 })
 
@@ -180,11 +177,16 @@ describe('items 5–7: the advertiser choice', () => {
     const s = await start(h)
     const again = await json(await exchange({ state: s.state, authCode: h.tiktok.issueCode([BIG_ID]), cookie: s.cookie }))
     expect(again.body).toMatchObject({ success: true, advertisers: [{ id: BIG_ID, name: 'Brand A' }] })
-    const r = await choose({ ticket: first.body.selection.ticket, advertiser_id: BIG_ID_2 })
+    // Sent with the first flow's cookie, so what refuses it is the connection it names, not the browser.
+    const fromFirstFlow = { cookie: first.started.cookie }
+    const r = await chooseAdvertiser(h, { ticket: first.body.selection.ticket, advertiser_id: BIG_ID_2 }, fromFirstFlow)
     expect(r).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
     expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
     // Even an id the new grant has: the ticket names the old connection.
-    expect(await choose({ ticket: first.body.selection.ticket, advertiser_id: BIG_ID })).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
+    expect(await chooseAdvertiser(h, { ticket: first.body.selection.ticket, advertiser_id: BIG_ID }, fromFirstFlow)).toMatchObject({
+      status: 400,
+      body: { code: 'invalid_ticket' },
+    })
   })
 
   it('item 6: the chosen id is checked against the list stored now, not one carried by the ticket', async () => {
