@@ -69,7 +69,7 @@ export async function bindingCookie(
   const { values, lookalikes } = readCookie(c.req.header('cookie'), BINDING_COOKIE)
   const log = c.get('log')
   log.protect(...values)
-  if (lookalikes > 0) log.warn('planted_cookie', { cookie: BINDING_COOKIE, lookalikes })
+  if (lookalikes > 0) log.warn('planted_cookie', { name: BINDING_COOKIE, lookalikes })
   if (values.length > 1) return { reason: 'duplicate_cookie' }
   const value = values[0]
   if (!value) return { reason: 'no_cookie' }

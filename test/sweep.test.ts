@@ -186,6 +186,18 @@ describe('the sweep, one run through the cron', () => {
     expect(lines().find((l) => l.event === 'sweep.check')).toMatchObject({ outcome: 'error', user_id: a.userId })
   })
 
+  it('a list whose entries TikTok sent but none of which reads as an advertiser is a bad envelope: nothing revoked, logged', async () => {
+    const a = await seed()
+    // A changed answer shape: entries without a readable advertiser_id.
+    const changed = { code: 0, message: 'OK', request_id: '2026x', data: { list: [{ id: BIG_ID, name: 'Brand A' }, { advertiser_id: null }] } }
+    h.tiktok.faults.add('advertisers', { json: changed })
+    await cron(cronEnv())
+    expect(await row(a.userId)).toMatchObject({ tiktok_revoked_at: null, tiktok_business_id: BIG_ID, tiktok_advertisers: ADVERTISERS })
+    expect(await eventsOf(a.userId)).toEqual([])
+    expect(lines().find((l) => l.event === 'tiktok.advertisers' && l.outcome === 'bad_envelope')).toMatchObject({ reason: 'no_readable_advertiser', entries: 2 })
+    expect(runLine()).toMatchObject({ checked: 0, revoked: 0, errors: 1 })
+  })
+
   it('opens encrypted tokens; one no configured key opens is an error, not a revocation', async () => {
     const key = `k1:${testKeyBase64(7)}`
     const other = `k9:${testKeyBase64(9)}`

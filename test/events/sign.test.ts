@@ -27,6 +27,16 @@ describe('webhookKeyBytes', () => {
 })
 
 describe('webhookHeaders', () => {
+  it('matches the Standard Webhooks specification’s own test vector', async () => {
+    // From the specification, the vector every Standard Webhooks library tests against.
+    const headers = await webhookHeaders('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'msg_p5jXN8AQM9LWM0D4loKWxJek', 1614265330, '{"test": 2432232314}')
+    expect(headers).toEqual({
+      'webhook-id': 'msg_p5jXN8AQM9LWM0D4loKWxJek',
+      'webhook-timestamp': '1614265330',
+      'webhook-signature': 'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=',
+    })
+  })
+
   it('signs what the reference library verifies, for any body', async () => {
     for (const body of ['{}', '{"name":"Brand ✓ — ü","id":"7012345678901234567"}', JSON.stringify({ pad: 'x'.repeat(100_000) })]) {
       const headers = await webhookHeaders(SECRET, 'f3b0c4a2-1d2e-4f5a-8b9c-0d1e2f3a4b5c', Math.floor(Date.now() / 1000), body)
