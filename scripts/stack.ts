@@ -247,6 +247,8 @@ export type StackOptions = {
   /** wrangler's debugger; default the Worker's port + 10000. */
   inspectorPort?: number
   useDevVars?: boolean
+  /** Settings over the layered ones, for a test that needs another (e.g. ALLOWED_ORIGINS on other hosts). */
+  vars?: Record<string, string>
   /** Print nothing of wrangler's output (tests). */
   quiet?: boolean
   /** Print all of wrangler's output, noise included. */
@@ -275,7 +277,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const taken = await portsInUse(ports)
   if (taken.length > 0) throw new StackError(describePortsInUse(taken))
 
-  const vars = localConfig(workerPort, sandboxPort, options.useDevVars ?? true)
+  const vars = { ...localConfig(workerPort, sandboxPort, options.useDevVars ?? true), ...options.vars }
   const sandboxOrigin = `http://127.0.0.1:${sandboxPort}`
 
   // wrangler reads the layered values from one file; it lives outside the repo and dies with the run.

@@ -2,6 +2,7 @@ import { webhookKeyBytes } from './events/sign'
 import { secretForms } from './log'
 import { importTokenKeys, parseKeySpec } from './token-crypto'
 import { isPrivateHost } from './hosts'
+import { SANDBOX_SECRETS } from './sandbox-secrets'
 
 /**
  * The Worker's bindings: `Env` comes from `wrangler types` (vars, the ASSETS, rate limit and EVENTS
@@ -89,18 +90,6 @@ const isHttpUrl = (value: string): boolean => {
 export const isOrigin = (value: string): boolean => isHttpUrl(value) && new URL(value).origin === value
 
 const trimSlash = (value: string): string => value.replace(/\/+$/, '')
-
-/**
- * The secrets `sandbox/dev.env` commits for `npm run dev`: anyone can sign with them, so they are
- * refused outside ENVIRONMENT=development (test/node/sandbox-secrets.test.ts keeps this list equal
- * to the file).
- */
-export const SANDBOX_SECRETS: Readonly<Record<string, string>> = {
-  TIKTOK_APP_SECRET: 'sandbox-not-a-real-tiktok-secret',
-  SUPABASE_SECRET_KEY: 'sb_secret_sandbox-not-a-real-key',
-  STATE_SECRET: 'sandbox-state-secret-not-for-production-use-0000',
-  WEBHOOK_SECRET: 'whsec_urNtZMz38YqZvYOTDS9oRKrB2JBpPCxf24sC/Oe8+js=',
-}
 
 // Fewer distinct bytes than this is a placeholder or a typo (all zeros, one letter repeated), never
 // the output of a random generator: 32 random bytes hold about 30 distinct values.
