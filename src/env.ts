@@ -1,6 +1,6 @@
+import type { EventMessage } from './events/outbox'
 import { webhookKeyBytes } from './events/sign'
-import { secretForms } from './log'
-import { importTokenKeys, parseKeySpec } from './token-crypto'
+import { parseKeySpec } from './token-crypto'
 import { isPrivateHost } from './hosts'
 import { SANDBOX_SECRETS } from './sandbox-secrets'
 
@@ -41,6 +41,11 @@ export type Bindings = Env & {
 }
 
 export type Config = {
+  /** The bindings, checked with the settings. */
+  userRateLimit: RateLimit
+  clientRateLimit: RateLimit
+  /** Undefined when a deploy dropped it: only the events' fast path is lost (the cron sends them). */
+  eventsQueue: Queue<EventMessage> | undefined
   tiktokAppId: string
   tiktokAppSecret: string
   tiktokAuthUrl: string
@@ -174,9 +179,6 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
     try {
       if (parseKeySpec(tokenEncryptionKeys).some(([, raw]) => distinctBytes(raw) < MIN_DISTINCT_BYTES))
         malformed('TOKEN_ENCRYPTION_KEY', `has a key with fewer than ${MIN_DISTINCT_BYTES} distinct bytes; make each one random`)
-      // Parsed and imported here, once per setting text: sealing and opening find the keys ready. A
-      // failed import surfaces there, where the promise is awaited.
-      else importTokenKeys(tokenEncryptionKeys).catch(() => undefined)
     } catch {
       // Not the thrown message: it may quote the setting.
       malformed('TOKEN_ENCRYPTION_KEY', 'must be <key id>:<base64 of 32 bytes>, comma-separated with unique ids, newest first')
@@ -200,13 +202,22 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   if (anonymous !== 'true' && anonymous !== 'false') malformed('ALLOW_ANONYMOUS_USERS', 'must be true or false')
 
   // Declared in wrangler.toml; a deploy that drops them would leave every endpoint unthrottled.
-  for (const name of ['USER_RATE_LIMIT', 'CLIENT_RATE_LIMIT'] as const) {
-    if (typeof (env[name] as Partial<RateLimit> | undefined)?.limit !== 'function') missing(name, 'the [[ratelimits]] binding declared in wrangler.toml')
+  const limiter = (name: 'USER_RATE_LIMIT' | 'CLIENT_RATE_LIMIT'): RateLimit => {
+    const binding = env[name] as Partial<RateLimit> | undefined
+    if (typeof binding?.limit !== 'function') missing(name, 'the [[ratelimits]] binding declared in wrangler.toml')
+    return binding as RateLimit
   }
+  const userRateLimit = limiter('USER_RATE_LIMIT')
+  const clientRateLimit = limiter('CLIENT_RATE_LIMIT')
+  const queue = env.EVENTS as Partial<Queue<EventMessage>> | undefined
+  const eventsQueue = typeof queue?.send === 'function' && typeof queue.sendBatch === 'function' ? (queue as Queue<EventMessage>) : undefined
 
   if (problems.length > 0) return { config: undefined, problems }
   return {
     config: {
+      userRateLimit,
+      clientRateLimit,
+      eventsQueue,
       tiktokAppId,
       tiktokAppSecret,
       tiktokAuthUrl,
@@ -229,54 +240,12 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   }
 }
 
-// The configured secrets' search strings for the log, prepared once per env object.
-const configuredSecrets = new WeakMap<object, string[]>()
-
-/** What no log line may contain: every configured secret, in the forms `formatLine` looks for. */
-export function secretsOf(env: Bindings): string[] {
-  let forms = configuredSecrets.get(env)
-  if (!forms) {
-    const values = [env.TIKTOK_APP_SECRET, env.SUPABASE_SECRET_KEY, env.SUPABASE_JWT_SECRET, env.STATE_SECRET, env.WEBHOOK_SECRET]
-    // Each encryption key on its own too: one of several rotated keys could surface alone.
-    values.push(env.TOKEN_ENCRYPTION_KEY, ...(env.TOKEN_ENCRYPTION_KEY?.split(/[,:]/) ?? []))
-    // The webhook secret's key part alone, and the receiver's URL, which may carry a credential of its own.
-    values.push(env.WEBHOOK_SECRET?.trim().replace(/^whsec_/, ''), env.WEBHOOK_URL?.trim())
-    forms = secretForms(values.filter((v): v is string => !!v))
-    configuredSecrets.set(env, forms)
-  }
-  return forms
-}
-
-// The env object lives as long as the isolate: its settings are checked once, not per request.
-const checked = new WeakMap<object, ReturnType<typeof readConfig>>()
-
-/** `readConfig`, once per env object. */
-export function checkedConfig(env: Bindings): ReturnType<typeof readConfig> {
-  let result = checked.get(env)
-  if (!result) {
-    result = readConfig(env)
-    checked.set(env, result)
-  }
-  return result
-}
-
-/** Hono's environment for every route: the bindings plus what the first middleware prepares. */
-export type AppEnv = {
-  Bindings: Bindings
-  Variables: {
-    requestId: string
-    log: import('./log').Logger
-    config: Config
-    /** Set by `requireOrigin`. */
-    origin: string
-    /** Set by `requireUser`: the verified Supabase user id (on /exchange, the verified state's user). */
-    userId: string
-    /** Set on /exchange once the state and its binding cookie verified. */
-    state: import('./state').StatePayload
-    /** The binding cookie's value, beside `state`. */
-    binding: string
-    /** Set by `withClients`. */
-    db: import('./supabase').SupabaseStore
-    tiktok: import('./tiktok').TikTokClient
-  }
+/** The configured secrets' values: none may appear in a log line (see `secretForms`). */
+export function secretValues(env: Bindings): string[] {
+  const values = [env.TIKTOK_APP_SECRET, env.SUPABASE_SECRET_KEY, env.SUPABASE_JWT_SECRET, env.STATE_SECRET, env.WEBHOOK_SECRET]
+  // Each encryption key on its own too: one of several rotated keys could surface alone.
+  values.push(env.TOKEN_ENCRYPTION_KEY, ...(env.TOKEN_ENCRYPTION_KEY?.split(/[,:]/) ?? []))
+  // The webhook secret's key part alone, and the receiver's URL, which may carry a credential of its own.
+  values.push(env.WEBHOOK_SECRET?.trim().replace(/^whsec_/, ''), env.WEBHOOK_URL?.trim())
+  return values.filter((v): v is string => !!v)
 }

@@ -1,6 +1,9 @@
-import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { TikTokError, type TikTokErrorKind } from './tiktok'
 
-type Spec = { status: ContentfulStatusCode; message: string; retryable?: true }
+/** The statuses this Worker answers failures with. */
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 502 | 503 | 504
+
+type Spec = { status: ErrorStatus; message: string; retryable?: true }
 
 /**
  * Every failure this Worker answers on purpose: its status, whether retrying the same request can
@@ -33,10 +36,6 @@ const TABLE = {
   ticket_not_bound: {
     status: 403,
     message: 'This advertiser choice was opened in another browser. Choose the advertiser from your profile in this browser.',
-  },
-  ticket_user_mismatch: {
-    status: 403,
-    message: 'This advertiser choice belongs to another signed-in account. Sign in as that account, or choose from your profile.',
   },
   account_not_found: {
     status: 404,
@@ -103,7 +102,7 @@ type Options = {
   /** A more precise sentence for a person than the table's. */
   message?: string
   /** Only where one code has two statuses (a TikTok timeout is 504, not 502). */
-  status?: ContentfulStatusCode
+  status?: ErrorStatus
   /** For the logs only; must never hold a secret. */
   detail?: Record<string, unknown>
   cause?: unknown
@@ -114,7 +113,7 @@ type Options = {
 /** A failure answered on purpose: thrown anywhere, turned into the JSON envelope in `onError`. */
 export class AppError extends Error {
   readonly code: ErrorCode
-  readonly status: ContentfulStatusCode
+  readonly status: ErrorStatus
   readonly retryable: boolean
   readonly detail: Record<string, unknown> | undefined
   readonly headers: Record<string, string> | undefined
@@ -158,3 +157,30 @@ export const errors = {
   methodNotAllowed: (allow: string) =>
     new AppError('method_not_allowed', { message: `This endpoint does not accept that HTTP method; it accepts ${allow}.`, headers: { Allow: allow } }),
 } as const
+
+/** The answer for each kind of TikTok failure: the one place TikTok's outcomes become this API's. */
+const TIKTOK_ANSWERS: Record<TikTokErrorKind, { code: ErrorCode; status?: ErrorStatus }> = {
+  rate_limited: { code: 'tiktok_rate_limited' },
+  token_rejected: { code: 'tiktok_token_rejected' },
+  code_rejected: { code: 'code_invalid_or_used' },
+  permission_denied: { code: 'tiktok_permission_denied' },
+  misconfigured: { code: 'tiktok_misconfigured' },
+  unavailable: { code: 'tiktok_unavailable' },
+  timeout: { code: 'tiktok_unavailable', status: 504 },
+  bad_answer: { code: 'tiktok_unavailable' },
+  refused: { code: 'tiktok_error' },
+}
+
+/** A TikTok failure as this API answers it; TikTok's code and request id stay in the log. */
+export function tiktokAnswer(error: TikTokError): AppError {
+  const { code, status } = TIKTOK_ANSWERS[error.kind]
+  return new AppError(code, {
+    status,
+    detail: { tiktok_kind: error.kind, tiktok_code: error.code, tiktok_request_id: error.requestId, reason: error.reason },
+    cause: error,
+  })
+}
+
+/** Any failure as this API answers it: an AppError as it is, TikTok's by its kind, anything else a generic 500. */
+export const answerFor = (error: unknown): AppError =>
+  error instanceof AppError ? error : error instanceof TikTokError ? tiktokAnswer(error) : new AppError('internal_error', { cause: error })

@@ -1,6 +1,7 @@
 import { PostgrestClient } from '@supabase/postgrest-js'
 import { errors } from './errors'
 import { fetchWithTimeout } from './http'
+import type { EventOutbox } from './events/outbox'
 import type { Logger } from './log'
 import type { Advertiser } from './tiktok'
 
@@ -72,37 +73,38 @@ export const supabaseHeaders = (key: string): Record<string, string> =>
 
 type Answer = { data: unknown; error: { code?: string; message: string } | null; status: number }
 
-// The REST client holds nothing per request: one per setting, as the HMAC keys are.
-const clients = new Map<string, PostgrestClient>()
-const clientFor = (options: { url: string; secretKey: string; timeoutMs: number }): PostgrestClient => {
-  const key = `${options.timeoutMs} ${options.url} ${options.secretKey}`
-  let client = clients.get(key)
-  if (!client) {
-    client = new PostgrestClient(`${options.url}/rest/v1`, {
-      headers: supabaseHeaders(options.secretKey),
-      fetch: (input, init) => fetchWithTimeout(String(input), init ?? {}, options.timeoutMs),
-      // postgrest-js would retry reads itself (three times, sleeping up to 4 s on the real clock):
-      // SupabaseStore decides what is retried, once, in one place.
-      retry: false,
-    })
-    clients.set(key, client)
-  }
-  return client
-}
+/** The PostgREST client: it holds nothing per request, so the composition root builds one per isolate. */
+export const postgrestClient = (options: { url: string; secretKey: string; timeoutMs: number }): PostgrestClient =>
+  new PostgrestClient(`${options.url}/rest/v1`, {
+    headers: supabaseHeaders(options.secretKey),
+    fetch: (input, init) => fetchWithTimeout(String(input), init ?? {}, options.timeoutMs),
+    // postgrest-js would retry reads itself (three times, sleeping up to 4 s on the real clock):
+    // SupabaseStore decides what is retried, once, in one place.
+    retry: false,
+  })
 
 /**
  * The Worker's view of the product database, over PostgREST. Every change is one SQL function that
  * writes it with its event in one transaction. An operation that is safe to repeat (claims carry who
  * made them, the completion is checked against the claim, the others find their change already
  * made) is retried once when the first attempt got no answer or a 5xx; the two that are not say so.
+ * The event a committed change wrote goes to `events` from here, so no caller can forget it.
  */
 export class SupabaseStore {
   readonly #client: PostgrestClient
   readonly #log: Logger
+  readonly #events: EventOutbox
 
-  constructor(options: { url: string; secretKey: string; timeoutMs: number }, log: Logger) {
+  constructor(client: PostgrestClient, log: Logger, events: EventOutbox) {
+    this.#client = client
     this.#log = log
-    this.#client = clientFor(options)
+    this.#events = events
+  }
+
+  /** A change's answer, once committed: its event goes to the queue. */
+  #committed<T extends { event_id: string | null }>(answer: T): T {
+    this.#events.enqueue(answer.event_id)
+    return answer
   }
 
   /** `POST /rpc/<name>`: every change, and the reads that are functions. */
@@ -179,7 +181,7 @@ export class SupabaseStore {
         p_result: input.result,
       }),
     )
-    return this.#outcome('supabase.write', answer.data, ['ok', 'claim_lost', 'account_not_found'])
+    return this.#committed(this.#outcome('supabase.write', answer.data, ['ok', 'claim_lost', 'account_not_found']))
   }
 
   /** An RPC's `{ outcome }` answer, checked against what the function can answer. */
@@ -205,7 +207,7 @@ export class SupabaseStore {
     const answer = await this.#run('supabase.choose', () =>
       this.#rpc('tiktok_choose_advertiser', { p_user_id: userId, p_advertiser_id: advertiserId, p_connected_at: connectedAt }),
     )
-    return this.#outcome<Chosen>('supabase.choose', answer.data, ['ok', 'not_allowed', 'stale', 'not_connected'])
+    return this.#committed(this.#outcome<Chosen>('supabase.choose', answer.data, ['ok', 'not_allowed', 'stale', 'not_connected']))
   }
 
   /** TikTok refused the token of the connection made at `connectedAt`: marks it revoked once. */
@@ -213,7 +215,7 @@ export class SupabaseStore {
     const answer = await this.#run('supabase.mark_revoked', () =>
       this.#rpc('tiktok_mark_revoked', { p_user_id: userId, p_detected_by: detectedBy, p_code: code, p_connected_at: connectedAt }),
     )
-    return this.#outcome<Revoked>('supabase.mark_revoked', answer.data, ['ok', 'already_revoked', 'stale', 'not_connected'])
+    return this.#committed(this.#outcome<Revoked>('supabase.mark_revoked', answer.data, ['ok', 'already_revoked', 'stale', 'not_connected']))
   }
 
   /**
@@ -224,7 +226,7 @@ export class SupabaseStore {
     const answer = await this.#run('supabase.disconnect', () =>
       this.#rpc('tiktok_disconnect', { p_user_id: userId, p_revoked_at_tiktok: revokedAtTikTok, p_connected_at: connectedAt }),
     )
-    return this.#outcome<Disconnected>('supabase.disconnect', answer.data, ['ok', 'not_connected', 'stale', 'account_not_found'])
+    return this.#committed(this.#outcome<Disconnected>('supabase.disconnect', answer.data, ['ok', 'not_connected', 'stale', 'account_not_found']))
   }
 
   /** The sweep's answer for one connection: TikTok's advertiser list for its token, fetched now. */
@@ -232,7 +234,7 @@ export class SupabaseStore {
     const answer = await this.#run('supabase.verification', () =>
       this.#rpc('tiktok_record_verification', { p_user_id: userId, p_connected_at: connectedAt, p_advertisers: advertisers }),
     )
-    return this.#outcome<Verified>('supabase.verification', answer.data, ['ok', 'advertiser_removed', 'revoked', 'stale'])
+    return this.#committed(this.#outcome<Verified>('supabase.verification', answer.data, ['ok', 'advertiser_removed', 'revoked', 'stale']))
   }
 
   /**

@@ -1,5 +1,5 @@
-import { AppError } from './errors'
-import { clock, fetchWithTimeout, idString, NetworkError, parseJsonExact } from './http'
+import type { Clock } from './clock'
+import { fetchWithTimeout, idString, NetworkError, parseJsonExact } from './http'
 import type { Logger } from './log'
 
 /** TikTok API for Business v1.3 paths; the trailing slash is part of the contract. */
@@ -16,48 +16,63 @@ export type Advertiser = { id: string; name: string }
 
 type Envelope = { code: number; message: string; requestId: string | undefined; data: unknown }
 
-export const RATE_LIMITED = new Set([40100, 40016, 40133])
-const TRANSIENT = new Set([50000, 50002, 51001, 60001])
-const CODE_REJECTED = new Set([40110, 40115])
-export const TOKEN_REJECTED = new Set([40105, 40102])
-const APP_MISCONFIGURED = new Set([40000, 40101, 40113, 40104])
+/**
+ * What TikTok's answer meant, for the callers to act on: `rate_limited` (the app's or one
+ * advertiser's quota), `token_rejected` (the token is revoked or invalid), `code_rejected` (the auth
+ * code is expired or used), `permission_denied` (a scope the advertiser did not grant),
+ * `misconfigured` (the app id, secret or redirect), `unavailable` (TikTok's own "try later", a
+ * network failure, a 5xx: a read may be tried again), `timeout` (no answer in time: the call may
+ * still run), `bad_answer` (not TikTok's envelope, or not the shape this client reads), `refused`
+ * (any other code).
+ */
+export type TikTokErrorKind =
+  | 'rate_limited'
+  | 'token_rejected'
+  | 'code_rejected'
+  | 'permission_denied'
+  | 'misconfigured'
+  | 'unavailable'
+  | 'timeout'
+  | 'bad_answer'
+  | 'refused'
 
-/** TikTok's envelope code behind an error of this client; undefined when TikTok did not answer one. */
-export const tiktokCodeOf = (error: unknown): number | undefined => {
-  const code = error instanceof AppError ? error.detail?.tiktok_code : undefined
-  return typeof code === 'number' ? code : undefined
+const KIND_OF_CODE = new Map<number, TikTokErrorKind>([
+  ...[40100, 40016, 40133].map((code) => [code, 'rate_limited'] as const),
+  ...[40105, 40102].map((code) => [code, 'token_rejected'] as const),
+  ...[40110, 40115].map((code) => [code, 'code_rejected'] as const),
+  [40001, 'permission_denied'],
+  ...[40000, 40101, 40113, 40104].map((code) => [code, 'misconfigured'] as const),
+  ...[50000, 50002, 51001, 60001].map((code) => [code, 'unavailable'] as const),
+])
+
+/** TikTok did not do what was asked; `code` and `requestId` are TikTok's, when it answered with them. */
+export class TikTokError extends Error {
+  readonly kind: TikTokErrorKind
+  readonly code: number | undefined
+  readonly requestId: string | undefined
+  /** For the log: what was wrong with the answer (`network`, `http_503`, `bad_envelope`, …). */
+  readonly reason: string | undefined
+
+  constructor(kind: TikTokErrorKind, details: { code?: number; requestId?: string; reason?: string; cause?: unknown } = {}) {
+    super(`TikTok: ${kind}${details.code !== undefined ? ` (${details.code})` : details.reason ? ` (${details.reason})` : ''}`, { cause: details.cause })
+    this.name = 'TikTokError'
+    this.kind = kind
+    this.code = details.code
+    this.requestId = details.requestId
+    this.reason = details.reason
+  }
+
+  static fromCode(code: number, requestId?: string): TikTokError {
+    return new TikTokError(KIND_OF_CODE.get(code) ?? 'refused', { code, requestId })
+  }
 }
-
-/** Maps a TikTok envelope `code` to this Worker's error; TikTok's own message stays in the logs. */
-export function tiktokError(code: number, detail: Record<string, unknown> = {}): AppError {
-  const d = { detail: { tiktok_code: code, ...detail } }
-  if (RATE_LIMITED.has(code)) return new AppError('tiktok_rate_limited', d)
-  if (TRANSIENT.has(code)) return new AppError('tiktok_unavailable', d)
-  if (CODE_REJECTED.has(code)) return new AppError('code_invalid_or_used', d)
-  if (TOKEN_REJECTED.has(code)) return new AppError('tiktok_token_rejected', d)
-  if (code === 40001) return new AppError('tiktok_permission_denied', d)
-  if (APP_MISCONFIGURED.has(code)) return new AppError('tiktok_misconfigured', d)
-  return new AppError('tiktok_error', d)
-}
-
-const unavailable = (reason: string, cause?: unknown, timedOut = false) =>
-  new AppError('tiktok_unavailable', {
-    status: timedOut ? 504 : 502,
-    message: 'TikTok did not answer properly. Try connecting again in a few minutes.',
-    detail: { reason },
-    cause,
-  })
 
 /**
- * What a read may try again: TikTok's own "try later" codes, a network failure, a 5xx. Never a
- * rate-limit answer (the quota is the app's: a retry spends more of what every tenant shares), a
- * timeout (the call may still be running), or an answer of the wrong shape (it will not change).
+ * What a read may try again: TikTok's own "try later", a network failure, a 5xx. Never a rate-limit
+ * answer (the quota is the app's: a retry spends more of what every tenant shares), a timeout (the
+ * call may still be running), or an answer of the wrong shape (it will not change).
  */
-const isTransient = (error: unknown): boolean => {
-  if (!(error instanceof AppError) || error.code !== 'tiktok_unavailable' || error.status === 504) return false
-  const { tiktok_code: code, reason } = error.detail ?? {}
-  return (typeof code === 'number' && TRANSIENT.has(code)) || reason === 'network' || (typeof reason === 'string' && /^http_5\d\d$/.test(reason))
-}
+const isTransient = (error: unknown): boolean => error instanceof TikTokError && error.kind === 'unavailable'
 
 const asRecord = (value: unknown): Record<string, unknown> | undefined =>
   typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
@@ -69,13 +84,15 @@ export class TikTokClient {
   readonly #base: string
   readonly #timeoutMs: number
   readonly #log: Logger
+  readonly #clock: Clock
 
-  constructor(options: { appId: string; appSecret: string; apiBase: string; timeoutMs: number }, log: Logger) {
+  constructor(options: { appId: string; appSecret: string; apiBase: string; timeoutMs: number }, log: Logger, clock: Clock) {
     this.#appId = options.appId
     this.#secret = options.appSecret
     this.#base = options.apiBase
     this.#timeoutMs = options.timeoutMs
     this.#log = log
+    this.#clock = clock
   }
 
   /** Exchanges a single-use auth code. Never retried: TikTok may already have consumed the code. */
@@ -87,7 +104,7 @@ export class TikTokClient {
     })
     const data = asRecord(envelope.data)
     const accessToken = data?.access_token
-    if (typeof accessToken !== 'string' || accessToken.length === 0) throw unavailable('no_access_token')
+    if (typeof accessToken !== 'string' || accessToken.length === 0) throw new TikTokError('bad_answer', { reason: 'no_access_token' })
     this.#log.protect(accessToken)
     return { accessToken }
   }
@@ -108,7 +125,7 @@ export class TikTokClient {
           { attempt, exactIds: true },
         )
         const list = asRecord(envelope.data)?.list
-        if (!Array.isArray(list)) throw unavailable('no_advertiser_list')
+        if (!Array.isArray(list)) throw new TikTokError('bad_answer', { reason: 'no_advertiser_list' })
         const advertisers = list.flatMap((item) => {
           const record = asRecord(item)
           const id = idString(record?.advertiser_id)
@@ -120,12 +137,12 @@ export class TikTokClient {
         // an empty list, the sweep would revoke every connection.
         if (advertisers.length === 0 && list.length > 0) {
           this.#log.warn('tiktok.advertisers', { outcome: 'bad_envelope', reason: 'no_readable_advertiser', entries: list.length })
-          throw unavailable('no_readable_advertiser')
+          throw new TikTokError('bad_answer', { reason: 'no_readable_advertiser' })
         }
         return advertisers
       } catch (error) {
         if (!(isTransient(error) && attempt < attempts)) throw error
-        await clock.sleep(RETRY_DELAY_MS * attempt)
+        await this.#clock.sleep(RETRY_DELAY_MS * attempt)
       }
     }
   }
@@ -148,8 +165,8 @@ export class TikTokClient {
       )
       return true
     } catch (error) {
-      const code = tiktokCodeOf(error)
-      return code !== undefined && TOKEN_REJECTED.has(code)
+      // Already invalid at TikTok: revoked all the same.
+      return error instanceof TikTokError && error.kind === 'token_rejected'
     }
   }
 
@@ -179,7 +196,7 @@ export class TikTokClient {
     } catch (error) {
       const timedOut = error instanceof NetworkError && error.timedOut
       log(timedOut ? 'timeout' : 'network_error', { error })
-      throw unavailable(timedOut ? 'timeout' : 'network', error, timedOut)
+      throw new TikTokError(timedOut ? 'timeout' : 'unavailable', { reason: timedOut ? 'timeout' : 'network', cause: error })
     }
 
     let text: string
@@ -189,11 +206,11 @@ export class TikTokClient {
       // The deadline also bounds the body: cut off there, it is a timeout (not retried), not garbage.
       const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
       log(timedOut ? 'timeout' : 'network_error', { error })
-      throw unavailable(timedOut ? 'timeout' : 'network', error, timedOut)
+      throw new TikTokError(timedOut ? 'timeout' : 'unavailable', { reason: timedOut ? 'timeout' : 'network', cause: error })
     }
     if (!response.ok) {
       log('http_error', { http_status: response.status })
-      throw unavailable(`http_${response.status}`)
+      throw new TikTokError(response.status >= 500 ? 'unavailable' : 'bad_answer', { reason: `http_${response.status}` })
     }
     let body: Record<string, unknown> | undefined
     try {
@@ -204,7 +221,7 @@ export class TikTokClient {
     const code = typeof body?.code === 'number' ? body.code : undefined
     if (!body || code === undefined) {
       log('bad_envelope', { http_status: response.status, content_type: response.headers.get('content-type') })
-      throw unavailable('bad_envelope')
+      throw new TikTokError('bad_answer', { reason: 'bad_envelope' })
     }
     const envelope: Envelope = {
       code,
@@ -215,7 +232,7 @@ export class TikTokClient {
     const fields = { tiktok_code: envelope.code, tiktok_request_id: envelope.requestId }
     if (envelope.code !== 0) {
       log('tiktok_error', { ...fields, tiktok_message: envelope.message })
-      throw tiktokError(envelope.code, { tiktok_request_id: envelope.requestId })
+      throw TikTokError.fromCode(envelope.code, envelope.requestId)
     }
     log('ok', fields)
     return envelope

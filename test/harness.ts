@@ -1,7 +1,9 @@
-import { env, exports } from 'cloudflare:workers'
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
+import { env } from 'cloudflare:workers'
 import { afterAll, expect, inject, vi } from 'vitest'
-import { clock } from '../src/http'
-import app from '../src/index'
+import { clock } from '../src/clock'
+import { hmacKey, TokenSigner } from '../src/signed'
+import worker from '../src/index'
 import type { Row } from '../sandbox/database'
 import { remoteDatabase } from '../sandbox/database-remote'
 import { createSupabase, createSigningKey } from '../sandbox/supabase'
@@ -104,6 +106,9 @@ afterAll(() => database.close())
 /** The test bindings, as vitest.config.ts sets them, for calls that vary one setting. */
 export const testEnv = env as unknown as Record<string, string>
 
+/** Signs states and tickets with the test STATE_SECRET, as the Worker does: for tests that forge, age or replay them. */
+export const testSigner = new TokenSigner(hmacKey(testEnv.STATE_SECRET!))
+
 /**
  * Stand-ins for TikTok and Supabase behind `fetch`. Anything else the Worker tries to reach fails the
  * request and is recorded in `unexpected`, which every test asserts empty.
@@ -155,7 +160,7 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
   // Retry backoffs and replay polls take no real time: each wait is recorded and returns at once.
   // A test that needs a wait to last until something happens replaces the implementation.
   const sleeps: number[] = []
-  const sleep = vi.spyOn(clock, 'sleep').mockImplementation(async (ms) => {
+  const sleep = vi.spyOn(clock, 'sleep').mockImplementation(async (ms: number) => {
     sleeps.push(ms)
   })
 
@@ -222,19 +227,31 @@ export type EventRow = {
 /** Settings or bindings (a rate limiter, a queue) that replace the configured ones for one call. */
 export type Bindings = Record<string, string | RateLimit | Queue | undefined>
 
-// What calls with their own bindings handed to waitUntil, so a test can wait for it.
+// What the calls handed to waitUntil, so a test can wait for it.
 const background: Promise<unknown>[] = []
-/** Waits for everything those calls left running after their answer (the queue sends). */
+/** Waits for everything the calls left running after their answer (the queue sends). */
 export async function settled(): Promise<void> {
   while (background.length) await Promise.allSettled(background.splice(0))
 }
 
-/** Calls the deployed-shape Worker; `bindings` replaces settings for this call only. */
-export function call(url: string, init: RequestInit = {}, bindings?: Bindings): Promise<Response> {
-  const request = new Request(url, init)
-  if (!bindings) return exports.default.fetch(request)
-  const ctx = { waitUntil: (p: Promise<unknown>) => void background.push(p), passThroughOnException() {}, props: {} }
-  return Promise.resolve(app.fetch(request, { ...testEnv, ...bindings }, ctx as unknown as ExecutionContext))
+type WorkerEnv = Parameters<typeof worker.fetch>[1]
+
+// One bindings object per `bindings` given: the same object again is the same isolate.
+const isolates = new WeakMap<Bindings, WorkerEnv>()
+
+/**
+ * Calls the Worker's own entry point, as the runtime does. `bindings` replaces settings: the env the
+ * Worker sees is `env` with them on top, one object per `bindings` object, so passing the same one
+ * again is the same isolate (settings checked, keys and clients built, caches warm), and a new one is
+ * a new isolate. Without it every call shares the test file's.
+ */
+export async function call(url: string, init: RequestInit = {}, bindings?: Bindings): Promise<Response> {
+  const ctx = createExecutionContext()
+  let workerEnv = bindings ? isolates.get(bindings) : (env as WorkerEnv)
+  if (!workerEnv) isolates.set(bindings!, (workerEnv = { ...env, ...bindings } as WorkerEnv))
+  const response = await worker.fetch(new Request(url, init), workerEnv, ctx)
+  background.push(waitOnExecutionContext(ctx))
+  return response
 }
 
 export type Started = { response: Response; body: Record<string, unknown>; state: string; cookie: string; authorizeUrl: URL }
@@ -291,7 +308,7 @@ export const stateBinding = (state: string): string =>
   (JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(state.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')), (ch) => ch.charCodeAt(0)))) as { n: string }).n
 
 /**
- * POST /advertiser as the callback page does, from the test's browser (its binding cookie, unless
+ * POST /oauth/advertiser as the callback page does (or POST /advertiser without a ticket), from the test's browser (its binding cookie, unless
  * `cookie` names another or `null` sends none).
  */
 export function chooseAdvertiser(
@@ -300,8 +317,9 @@ export function chooseAdvertiser(
   options: { headers?: Record<string, string>; bindings?: Bindings; cookie?: string | null } = {},
 ): Promise<{ status: number; headers: Headers; body: Record<string, any> }> {
   const cookie = options.cookie === undefined ? h.browser.cookie : options.cookie
+  // The callback page's endpoint takes a ticket; the product's takes the user's bearer token.
   return call(
-    `${APP_ORIGIN}/api/tiktok/advertiser`,
+    `${APP_ORIGIN}/api/tiktok/${'ticket' in body ? 'oauth/' : ''}advertiser`,
     {
       method: 'POST',
       headers: {

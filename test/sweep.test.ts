@@ -1,9 +1,8 @@
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from 'cloudflare:test'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { clientsFor } from '../src/clients'
-import { readConfig } from '../src/env'
 import worker from '../src/index'
 import { Logger } from '../src/log'
+import { compose } from '../src/services'
 import { SupabaseStore } from '../src/supabase'
 import { CALL_INTERVAL_MS, sweepConnections } from '../src/sweep'
 import { encryptToken } from '../src/token-crypto'
@@ -86,9 +85,8 @@ async function revokeAtTikTok(token: string) {
 
 /** The sweep with a clock that moves only when it sleeps; every TikTok call notes the time it started. */
 async function paced(env: Record<string, string>) {
-  const { config } = readConfig({ ...testEnv, ...env } as unknown as Env)
   const log = new Logger('sweep-test')
-  const { db, tiktok } = clientsFor(config!, log)
+  const { services } = compose({ ...testEnv, ...env } as unknown as Env, createExecutionContext(), log)
   let clock = 0
   const starts: number[] = []
   let inFlight = 0
@@ -107,15 +105,13 @@ async function paced(env: Record<string, string>) {
   })
   const sleeps: number[] = []
   const summary = await sweepConnections({
-    config: config!,
-    db,
-    tiktok,
-    log,
-    enqueue: () => {},
-    now: () => clock,
-    sleep: async (ms) => {
-      sleeps.push(ms)
-      clock += ms
+    ...services!,
+    clock: {
+      now: () => clock,
+      sleep: async (ms: number) => {
+        sleeps.push(ms)
+        clock += ms
+      },
     },
   })
   return { summary, starts, maxInFlight, sleeps }

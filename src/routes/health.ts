@@ -1,7 +1,8 @@
 import { Hono } from 'hono/tiny'
-import { type AppEnv, checkedConfig } from '../env'
+import type { RequestEnv } from '../middleware/context'
+import { checkedConfig } from '../services'
 
-export const health = new Hono<AppEnv>()
+export const health = new Hono<RequestEnv>()
 
 /**
  * Names the settings that are missing or malformed and says what each should be, never its value.
@@ -13,3 +14,6 @@ health.get('/', (c) => {
   const ok = problems.length === 0
   return c.json({ ok, missing: named('missing'), malformed: named('malformed'), problems }, ok ? 200 : 503)
 })
+
+/** What health answers: `scripts/stack.ts` reads it to know the Worker it started. */
+export type HealthAnswer = { ok: boolean; missing: string[]; malformed: string[]; problems: { name: string; problem: string; reason: string }[] }

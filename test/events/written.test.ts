@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { tiktokError, TikTokClient } from '../../src/tiktok'
+import { TikTokClient, TikTokError } from '../../src/tiktok'
 import {
   ADVERTISERS,
   APP_ORIGIN,
@@ -171,7 +171,7 @@ describe('revoked (detected_by verify)', () => {
     await connect(h)
     const list = vi.spyOn(TikTokClient.prototype, 'listAdvertisers').mockImplementation(async () => {
       await h.sql(`update public.user_accounts set tiktok_connected_at = tiktok_connected_at + interval '1 second' where id = $1 returning id`, [USER_ID])
-      throw tiktokError(40105)
+      throw TikTokError.fromCode(40105)
     })
     const r = await asUser(h, '/api/tiktok/connection?verify=true', { bindings: deliveriesOn().bindings })
     expect(list).toHaveBeenCalledOnce()

@@ -17,6 +17,7 @@ import {
   testEnv,
   USER_ID,
   testKeyBase64,
+  testSigner,
 } from '../harness'
 
 let h: Harness
@@ -208,7 +209,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     })
 
     it('expired state', async () => {
-      const minted = await mintState(testEnv.STATE_SECRET!, { userId: USER_ID, origin: APP_ORIGIN, returnTo: '/profile', now: Date.now() - 11 * 60_000 })
+      const minted = await mintState(testSigner, { userId: USER_ID, origin: APP_ORIGIN, returnTo: '/profile' }, Date.now() - 11 * 60_000)
       await expectRefused(await exchange({ state: minted.state, authCode: 'c', cookie: minted.binding }), 400, 'state_expired')
     })
 

@@ -159,16 +159,22 @@ describe('item 3: the binding cookie cannot be tossed from a sibling subdomain',
 })
 
 describe('items 5–7: the advertiser choice', () => {
-  it("item 5: Bob's bearer token with Alice's ticket is refused (403) and changes nothing", async () => {
+  it('one scheme per endpoint: a ticket chooses for its own user whatever bearer token comes along, and the bearer endpoint takes no ticket', async () => {
     const alice = await connect(h)
     const bobToken = await h.supabase.signAccessToken(OTHER_USER_ID)
     const r = await choose({ ticket: alice.body.selection.ticket, advertiser_id: BIG_ID_2 }, { authorization: `Bearer ${bobToken}` })
-    expect(r).toMatchObject({ status: 403, body: { code: 'ticket_user_mismatch' } })
-    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
-    // Alice's own token with her ticket still works.
-    const aliceToken = await h.supabase.signAccessToken(USER_ID)
-    const ok = await choose({ ticket: alice.body.selection.ticket, advertiser_id: BIG_ID_2 }, { authorization: `Bearer ${aliceToken}` })
-    expect(ok).toMatchObject({ status: 200, body: { business_id: BIG_ID_2 } })
+    expect(r).toMatchObject({ status: 200, body: { business_id: BIG_ID_2 } })
+    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID_2)
+    expect((await h.row(OTHER_USER_ID)).tiktok_business_id).toBeNull()
+    // Bob's token at the product's endpoint: Bob has no connection, and Alice's ticket in the body is not read.
+    const bob = await asUser(h, '/api/tiktok/advertiser', {
+      userId: OTHER_USER_ID,
+      method: 'POST',
+      headers: { origin: APP_ORIGIN },
+      body: JSON.stringify({ advertiser_id: BIG_ID, ticket: alice.body.selection.ticket }),
+    })
+    expect(bob).toMatchObject({ status: 404, body: { code: 'not_connected' } })
+    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID_2)
   })
 
   it('item 6: a ticket from before a reconnect is stale (400 invalid_ticket), even for an id the new grant lacks', async () => {
@@ -337,7 +343,7 @@ describe('client keys', () => {
     ['::1', '0:0:0:0::/64'],
     [undefined, 'unknown'],
   ])('item 8: %s is counted as %s', async (address, key) => {
-    const { clientKey } = await import('../../src/throttle')
+    const { clientKey } = await import('../../src/middleware/limits')
     expect(clientKey(address)).toBe(key)
   })
 })

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { SupabaseStore } from '../../src/supabase'
+import { hmacKey, TokenSigner } from '../../src/signed'
 import { mintTicket } from '../../src/ticket'
 import { decryptToken } from '../../src/token-crypto'
 import {
@@ -24,6 +25,7 @@ import {
   chooseAdvertiser,
   testKeyBase64,
   stateBinding,
+  testSigner,
 } from '../harness'
 
 let h: Harness
@@ -116,9 +118,9 @@ describe('POST /api/tiktok/advertiser', () => {
     const { started } = await connect(h)
     const connectedAt = (await h.row(USER_ID)).tiktok_connected_at as string
     const binding = stateBinding(started.state)
-    const old = await mintTicket(testEnv.STATE_SECRET!, { userId: USER_ID, connectedAt, binding }, Date.now() - 11 * 60_000)
+    const old = await mintTicket(testSigner, { userId: USER_ID, connectedAt, binding }, Date.now() - 11 * 60_000)
     expect(await choose({ ticket: old.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 400, body: { code: 'ticket_expired' } })
-    const forged = await mintTicket('a-different-secret-of-enough-length-000000', { userId: USER_ID, connectedAt, binding })
+    const forged = await mintTicket(new TokenSigner(hmacKey('a-different-secret-of-enough-length-000000')), { userId: USER_ID, connectedAt, binding }, Date.now())
     expect(await choose({ ticket: forged.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
     expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
   })

@@ -1,7 +1,8 @@
 import type { Context } from 'hono'
 import { createMiddleware } from 'hono/factory'
-import type { AppEnv } from './env'
-import { AppError, errors } from './errors'
+import { AppError, errors } from '../errors'
+import type { Logger } from '../log'
+import type { ApiEnv, GuardEnv } from './context'
 
 /** The window of both limiters in wrangler.toml (`period`): the longest a refused caller waits. */
 const PERIOD_SECONDS = 60
@@ -12,24 +13,24 @@ export type Scope = 'start' | 'exchange' | 'exchange_rejected' | 'advertiser' | 
  * Counts one call of `scope` for `key` and refuses it over the limit, before any upstream call.
  * Each scope counts apart, so a user's starts never use up their disconnects.
  */
-export async function throttle(c: Context<AppEnv>, limiter: RateLimit, scope: Scope, key: string): Promise<void> {
+async function throttle(log: Logger, limiter: RateLimit, scope: Scope, key: string): Promise<void> {
   let success: boolean
   try {
     ;({ success } = await limiter.limit({ key: `${scope}:${key}` }))
   } catch (error) {
     // The limiter is a guard against abuse, not a dependency: when it fails, the request goes on.
-    c.get('log').warn('rate_limit', { outcome: 'limiter_error', scope, error })
+    log.warn('rate_limit', { outcome: 'limiter_error', scope, error })
     return
   }
   if (success) return
-  c.get('log').warn('rate_limit', { outcome: 'limited', scope })
+  log.warn('rate_limit', { outcome: 'limited', scope })
   throw errors.rateLimited(scope, PERIOD_SECONDS)
 }
 
-/** Per signed-in user; runs after `requireUser`. */
-export const limitPerUser = (scope: Scope) =>
-  createMiddleware<AppEnv>(async (c, next) => {
-    await throttle(c, c.env.USER_RATE_LIMIT, scope, c.get('userId'))
+/** Per signed-in user (after a guard that set `userId`); `when` limits only the requests it names. */
+export const limitPerUser = (scope: Scope, when: (c: Context) => boolean = () => true) =>
+  createMiddleware<GuardEnv<{ userId: string }>>(async (c, next) => {
+    if (when(c)) await throttle(c.var.log, c.var.services.config.userRateLimit, scope, c.var.userId)
     await next()
   })
 
@@ -47,15 +48,13 @@ export function clientKey(address: string | undefined): string {
   return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`
 }
 
-const clientOf = (c: Context<AppEnv>) => clientKey(c.req.header('cf-connecting-ip'))
+// Cloudflare sets CF-Connecting-IP and a client cannot override it at the edge.
+const clientOf = (c: Context) => clientKey(c.req.header('cf-connecting-ip'))
 
-/**
- * Per client address, for a route with no signed-in user yet. Cloudflare sets `CF-Connecting-IP` and
- * a client cannot override it at the edge.
- */
+/** Per client address, for a route with no signed-in user yet. */
 export const limitPerClient = (scope: Scope) =>
-  createMiddleware<AppEnv>(async (c, next) => {
-    await throttle(c, c.env.CLIENT_RATE_LIMIT, scope, clientOf(c))
+  createMiddleware<ApiEnv>(async (c, next) => {
+    await throttle(c.var.log, c.var.services.config.clientRateLimit, scope, clientOf(c))
     await next()
   })
 
@@ -65,8 +64,8 @@ export const limitPerClient = (scope: Scope) =>
  * Runs after the refusal, which Hono's compose has already turned into an answer (`c.error`).
  */
 export const limitRejected = (scope: 'exchange') =>
-  createMiddleware<AppEnv>(async (c, next) => {
+  createMiddleware<GuardEnv<{ state?: unknown }>>(async (c, next) => {
     await next()
     if (c.error instanceof AppError && c.error.status < 500 && !c.get('state'))
-      await throttle(c, c.env.CLIENT_RATE_LIMIT, `${scope}_rejected`, clientOf(c))
+      await throttle(c.var.log, c.var.services.config.clientRateLimit, `${scope}_rejected`, clientOf(c))
   })

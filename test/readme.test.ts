@@ -1,9 +1,6 @@
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { ERROR_CODES } from '../../src/errors.ts'
-
-const README = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8')
+import README from '../README.md?raw'
+import { ERROR_CODES } from '../src/errors'
 
 /** `host/path/*` route patterns, as Cloudflare matches them (a trailing `*` matches anything). */
 const routes = [...README.matchAll(/pattern = "([^"]+)"/g)].map((m) => m[1]!)
