@@ -47,11 +47,15 @@ const mount = (app: Hono, prefix: string, target: { fetch: (request: Request) =>
  * otherwise script faults, reset the database or revoke grants while someone runs `npm run dev`.
  * Scripts send neither header; a browser sends at least one of them.
  */
+const LOOPBACK_HOST = /^(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?$/i
 const sameSiteControls = createMiddleware(async (c, next) => {
+  if (c.req.method !== 'POST') return next()
   const origin = c.req.header('origin')
-  // The sandbox serves plain http only.
-  if (c.req.method === 'POST' && (c.req.header('sec-fetch-site') === 'cross-site' || (origin && origin !== `http://${c.req.header('host')}`)))
-    return c.json({ error: 'cross-site request refused' }, 403)
+  const host = c.req.header('host') ?? new URL(c.req.url).host
+  // The sandbox serves plain http only. A Host of another name is a page that rebound its own name to
+  // this machine: the Origin check alone would pass it.
+  if (!LOOPBACK_HOST.test(host)) return c.json({ error: 'the sandbox answers its controls on 127.0.0.1, localhost or [::1] only' }, 403)
+  if (c.req.header('sec-fetch-site') === 'cross-site' || (origin && origin !== `http://${host}`)) return c.json({ error: 'cross-site request refused' }, 403)
   await next()
 })
 

@@ -100,6 +100,8 @@ const trimSlash = (value: string): string => value.replace(/\/+$/, '')
 // the output of a random generator: 32 random bytes hold about 30 distinct values.
 const MIN_DISTINCT_BYTES = 8
 const distinctBytes = (bytes: Uint8Array): number => new Set(bytes).size
+const sameBytes = (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean =>
+  !!a && !!b && a.length === b.length && a.every((byte, i) => byte === b[i])
 const WEAK_SECRET = `has fewer than ${MIN_DISTINCT_BYTES} distinct bytes; make a random one`
 
 /**
@@ -149,10 +151,15 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   })
   if (stateSecret && problems.every((p) => p.name !== 'STATE_SECRET') && distinctBytes(new TextEncoder().encode(stateSecret)) < MIN_DISTINCT_BYTES)
     malformed('STATE_SECRET', WEAK_SECRET)
-  // The committed sandbox values, by name, refused where they would guard real connections.
+  // The committed sandbox values, by name, refused where they would guard real connections: compared
+  // as the Worker uses them (trimmed; the webhook secret by its key bytes), so no spelling passes.
   if (!development)
-    for (const [name, value] of Object.entries(SANDBOX_SECRETS))
-      if (env[name as keyof Bindings] === value) malformed(name, 'is the committed sandbox value, allowed only with ENVIRONMENT=development; make your own')
+    for (const [name, committed] of Object.entries(SANDBOX_SECRETS)) {
+      const raw = env[name as keyof Bindings]
+      const value = typeof raw === 'string' ? raw.trim() : ''
+      const same = name === 'WEBHOOK_SECRET' ? sameBytes(webhookKeyBytes(value), webhookKeyBytes(committed)) : value === committed
+      if (same) malformed(name, 'is the committed sandbox value, allowed only with ENVIRONMENT=development; make your own')
+    }
   const origins = required('ALLOWED_ORIGINS', {
     ok: (v) => v.split(',').every((o) => isOrigin(trimSlash(o.trim()))),
     expected: 'must be comma-separated origins, each scheme://host[:port] with no path, e.g. https://app.example.com',

@@ -6,13 +6,18 @@
  * names `*.local` and `*.internal` (metadata.google.internal).
  */
 export function isPrivateHost(hostname: string): 'loopback' | 'private' | undefined {
-  const name = hostname.toLowerCase().replace(/\.$/, '')
+  const name = hostname.toLowerCase().replace(/\.+$/, '')
   if (name === 'localhost' || name.endsWith('.localhost')) return 'loopback'
-  if (name.endsWith('.local') || name.endsWith('.internal')) return 'private'
   if (name.startsWith('[')) return ipv6Class(name.slice(1, -1))
   const v4 = ipv4(name)
-  return v4 === undefined ? undefined : ipv4Class(v4)
+  if (v4 !== undefined) return ipv4Class(v4)
+  // A single label (`metadata`, `intranet`) resolves only through a local search domain.
+  if (!name.includes('.') || PRIVATE_SUFFIXES.some((suffix) => name.endsWith(suffix))) return 'private'
+  return undefined
 }
+
+// Names only a local network resolves: mDNS, cloud metadata (metadata.google.internal), home routers.
+const PRIVATE_SUFFIXES = ['.local', '.internal', '.localdomain', '.lan', '.home.arpa', '.intranet', '.corp']
 
 /** The address as a 32-bit number, for the dotted form only (the URL parser has normalised others). */
 function ipv4(name: string): number | undefined {
@@ -34,8 +39,11 @@ const NOT_PUBLIC_V4: [string, number][] = [
   ['169.254.0.0', 16],
   ['172.16.0.0', 12],
   ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
   ['192.168.0.0', 16],
   ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
   ['224.0.0.0', 3],
 ]
 
@@ -57,6 +65,14 @@ function ipv6Groups(text: string): number[] | undefined {
   return groups.map((g) => parseInt(g, 16))
 }
 
+// By the first group: fc00::/7 unique local, fe80::/10 link-local, fec0::/10 site-local, ff00::/8 multicast.
+const NOT_PUBLIC_V6: [value: number, mask: number][] = [
+  [0xfc00, 0xfe00],
+  [0xfe80, 0xffc0],
+  [0xfec0, 0xffc0],
+  [0xff00, 0xff00],
+]
+
 function ipv6Class(text: string): 'loopback' | 'private' | undefined {
   const g = ipv6Groups(text)
   if (!g) return 'private'
@@ -70,7 +86,14 @@ function ipv6Class(text: string): 'loopback' | 'private' | undefined {
   // The deprecated IPv4-compatible form (::a.b.c.d) is no public address whatever it embeds.
   if (zeroPrefix(6)) return ipv4Class(embedded) ?? 'private'
   if (first === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0)) return ipv4Class(embedded)
-  // fc00::/7 unique local, fe80::/10 link-local, ff00::/8 multicast.
-  if ((first & 0xfe00) === 0xfc00 || (first & 0xffc0) === 0xfe80 || (first & 0xff00) === 0xff00) return 'private'
+  // 6to4 (2002:a.b.c.d::/48) carries its IPv4 address in the next two groups.
+  if (first === 0x2002) return ipv4Class(g[1]! * 65536 + g[2]!)
+  if (NOT_PUBLIC_V6.some(([value, mask]) => (first & mask) === value)) return 'private'
+  // SIIT (::ffff:0:a.b.c.d), local-use NAT64 (64:ff9b:1::/48), Teredo (2001::/32), documentation
+  // (2001:db8::/32), discard-only (100::/64): none is a public host of its own.
+  if (zeroPrefix(4) && g[4] === 0xffff && g[5] === 0) return 'private'
+  if (first === 0x64 && g[1] === 0xff9b && g[2] === 1) return 'private'
+  if (first === 0x2001 && (g[1] === 0 || g[1] === 0xdb8)) return 'private'
+  if (first === 0x100 && g.slice(1, 4).every((x) => x === 0)) return 'private'
   return undefined
 }

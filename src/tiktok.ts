@@ -77,6 +77,16 @@ const isTransient = (error: unknown): boolean => error instanceof TikTokError &&
 const asRecord = (value: unknown): Record<string, unknown> | undefined =>
   typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
 
+/** The envelope's `code` in a body that may not be JSON at all. */
+const codeIn = (text: string): number | undefined => {
+  try {
+    const code = asRecord(JSON.parse(text))?.code
+    return typeof code === 'number' ? code : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** One thin client per flow: explicit envelope checks, exact ids, no hidden retries of the exchange. */
 export class TikTokClient {
   readonly #appId: string
@@ -133,11 +143,12 @@ export class TikTokClient {
           const name = record?.advertiser_name
           return [{ id, name: typeof name === 'string' ? name : '' }]
         })
-        // Entries that are there but unreadable are a changed answer, not "reaches nothing": read as
-        // an empty list, the sweep would revoke every connection.
-        if (advertisers.length === 0 && list.length > 0) {
-          this.#log.warn('tiktok.advertisers', { outcome: 'bad_envelope', reason: 'no_readable_advertiser', entries: list.length })
-          throw new TikTokError('bad_answer', { reason: 'no_readable_advertiser' })
+        // An entry that is there but unreadable is a changed answer, not an advertiser gone: read as
+        // missing, the sweep would clear a choice, or revoke every connection when none reads.
+        if (advertisers.length < list.length) {
+          const reason = advertisers.length === 0 ? 'no_readable_advertiser' : 'unreadable_advertiser'
+          this.#log.warn('tiktok.advertisers', { outcome: 'bad_envelope', reason, entries: list.length, readable: advertisers.length })
+          throw new TikTokError('bad_answer', { reason })
         }
         return advertisers
       } catch (error) {
@@ -210,6 +221,9 @@ export class TikTokClient {
     }
     if (!response.ok) {
       log('http_error', { http_status: response.status })
+      // A rate-limit code is one whatever the status came with: never read as "try again".
+      const code = codeIn(text)
+      if (code !== undefined && TikTokError.fromCode(code).kind === 'rate_limited') throw TikTokError.fromCode(code)
       throw new TikTokError(response.status >= 500 ? 'unavailable' : 'bad_answer', { reason: `http_${response.status}` })
     }
     let body: Record<string, unknown> | undefined

@@ -327,6 +327,9 @@ describe('sandbox: advertiser controls at TikTok and the webhook receiver', () =
         expect(r.status, `${path} ${JSON.stringify(headers)}`).toBe(403)
         expect(await r.json()).toEqual({ error: 'cross-site request refused' })
       }
+    // A page that rebound its own name to this machine sends its own Host, and Origin to match.
+    const rebound = await simple('/__sandbox/reset', { host: 'attacker.example:8790', origin: 'http://attacker.example:8790' })
+    expect(rebound.status).toBe(403)
     // Nothing was reset or revoked, and no fault was queued: the grant still lists its advertisers.
     expect(s.tiktok.grants().map((g) => g.token)).toEqual([token])
     expect((await list(s, token)).code).toBe(0)

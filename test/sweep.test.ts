@@ -182,6 +182,16 @@ describe('the sweep, one run through the cron', () => {
     expect(lines().find((l) => l.event === 'sweep.check')).toMatchObject({ outcome: 'error', user_id: a.userId })
   })
 
+  it('a list with one entry that does not read as an advertiser is a bad envelope too: the choice is not cleared', async () => {
+    const a = await seed({ chosen: BIG_ID_2 })
+    const changed = { code: 0, message: 'OK', request_id: '2026x', data: { list: [{ advertiser_id: BIG_ID, advertiser_name: 'Brand A' }, { id: BIG_ID_2 }] } }
+    h.tiktok.faults.add('advertisers', { json: changed })
+    await cron(cronEnv())
+    expect(await row(a.userId)).toMatchObject({ tiktok_revoked_at: null, tiktok_business_id: BIG_ID_2, tiktok_advertisers: ADVERTISERS })
+    expect(await eventsOf(a.userId)).toEqual([])
+    expect(lines().find((l) => l.event === 'tiktok.advertisers' && l.outcome === 'bad_envelope')).toMatchObject({ reason: 'unreadable_advertiser', entries: 2, readable: 1 })
+  })
+
   it('a list whose entries TikTok sent but none of which reads as an advertiser is a bad envelope: nothing revoked, logged', async () => {
     const a = await seed()
     // A changed answer shape: entries without a readable advertiser_id.

@@ -25,6 +25,9 @@ export function webhookKeyBytes(secret: string): Uint8Array | undefined {
   } catch {
     return undefined
   }
+  // One spelling per key: `…+jt=` decodes to the same bytes as `…+js=`, and a check that compares
+  // settings (the committed sandbox secret) must not be passed by a twin.
+  if (encodeBase64(bytes) !== text) return undefined
   return bytes.length >= MIN_KEY_BYTES && bytes.length <= MAX_KEY_BYTES ? bytes : undefined
 }
 

@@ -1,6 +1,6 @@
 import type { Context } from 'hono'
 import { createMiddleware } from 'hono/factory'
-import { AppError, errors } from '../errors'
+import { errors } from '../errors'
 import type { Logger } from '../log'
 import type { ApiEnv, GuardEnv } from './context'
 
@@ -61,11 +61,12 @@ export const limitPerClient = (scope: Scope) =>
 /**
  * Per client address, the requests refused before their state verified (`c.var.state` unset): junk
  * counts apart from the real flows behind the same address, and over its limit is answered 429.
- * Runs after the refusal, which Hono's compose has already turned into an answer (`c.error`).
+ * Runs after the refusal, which Hono's compose has already turned into an answer (`c.error`, and
+ * `c.res` with its status: a 4xx is the client's junk, a body that is not JSON included).
  */
 export const limitRejected = (scope: 'exchange') =>
   createMiddleware<GuardEnv<{ state?: unknown }>>(async (c, next) => {
     await next()
-    if (c.error instanceof AppError && c.error.status < 500 && !c.get('state'))
+    if (c.error && c.res.status < 500 && !c.get('state'))
       await throttle(c.var.log, c.var.services.config.clientRateLimit, `${scope}_rejected`, clientOf(c))
   })

@@ -67,9 +67,10 @@ oauth.post(
   jsonOnly({ maxBytes: 4096 }),
   validJson(exchangeBody),
   requireBoundState,
-  limitPerClient('exchange'),
-  // Per user as well as per address: addresses are cheap to rotate, accounts less so.
+  // Per user, then per address: addresses are cheap to rotate, accounts less so, and one account's
+  // replays refused by its own count must not use up everyone else's at that address.
   limitPerUser('exchange'),
+  limitPerClient('exchange'),
   async (c) => {
     const { auth_code: authCode } = c.req.valid('json')
     c.var.services.log.protect(authCode)

@@ -137,6 +137,35 @@ describe('junk on /exchange from behind a shared address', () => {
     expect(lines().filter((l) => l.event === 'rate_limit').map((l) => l.scope)).toEqual(['exchange_rejected'])
   })
 
+  it('bodies that are not JSON, or not the exchange’s, count as junk too', async () => {
+    const address = { 'cf-connecting-ip': `203.0.113.${++office}` }
+    const post = (body: string) =>
+      call(
+        `${APP_ORIGIN}/api/tiktok/oauth/exchange`,
+        { method: 'POST', headers: { 'content-type': 'application/json', origin: APP_ORIGIN, ...address }, body },
+        { CLIENT_RATE_LIMIT: TIGHT_RATE_LIMIT },
+      ).then(json)
+    const answers = []
+    for (const body of ['{"state":', '[]', '{"state":', '{}']) answers.push((await post(body)).body.code)
+    expect(answers).toEqual(['invalid_json', 'invalid_request', 'invalid_json', 'rate_limited'])
+  })
+
+  it('one account replaying its own verified state, refused by its own count, does not use up its address’s', async () => {
+    // Counting limiters with the production shape: per user fewer than per address.
+    const counts = new Map<string, number>()
+    const limiter = (limit: number) => ({ limit: async ({ key }: { key: string }) => ({ success: counts.set(key, (counts.get(key) ?? 0) + 1).get(key)! <= limit }) })
+    const limits = { USER_RATE_LIMIT: limiter(3), CLIENT_RATE_LIMIT: limiter(5) } as unknown as Record<string, RateLimit>
+    const address = { 'cf-connecting-ip': `203.0.113.${++office}` }
+    const attacker = await start(h, { userId: OTHER_USER_ID })
+    const code = h.tiktok.issueCode()
+    const replays = []
+    for (let i = 0; i < 8; i++) replays.push((await exchange({ state: attacker.state, authCode: code, cookie: attacker.cookie, headers: address }, limits)).status)
+    expect(replays).toEqual([200, 200, 200, 429, 429, 429, 429, 429])
+    const victim = await start(h)
+    const r = await exchange({ state: victim.state, authCode: h.tiktok.issueCode(), cookie: victim.cookie, headers: address }, limits)
+    expect(r.status).toBe(200)
+  })
+
   it('verified flows have their own per-address count', async () => {
     const address = { 'cf-connecting-ip': `203.0.113.${++office}` }
     const answers = []
@@ -150,6 +179,16 @@ describe('junk on /exchange from behind a shared address', () => {
 })
 
 describe('a rate-limit answer from TikTok is never retried', () => {
+  it('not even when it comes with an HTTP 5xx', async () => {
+    await connect(h)
+    h.tiktok.requests.length = 0
+    h.tiktok.faults.add('advertisers', { status: 503, json: { code: 40100, message: 'Too many requests', request_id: 'r', data: {} } }, 3)
+    const r = await asUser(h, '/api/tiktok/connection?verify=true', { headers: { origin: APP_ORIGIN } })
+    expect(r).toMatchObject({ status: 429, body: { code: 'tiktok_rate_limited' } })
+    expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
+  })
+
+
   it('?verify=true meeting 40100 makes one call and answers 429 tiktok_rate_limited, the connection as it was', async () => {
     await connect(h)
     h.tiktok.requests.length = 0
@@ -228,7 +267,19 @@ describe('settings a production deployment must not run with', () => {
       'https://[::ffff:127.0.0.1]/webhooks',
       'https://[::ffff:10.0.0.1]/webhooks',
       'https://metadata.google.internal/computeMetadata/v1',
+      'https://metadata.google.internal../computeMetadata/v1',
+      'https://metadata/computeMetadata/v1',
       'https://printer.local/webhooks',
+      'https://router.lan/webhooks',
+      'https://nas.home.arpa/webhooks',
+      'https://192.0.2.1/webhooks',
+      'https://[2002:7f00:1::]/webhooks',
+      'https://[2002:a9fe:a9fe::]/webhooks',
+      'https://[fec0::1]/webhooks',
+      'https://[64:ff9b:1::a00:1]/webhooks',
+      'https://[::ffff:0:7f00:1]/webhooks',
+      'https://[2001::1]/webhooks',
+      'https://[100::1]/webhooks',
     ]
     for (const url of refused) {
       const r = await health({ WEBHOOK_URL: url, WEBHOOK_SECRET: secret })
@@ -252,6 +303,14 @@ describe('settings a production deployment must not run with', () => {
     expect(r).toMatchObject({ status: 503, body: { malformed: ['STATE_SECRET', 'WEBHOOK_SECRET'] } })
     expect(r.body.problems[0].reason).toContain('committed sandbox value')
     for (const value of Object.values(sandbox)) expect(JSON.stringify(r.body)).not.toContain(value)
+    // Spelled otherwise but used the same: with the white space the Worker trims, or another base64
+    // spelling of the same key bytes (which is no valid setting at all).
+    for (const padded of ['\n', ' ', '\r\n', '\t'])
+      expect(await health({ STATE_SECRET: sandbox.STATE_SECRET + padded, WEBHOOK_SECRET: padded + sandbox.WEBHOOK_SECRET }), JSON.stringify(padded)).toMatchObject({
+        status: 503,
+        body: { malformed: ['STATE_SECRET', 'WEBHOOK_SECRET'] },
+      })
+    expect(await health({ WEBHOOK_SECRET: sandbox.WEBHOOK_SECRET.replace('+js=', '+jt=') })).toMatchObject({ status: 503, body: { malformed: ['WEBHOOK_SECRET'] } })
     expect(await health({ ...sandbox, ENVIRONMENT: 'development' })).toMatchObject({ status: 200 })
     expect(await health({ ...sandbox, ENVIRONMENT: 'production' })).toMatchObject({ status: 503 })
   })
