@@ -1,3 +1,4 @@
+import type { HealthAnswer } from '../src/health-answer.ts'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -55,12 +56,7 @@ export class StackError extends Error {
 }
 
 /** What the Worker's `/api/tiktok/health` answers (src/routes/health.ts). */
-export type WorkerHealth = {
-  ok: boolean
-  missing: string[]
-  malformed: string[]
-  problems: { name: string; problem: 'missing' | 'malformed'; reason: string }[]
-}
+export type WorkerHealth = HealthAnswer
 
 export type Stack = {
   workerOrigin: string

@@ -4,7 +4,7 @@
  * database; every change's event reaches the outbox through the store.
  */
 import { encodeHex } from './encoding'
-import { AppError, answerFor, errors } from './errors'
+import { AppError, answerFor } from './errors'
 import type { Services } from './services'
 import { sha256 } from './signed'
 import type { StatePayload } from './state'
@@ -64,7 +64,7 @@ export async function exchangeCode(s: Services, state: StatePayload, authCode: s
   if (claimed.outcome !== 'claimed') {
     s.log.info('oauth.replay', { outcome: claimed.outcome })
     if (claimed.outcome === 'done' && claimed.connection) return answer(claimed.connection, claimed.return_to)
-    throw claimed.outcome === 'pending' ? errors.exchangeInProgress() : claimed.outcome === 'locked' ? errors.stateLocked() : errors.stateUsed()
+    throw claimed.outcome === 'pending' ? new AppError('exchange_in_progress') : claimed.outcome === 'locked' ? new AppError('state_locked') : new AppError('state_used')
   }
 
   // From here on TikTok may grant a token: the rest runs to its end (stored, or released and
@@ -92,7 +92,7 @@ async function finish(s: Services, claim: ClaimInput, authCode: string, returnTo
     const written = await s.db.completeExchange({ nonce: claim.nonce, userId: claim.userId, claimedBy: claim.claimedBy, storedToken, result })
     // claim_lost: this request's claim is no longer pending (a retried completion that had committed
     // is recovered below, when the release finds the claim done).
-    if (written.outcome !== 'ok') throw written.outcome === 'account_not_found' ? errors.accountNotFound() : errors.stateUsed()
+    if (written.outcome !== 'ok') throw written.outcome === 'account_not_found' ? new AppError('account_not_found') : new AppError('state_used')
     s.log.info('oauth.success', { outcome: 'ok', user_id: claim.userId, business_id: chosen.id, advertisers: advertisers.length })
     return { connection: { ...result, connected_at: written.connected_at }, returnTo }
   } catch (error) {
@@ -159,7 +159,7 @@ export async function readConnection(
   verify: boolean,
 ): Promise<{ row: ConnectionRow; verified?: { advertisers: Advertiser[] | undefined } }> {
   const row = await s.db.readConnection(userId, verify)
-  if (!row) throw errors.accountNotFound()
+  if (!row) throw new AppError('account_not_found')
   if (!verify || !row.tiktok_access_token || !isLive(row)) return { row }
   const checked = await checkConnection(s, { userId, connectedAt: row.tiktok_connected_at!, storedToken: row.tiktok_access_token }, 'verify')
   if (checked.kind === 'listed') return { row, verified: { advertisers: checked.advertisers } }
@@ -167,7 +167,7 @@ export async function readConnection(
     return { row: { ...row, tiktok_revoked_at: new Date(s.clock.now()).toISOString() }, verified: { advertisers: undefined } }
   // Replaced or disconnected while TikTok was asked: the refused token is not the stored one now.
   const now = await s.db.readConnection(userId)
-  if (!now) throw errors.accountNotFound()
+  if (!now) throw new AppError('account_not_found')
   return { row: now }
 }
 
@@ -190,7 +190,7 @@ async function revokeStored(s: Services, stored: string, userId: string): Promis
  */
 export async function disconnect(s: Services, userId: string): Promise<{ revoked: boolean; hadToken: boolean }> {
   const row = await s.db.readConnection(userId, true)
-  if (!row) throw errors.accountNotFound()
+  if (!row) throw new AppError('account_not_found')
   const hadToken = !!row.tiktok_access_token
   const revoked = row.tiktok_access_token ? await revokeStored(s, row.tiktok_access_token, userId) : false
   // With nothing stored there is nothing to clear, and a clear without a connection to name would
@@ -198,7 +198,7 @@ export async function disconnect(s: Services, userId: string): Promise<{ revoked
   const cleared =
     row.tiktok_connected_at || row.tiktok_access_token ? await s.db.disconnect(userId, revoked, row.tiktok_connected_at) : { outcome: 'not_connected' as const }
   s.log.info('oauth.disconnect', { outcome: cleared.outcome, user_id: userId, revoked, had_token: hadToken })
-  if (cleared.outcome === 'account_not_found') throw errors.accountNotFound()
+  if (cleared.outcome === 'account_not_found') throw new AppError('account_not_found')
   if (cleared.outcome === 'stale') throw new AppError('connection_changed')
   return { revoked, hadToken }
 }
@@ -211,14 +211,14 @@ export async function chooseAdvertiser(s: Services, userId: string, advertiserId
   let connection = connectedAt
   if (connection === undefined) {
     const row = await s.db.readConnection(userId)
-    if (!row) throw errors.accountNotFound()
-    if (!isLive(row)) throw errors.notConnected()
+    if (!row) throw new AppError('account_not_found')
+    if (!isLive(row)) throw new AppError('not_connected')
     connection = row.tiktok_connected_at!
   }
   // The database checks the id against the list stored with that connection, if it is still the live one.
   const chosen = await s.db.chooseAdvertiser(userId, advertiserId, connection)
   if (chosen.outcome === 'not_allowed') throw new AppError('advertiser_not_allowed', { detail: { advertiser_id: advertiserId } })
-  if (chosen.outcome !== 'ok') throw connectedAt !== undefined ? errors.invalidTicket('stale') : errors.notConnected()
+  if (chosen.outcome !== 'ok') throw connectedAt !== undefined ? new AppError('invalid_ticket', { reason: 'stale' }) : new AppError('not_connected')
   s.log.info('oauth.advertiser_chosen', { outcome: 'ok', user_id: userId, business_id: chosen.business_id, changed: chosen.event_id !== null })
   return chosen
 }

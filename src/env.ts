@@ -1,6 +1,7 @@
 import type { EventMessage } from './events/outbox'
 import { webhookKeyBytes } from './events/sign'
 import { parseKeySpec } from './token-crypto'
+import type { ConfigProblem } from './health-answer'
 import { isPrivateHost } from './hosts'
 import { SANDBOX_SECRETS } from './sandbox-secrets'
 
@@ -69,11 +70,6 @@ export type Config = {
   allowAnonymousUsers: boolean
 }
 
-/**
- * One setting that stops the Worker. `reason` says what is wrong and what is expected, in fixed words:
- * it is built from the rule, never from the value, so health and the log can show it.
- */
-export type ConfigProblem = { name: string; problem: 'missing' | 'malformed'; reason: string }
 
 const MIN_STATE_SECRET_BYTES = 32
 const DEFAULT_TIMEOUT_MS = 8000

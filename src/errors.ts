@@ -101,6 +101,10 @@ export const ERROR_CODES = Object.keys(TABLE) as ErrorCode[]
 type Options = {
   /** A more precise sentence for a person than the table's. */
   message?: string
+  /** Why, in a word, for the log (`detail.reason`). */
+  reason?: string
+  /** For 405: the methods the endpoint takes, answered in `Allow` and in the sentence. */
+  allow?: string
   /** Only where one code has two statuses (a TikTok timeout is 504, not 502). */
   status?: ErrorStatus
   /** For the logs only; must never hold a secret. */
@@ -110,7 +114,10 @@ type Options = {
   headers?: Record<string, string>
 }
 
-/** A failure answered on purpose: thrown anywhere, turned into the JSON envelope in `onError`. */
+/**
+ * A failure answered on purpose, and the one way errors are made: `new AppError(code, { reason })`,
+ * thrown anywhere, turned into the JSON envelope in `onError`.
+ */
 export class AppError extends Error {
   readonly code: ErrorCode
   readonly status: ErrorStatus
@@ -120,43 +127,16 @@ export class AppError extends Error {
 
   constructor(code: ErrorCode, options: Options = {}) {
     const spec: Spec = TABLE[code]
-    super(options.message ?? spec.message, { cause: options.cause })
+    const message = options.allow ? `This endpoint does not accept that HTTP method; it accepts ${options.allow}.` : spec.message
+    super(options.message ?? message, { cause: options.cause })
     this.name = 'AppError'
     this.code = code
     this.status = options.status ?? spec.status
     this.retryable = spec.retryable ?? false
-    this.detail = options.detail
-    this.headers = options.headers
+    this.detail = options.reason === undefined ? options.detail : { reason: options.reason, ...options.detail }
+    this.headers = options.allow ? { Allow: options.allow, ...options.headers } : options.headers
   }
 }
-
-/** The errors thrown from more than one place, or with detail worth a name. */
-export const errors = {
-  misconfigured: (names: string[]) => new AppError('misconfigured', { detail: { settings: names } }),
-  invalidRequest: (message: string) => new AppError('invalid_request', { message }),
-  unauthorized: (reason: string) => new AppError('unauthorized', { detail: { reason } }),
-  authUnavailable: (cause?: unknown) => new AppError('auth_unavailable', { cause }),
-  originNotAllowed: (origin: string) => new AppError('origin_not_allowed', { detail: { origin } }),
-  invalidReturnTo: () => new AppError('invalid_return_to'),
-  invalidState: (reason: string) => new AppError('invalid_state', { detail: { reason } }),
-  stateExpired: () => new AppError('state_expired'),
-  stateNotBound: (reason: string) => new AppError('state_not_bound', { detail: { reason } }),
-  stateUsed: () => new AppError('state_used'),
-  stateLocked: () => new AppError('state_locked'),
-  exchangeInProgress: () => new AppError('exchange_in_progress'),
-  invalidTicket: (reason: string) => new AppError('invalid_ticket', { detail: { reason } }),
-  accountNotFound: () => new AppError('account_not_found'),
-  notConnected: () => new AppError('not_connected'),
-  storageUnavailable: (detail: Record<string, unknown> = {}) => new AppError('storage_unavailable', { detail }),
-  rateLimited: (scope: string, retryAfterSeconds: number) =>
-    new AppError('rate_limited', {
-      message: `Too many attempts. Wait ${retryAfterSeconds} seconds, then try again.`,
-      detail: { scope },
-      headers: { 'Retry-After': String(retryAfterSeconds) },
-    }),
-  methodNotAllowed: (allow: string) =>
-    new AppError('method_not_allowed', { message: `This endpoint does not accept that HTTP method; it accepts ${allow}.`, headers: { Allow: allow } }),
-} as const
 
 /** The answer for each kind of TikTok failure: the one place TikTok's outcomes become this API's. */
 const TIKTOK_ANSWERS: Record<TikTokErrorKind, { code: ErrorCode; status?: ErrorStatus }> = {

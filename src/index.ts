@@ -4,7 +4,7 @@ import { methodNotAllowed } from 'hono/method-not-allowed'
 import { requestId } from 'hono/request-id'
 import { Hono } from 'hono/tiny'
 import type { Bindings } from './env'
-import { AppError, answerFor, errors } from './errors'
+import { AppError, answerFor } from './errors'
 import { queue } from './events/deliver'
 import type { EventMessage } from './events/outbox'
 import { type RequestEnv, requestContext, withServices } from './middleware/context'
@@ -24,7 +24,7 @@ const answer = (c: Context<RequestEnv>, error: AppError) => {
 // The id is always the Worker's own: no header is read (see requestContext).
 app.use(requestId({ headerName: '' }))
 app.use(requestContext)
-app.use(methodNotAllowed({ app, onMethodNotAllowed: (c, methods) => answer(c as Context<RequestEnv>, errors.methodNotAllowed(methods.join(', '))) }))
+app.use(methodNotAllowed({ app, onMethodNotAllowed: (c, methods) => answer(c as Context<RequestEnv>, new AppError('method_not_allowed', { allow: methods.join(', ') })) }))
 
 // Under /api/tiktok/, so the production routes that send /api/tiktok/* to this Worker reach it; and
 // first, so it answers even while the settings the other routes require are missing.

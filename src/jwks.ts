@@ -1,4 +1,4 @@
-import { errors } from './errors'
+import { AppError } from './errors'
 import { fetchWithTimeout } from './http'
 import type { Logger } from './log'
 
@@ -65,7 +65,7 @@ export class SupabaseKeys {
     const set = await this.#keySet(kid, log)
     const jwk = set.keys.find((k) => k.kid === kid)
     if (!jwk) return undefined
-    if (jwk.alg && jwk.alg !== alg) throw errors.unauthorized('key_algorithm')
+    if (jwk.alg && jwk.alg !== alg) throw new AppError('unauthorized', { reason: 'key_algorithm' })
     let key = set.imported.get(`${kid} ${alg}`)
     if (!key) {
       key = crypto.subtle.importKey('jwk', jwk, ASYMMETRIC[alg], false, ['verify'])
@@ -108,7 +108,7 @@ export class SupabaseKeys {
         this.#set = { ...cached, fetchedAt: now - JWKS_TTL_MS + JWKS_REFRESH_MIN_MS }
         return cached
       }
-      throw errors.authUnavailable(error)
+      throw new AppError('auth_unavailable', { cause: error })
     }
   }
 }

@@ -1,5 +1,6 @@
 import { type Clock, clock } from './clock'
-import { type Bindings, type Config, type ConfigProblem, readConfig, secretValues } from './env'
+import { type Bindings, type Config, readConfig, secretValues } from './env'
+import type { ConfigProblem } from './health-answer'
 import { EventOutbox } from './events/outbox'
 import { webhookSigningKey } from './events/sign'
 import { SupabaseKeys } from './jwks'

@@ -1,5 +1,5 @@
 import { decodeBase64Url, encodeBase64Url } from './encoding'
-import { errors } from './errors'
+import { AppError } from './errors'
 import { sha256, type TokenKind, type TokenSigner } from './signed'
 
 /** The OAuth `state`: `v1.<payload>.<HMAC-SHA256>`. */
@@ -39,8 +39,8 @@ export const STATE: TokenKind<StatePayload> = {
       Number.isInteger(v.exp)
     return shaped ? (value as StatePayload) : undefined
   },
-  invalid: errors.invalidState,
-  expired: errors.stateExpired,
+  invalid: (reason) => new AppError('invalid_state', { reason }),
+  expired: () => new AppError('state_expired'),
 }
 
 export type MintedState = { state: string; binding: string; expiresAt: Date }

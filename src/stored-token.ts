@@ -1,4 +1,4 @@
-import { AppError, errors } from './errors'
+import { AppError } from './errors'
 import type { Logger } from './log'
 import { decryptToken, encryptToken, isEncryptedToken, type TokenKey } from './token-crypto'
 
@@ -25,7 +25,7 @@ export class StoredTokens {
       return stored
     }
     // An encrypted token with no key configured: the key was removed, not rotated.
-    if (!this.#keys) throw errors.misconfigured(['TOKEN_ENCRYPTION_KEY'])
+    if (!this.#keys) throw new AppError('misconfigured', { detail: { settings: ['TOKEN_ENCRYPTION_KEY'] } })
     let token: string
     try {
       token = await decryptToken(stored, userId, await this.#keys)

@@ -1,5 +1,5 @@
 import { PostgrestClient } from '@supabase/postgrest-js'
-import { errors } from './errors'
+import { AppError } from './errors'
 import { fetchWithTimeout } from './http'
 import type { EventOutbox } from './events/outbox'
 import type { Logger } from './log'
@@ -129,7 +129,7 @@ export class SupabaseStore {
       // status 0: no answer at all (network failure or timeout).
       const transient = answer.status === 0 || answer.status >= 500
       this.#log.warn(event, { ...fields, outcome: 'error', postgrest_code: answer.error.code, error: answer.error.message })
-      if (!transient || attempt >= attempts) throw errors.storageUnavailable({ event, http_status: answer.status, postgrest_code: answer.error.code })
+      if (!transient || attempt >= attempts) throw new AppError('storage_unavailable', { detail: { event, http_status: answer.status, postgrest_code: answer.error.code } })
     }
   }
 
@@ -149,7 +149,7 @@ export class SupabaseStore {
         }),
       (error) => error?.code === FOREIGN_KEY_VIOLATION,
     )
-    if (answer.error) throw errors.accountNotFound()
+    if (answer.error) throw new AppError('account_not_found')
     return this.#outcome<Claim>('supabase.claim', answer.data, ['claimed', 'done', 'pending', 'used', 'locked'])
   }
 
@@ -188,7 +188,7 @@ export class SupabaseStore {
   #outcome<T extends { outcome: string }>(event: string, data: unknown, known: readonly T['outcome'][]): T {
     const outcome = (data as { outcome?: unknown } | null)?.outcome
     if (typeof outcome === 'string' && (known as readonly string[]).includes(outcome)) return data as T
-    throw errors.storageUnavailable({ event, unexpected: typeof outcome === 'string' ? outcome : typeof data })
+    throw new AppError('storage_unavailable', { detail: { event, unexpected: typeof outcome === 'string' ? outcome : typeof data } })
   }
 
   /** The user's connection columns; the token only when asked for. Undefined: no such user. */
@@ -260,7 +260,7 @@ export class SupabaseStore {
     const event = answer.data as Partial<StoredEvent> | null
     if (event === null) return undefined
     if (typeof event?.id !== 'string' || typeof event.type !== 'string' || typeof event.payload !== 'object' || event.payload === null)
-      throw errors.storageUnavailable({ event: 'supabase.event_read', unexpected: typeof event })
+      throw new AppError('storage_unavailable', { detail: { event: 'supabase.event_read', unexpected: typeof event } })
     return event as StoredEvent
   }
 
@@ -283,13 +283,13 @@ export class SupabaseStore {
   /** Deletes delivered events older than 30 days; answers how many. */
   async pruneEvents(): Promise<number> {
     const answer = await this.#run('supabase.prune', () => this.#rpc('tiktok_prune_events', {}))
-    if (typeof answer.data !== 'number') throw errors.storageUnavailable({ event: 'supabase.prune', unexpected: typeof answer.data })
+    if (typeof answer.data !== 'number') throw new AppError('storage_unavailable', { detail: { event: 'supabase.prune', unexpected: typeof answer.data } })
     return answer.data
   }
 
   /** A set-returning function's rows. */
   #rows<T>(event: string, data: unknown): T[] {
     if (Array.isArray(data)) return data as T[]
-    throw errors.storageUnavailable({ event, unexpected: typeof data })
+    throw new AppError('storage_unavailable', { detail: { event, unexpected: typeof data } })
   }
 }

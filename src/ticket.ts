@@ -1,4 +1,4 @@
-import { AppError, errors } from './errors'
+import { AppError } from './errors'
 import type { TokenKind, TokenSigner } from './signed'
 
 /**
@@ -22,7 +22,7 @@ export const TICKET: TokenKind<TicketPayload> = {
     const p = value as Partial<TicketPayload> | null
     return p && typeof p.u === 'string' && typeof p.c === 'string' && typeof p.b === 'string' && Number.isInteger(p.exp) ? (p as TicketPayload) : undefined
   },
-  invalid: errors.invalidTicket,
+  invalid: (reason) => new AppError('invalid_ticket', { reason }),
   expired: () => new AppError('ticket_expired'),
 }
 

@@ -59,8 +59,8 @@ export async function encryptToken(token: string, userId: string, keys: TokenKey
   const [current] = typeof keys === 'string' ? await importTokenKeys(keys) : keys
   if (!current) throw new Error('no encryption key')
   const iv = crypto.getRandomValues(new Uint8Array(12))
-  const sealed = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: encoder.encode(userId) }, current.key, encoder.encode(token))
-  return `${PREFIX}${current.id}:${encodeBase64Url(iv)}:${encodeBase64Url(sealed)}`
+  const ciphertext = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: encoder.encode(userId) }, current.key, encoder.encode(token))
+  return `${PREFIX}${current.id}:${encodeBase64Url(iv)}:${encodeBase64Url(ciphertext)}`
 }
 
 /** True for a value written by `encryptToken`; anything else is a plaintext token. */

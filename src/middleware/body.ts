@@ -2,7 +2,7 @@ import { zValidator } from '@hono/zod-validator'
 import { bodyLimit } from 'hono/body-limit'
 import { createMiddleware } from 'hono/factory'
 import type * as z from 'zod/mini'
-import { AppError, errors } from '../errors'
+import { AppError } from '../errors'
 
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
 
@@ -31,5 +31,5 @@ export const validJson = <T extends z.ZodMiniType>(schema: T) =>
   zValidator('json', schema, (result) => {
     if (result.success) return
     const fields = result.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`)
-    throw errors.invalidRequest(`The request body is not valid. ${fields.join('; ')}.`)
+    throw new AppError('invalid_request', { message: `The request body is not valid. ${fields.join('; ')}.` })
   })

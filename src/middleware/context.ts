@@ -1,6 +1,6 @@
 import { createMiddleware } from 'hono/factory'
 import type { Bindings } from '../env'
-import { errors } from '../errors'
+import { AppError } from '../errors'
 import type { Logger } from '../log'
 import { compose, loggerFor, type Services } from '../services'
 
@@ -34,7 +34,7 @@ export const requestContext = createMiddleware<RequestEnv>(async (c, next) => {
 /** Builds the request's services (the composition root); stops before any side effect when a setting is missing or malformed. */
 export const withServices = createMiddleware<ApiEnv>(async (c, next) => {
   const { services, problems } = compose(c.env, c.executionCtx, c.get('log'))
-  if (!services) throw errors.misconfigured(problems.map((p) => p.name))
+  if (!services) throw new AppError('misconfigured', { detail: { settings: problems.map((p) => p.name) } })
   c.set('services', services)
   await next()
 })

@@ -2,7 +2,7 @@ import { createMiddleware } from 'hono/factory'
 import { decodeHeader, verify } from 'hono/utils/jwt/jwt'
 import type { JWTPayload } from 'hono/utils/jwt/types'
 import { BINDING_COOKIE, readCookie } from '../cookies'
-import { AppError, errors } from '../errors'
+import { AppError } from '../errors'
 import { ASYMMETRIC, type AsymmetricAlg } from '../jwks'
 import { assertAllowedOrigin, requestOrigin } from '../origin'
 import type { Services } from '../services'
@@ -36,36 +36,36 @@ async function supabaseUser(s: Services, token: string): Promise<string> {
   try {
     header = decodeHeader(token) as typeof header
   } catch {
-    throw errors.unauthorized('malformed')
+    throw new AppError('unauthorized', { reason: 'malformed' })
   }
 
   let payload: JWTPayload
   try {
     if (header.alg === 'HS256') {
-      if (!s.userKeys.legacy) throw errors.unauthorized('hs256_not_configured')
+      if (!s.userKeys.legacy) throw new AppError('unauthorized', { reason: 'hs256_not_configured' })
       payload = await verify(token, await s.userKeys.legacy, { alg: 'HS256', ...verification })
     } else if (typeof header.alg === 'string' && Object.hasOwn(ASYMMETRIC, header.alg)) {
       const alg = header.alg as AsymmetricAlg
-      if (typeof header.kid !== 'string') throw errors.unauthorized('no_kid')
+      if (typeof header.kid !== 'string') throw new AppError('unauthorized', { reason: 'no_kid' })
       const key = await s.userKeys.jwks.publicKey(header.kid, alg, s.log)
-      if (!key) throw errors.unauthorized('unknown_kid')
+      if (!key) throw new AppError('unauthorized', { reason: 'unknown_kid' })
       payload = await verify(token, key, { alg, ...verification })
     } else {
-      throw errors.unauthorized('algorithm')
+      throw new AppError('unauthorized', { reason: 'algorithm' })
     }
   } catch (error) {
     if (error instanceof AppError) throw error
-    throw errors.unauthorized(error instanceof Error ? error.name : 'invalid')
+    throw new AppError('unauthorized', { reason: error instanceof Error ? error.name : 'invalid' })
   }
 
   // Hono skips the expiry check when `exp` is absent; Supabase always sets it, so require it.
-  if (typeof payload.exp !== 'number') throw errors.unauthorized('no_exp')
+  if (typeof payload.exp !== 'number') throw new AppError('unauthorized', { reason: 'no_exp' })
   if (payload.iat !== undefined && !(typeof payload.iat === 'number' && payload.iat <= s.clock.now() / 1000 + CLOCK_SKEW_SECONDS))
-    throw errors.unauthorized('iat')
+    throw new AppError('unauthorized', { reason: 'iat' })
   // Issuer and audience do not make it a user's session: the project's keys also sign tokens for the
   // `anon` and `service_role` database roles, and neither is a user who can connect an account.
-  if (payload.role !== 'authenticated') throw errors.unauthorized('role')
-  if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) throw errors.unauthorized('sub')
+  if (payload.role !== 'authenticated') throw new AppError('unauthorized', { reason: 'role' })
+  if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) throw new AppError('unauthorized', { reason: 'sub' })
   // Anyone can mint an anonymous user with the public anon key, as many as they like: left open, each
   // one could connect and spend the app's TikTok quota (ALLOW_ANONYMOUS_USERS opts in).
   if (payload.is_anonymous === true && !s.config.allowAnonymousUsers)
@@ -77,7 +77,7 @@ async function supabaseUser(s: Services, token: string): Promise<string> {
 export const requireUser = createMiddleware<GuardEnv<{ userId: string }>>(async (c, next) => {
   const header = c.req.header('authorization')
   const match = BEARER.exec(header ?? '')
-  if (!match) throw errors.unauthorized(header ? 'malformed_header' : 'no_token')
+  if (!match) throw new AppError('unauthorized', { reason: header ? 'malformed_header' : 'no_token' })
   c.get('log').protect(match[1])
   c.set('userId', await supabaseUser(c.get('services'), match[1]!))
   await next()
@@ -116,9 +116,9 @@ export const requireBoundState = createMiddleware<GuardEnv<{ origin: string; sta
     const s = c.get('services')
     s.log.protect(state)
     const payload = await s.signer.verify(STATE, state, s.clock.now())
-    if (payload.o !== c.get('origin')) throw errors.stateNotBound('origin')
+    if (payload.o !== c.get('origin')) throw new AppError('state_not_bound', { reason: 'origin' })
     const cookie = await bindingCookie(c.req.header('cookie'), s.log, payload.n)
-    if ('reason' in cookie) throw errors.stateNotBound(cookie.reason)
+    if ('reason' in cookie) throw new AppError('state_not_bound', { reason: cookie.reason })
     c.set('state', payload)
     c.set('binding', cookie.value)
     c.set('userId', payload.u)

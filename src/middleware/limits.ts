@@ -1,6 +1,6 @@
 import type { Context } from 'hono'
 import { createMiddleware } from 'hono/factory'
-import { errors } from '../errors'
+import { AppError } from '../errors'
 import type { Logger } from '../log'
 import type { ApiEnv, GuardEnv } from './context'
 
@@ -24,7 +24,11 @@ async function throttle(log: Logger, limiter: RateLimit, scope: Scope, key: stri
   }
   if (success) return
   log.warn('rate_limit', { outcome: 'limited', scope })
-  throw errors.rateLimited(scope, PERIOD_SECONDS)
+  throw new AppError('rate_limited', {
+    message: `Too many attempts. Wait ${PERIOD_SECONDS} seconds, then try again.`,
+    reason: scope,
+    headers: { 'Retry-After': String(PERIOD_SECONDS) },
+  })
 }
 
 /** Per signed-in user (after a guard that set `userId`); `when` limits only the requests it names. */

@@ -1,5 +1,6 @@
 import { Hono } from 'hono/tiny'
 import type { RequestEnv } from '../middleware/context'
+import type { HealthAnswer } from '../health-answer'
 import { checkedConfig } from '../services'
 
 export const health = new Hono<RequestEnv>()
@@ -12,8 +13,6 @@ health.get('/', (c) => {
   const { problems } = checkedConfig(c.env)
   const named = (kind: 'missing' | 'malformed') => problems.filter((p) => p.problem === kind).map((p) => p.name)
   const ok = problems.length === 0
-  return c.json({ ok, missing: named('missing'), malformed: named('malformed'), problems }, ok ? 200 : 503)
+  const answer: HealthAnswer = { ok, missing: named('missing'), malformed: named('malformed'), problems }
+  return c.json(answer, ok ? 200 : 503)
 })
-
-/** What health answers: `scripts/stack.ts` reads it to know the Worker it started. */
-export type HealthAnswer = { ok: boolean; missing: string[]; malformed: string[]; problems: { name: string; problem: string; reason: string }[] }
