@@ -9,7 +9,7 @@ import { ARTIFACTS, decideAtTikTok, launchBrowser } from './browser.ts'
 // Ports apart from `npm run dev`'s, so both can run at once.
 const WORKER_PORT = 8877
 const SANDBOX_PORT = 8890
-/** A host name that is not loopback, which Chromium resolves to the Worker anyway (item 14). */
+/** A host name that is not loopback, which Chromium resolves to the Worker anyway (a page off loopback must not take ?supabase=). */
 const NON_LOOPBACK_HOST = 'demo.test'
 /** The Supabase URL the demo page fills in when it does not take `?supabase=` (public/demo.js). */
 const DEFAULT_SUPABASE_URL = 'http://127.0.0.1:8790/supabase'
@@ -155,7 +155,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     for (const url of seen) expect(new URL(url).origin).toBe(primary)
   })
 
-  it('item 3: on both demo domains (localhost, 127.0.0.1) over plain http Chromium stores the __Host- binding cookie, sends it to /exchange, and each round trip returns to its own domain', async () => {
+  it('on both demo domains (localhost, 127.0.0.1) over plain http Chromium stores the __Host- binding cookie, sends it to /exchange, and each round trip returns to its own domain', async () => {
     expect(new URL(primary).hostname).toBe('localhost')
     expect(new URL(secondary).hostname).toBe('127.0.0.1')
     const values: string[] = []
@@ -185,7 +185,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     expect(exchangeCalls()).toBe(2)
   })
 
-  it('item 14: the demo page takes ?supabase= (where the password goes) only on a loopback page and for an http(s) loopback URL', async () => {
+  it('the demo page takes ?supabase= (where the password goes) only on a loopback page and for an http(s) loopback URL', async () => {
     const nonLoopback = `http://${NON_LOOPBACK_HOST}:${WORKER_PORT}`
     const sandboxSupabase = `${stack.sandboxOrigin}/supabase`
     const cases: [page: string, given: string, shown: string][] = [

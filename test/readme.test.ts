@@ -11,7 +11,7 @@ const routed = (url: URL) =>
   })
 
 describe('README', () => {
-  it('item 15: the documented health check is inside the documented production routes', () => {
+  it('the documented health check is inside the documented production routes', () => {
     expect(routes.length).toBeGreaterThan(0)
     const checks = [...README.matchAll(/curl (https:\/\/[^\s`]+\/health)/g)].map((m) => new URL(m[1]!))
     expect(checks.length).toBeGreaterThan(0)

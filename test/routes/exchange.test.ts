@@ -437,7 +437,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
 })
 
 describe('other endpoints', () => {
-  it('item 15: GET /api/tiktok/health (inside the production routes) names missing settings, never values', async () => {
+  it('GET /api/tiktok/health (inside the production routes) names missing settings, never values', async () => {
     const ok = await read(await call(`${APP_ORIGIN}/api/tiktok/health`))
     expect(ok).toMatchObject({ status: 200, body: { ok: true, missing: [], malformed: [], problems: [] } })
     const bad = await read(await call(`${APP_ORIGIN}/api/tiktok/health`, {}, { SUPABASE_SECRET_KEY: '', ALLOWED_ORIGINS: 'app.example.com' }))
@@ -445,7 +445,7 @@ describe('other endpoints', () => {
     expect(bad.body).toMatchObject({ ok: false, missing: ['SUPABASE_SECRET_KEY'], malformed: ['ALLOWED_ORIGINS'] })
   })
 
-  it('issue 11: health says what is wrong with each setting in fixed words, never quoting the value', async () => {
+  it('health says what is wrong with each setting in fixed words, never quoting the value', async () => {
     const shortSecret = 'short-state-secret-9f8e7d'
     const badKey = 'k1:bm90LTMyLWJ5dGVz'
     const r = await read(
@@ -467,7 +467,7 @@ describe('other endpoints', () => {
     for (const value of [shortSecret, badKey, 'bm90LTMyLWJ5dGVz', 'user:pw', '90000']) expect(JSON.stringify(r.body)).not.toContain(value)
   })
 
-  it('issue 10: health names a webhook receiver without a valid secret, and malformed sweep settings', async () => {
+  it('health names a webhook receiver without a valid secret, and malformed sweep settings', async () => {
     const health = async (bindings: Record<string, string>) => read(await call(`${APP_ORIGIN}/api/tiktok/health`, {}, bindings))
     const url = 'https://hooks.example.com/tiktok/events'
     const secret = `whsec_${testKeyBase64(3)}`
