@@ -17,6 +17,7 @@ import {
   testEnv,
   USER_ID,
   testKeyBase64,
+  stateBinding,
   testSigner,
 } from '../harness'
 
@@ -111,26 +112,14 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       expect(r.headers.apikey).toBe(testEnv.SUPABASE_SECRET_KEY)
       expect(r.headers.authorization).toBeUndefined()
     }
-    const claimed = JSON.parse(claim!.body)
-    expect(claimed).toMatchObject({ p_user_id: USER_ID, p_code_hash: await sha256Hex(code) })
-    expect(claimed.p_state_nonce).toBe(JSON.parse(atob(started.state.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))).n)
-    // The claim's owner is a random id of the Worker's own, not the request id a client can choose.
-    expect(claimed.p_claimed_by).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
-    expect(claimed.p_claimed_by).not.toBe(headers.get('x-request-id'))
-    expect(claim!.body).not.toContain(code)
-    // The result is sent once: the function writes the connection from it.
-    expect(JSON.parse(complete!.body)).toEqual({
-      p_state_nonce: claimed.p_state_nonce,
-      p_user_id: USER_ID,
-      p_claimed_by: claimed.p_claimed_by,
-      p_access_token: row.tiktok_access_token,
-      p_result: {
-        business_id: BIG_ID,
-        account_id: 'Brand A',
-        advertisers: ADVERTISERS,
-        return_to: '/profile',
-      },
-    })
+    // What the database holds: the state's claim, done, owned by a random id of the Worker's own (not
+    // the request id a client can choose), with the code's hash and never the code.
+    const [stored] = await h.exchanges()
+    expect(stored).toMatchObject({ state_nonce: stateBinding(started.state), user_id: USER_ID, code_hash: await sha256Hex(code), status: 'done' })
+    expect(stored!.claimed_by).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    expect(stored!.claimed_by).not.toBe(headers.get('x-request-id'))
+    for (const r of [claim!, complete!]) expect(r.body).not.toContain(code)
+    expect(row.tiktok_advertisers).toEqual(ADVERTISERS)
     expect(row).toMatchObject({ tiktok_business_id: BIG_ID, tiktok_account_id: 'Brand A' })
     expect(row.tiktok_connected_at).toBeTruthy()
     expect((await h.row(OTHER_USER_ID)).tiktok_access_token).toBeNull()
