@@ -4,6 +4,7 @@ import { parseKeySpec } from './token-crypto'
 import type { ConfigProblem } from './health-answer'
 import { isPrivateHost } from './hosts'
 import { SANDBOX_SECRETS } from './sandbox-secrets'
+import { parseServiceKeys } from './service-keys'
 
 /**
  * The Worker's bindings: `Env` comes from `wrangler types` (vars, the ASSETS, rate limit and EVENTS
@@ -39,6 +40,8 @@ export type Bindings = Env & {
   ENVIRONMENT?: string
   /** `true` lets Supabase anonymous users (`is_anonymous`) connect; default `false`. */
   ALLOW_ANONYMOUS_USERS?: string
+  /** The product's backends' keys for the proxy: `<id>:<key>[,<id>:<key>…]`, each key at least 32 bytes. */
+  SERVICE_KEYS?: string
 }
 
 export type Config = {
@@ -68,6 +71,8 @@ export type Config = {
   /** `ENVIRONMENT=development`: the sandbox's rules for secrets and the webhook receiver. */
   development: boolean
   allowAnonymousUsers: boolean
+  /** The proxy's callers; empty: the proxy refuses every call. */
+  serviceKeys: { id: string; key: string }[]
 }
 
 
@@ -201,6 +206,17 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   else if (webhookKey && distinctBytes(webhookKey) < MIN_DISTINCT_BYTES) malformed('WEBHOOK_SECRET', `has a key that ${WEAK_SECRET}`)
   else if (webhookUrl && !webhookSecret) missing('WEBHOOK_SECRET', 'required when WEBHOOK_URL is set')
 
+  let serviceKeys: { id: string; key: string }[] = []
+  const serviceKeySpec = env.SERVICE_KEYS?.trim()
+  if (serviceKeySpec) {
+    try {
+      serviceKeys = parseServiceKeys(serviceKeySpec)
+    } catch (error) {
+      // The parser's reasons name key ids and rules, never a key.
+      malformed('SERVICE_KEYS', `must be <id>:<key> pairs, comma-separated: ${(error as Error).message}`)
+    }
+  }
+
   const anonymous = env.ALLOW_ANONYMOUS_USERS?.trim() || 'false'
   if (anonymous !== 'true' && anonymous !== 'false') malformed('ALLOW_ANONYMOUS_USERS', 'must be true or false')
 
@@ -238,6 +254,7 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
       eventsRetrySeconds,
       development,
       allowAnonymousUsers: anonymous === 'true',
+      serviceKeys,
     },
     problems: [],
   }
@@ -250,5 +267,7 @@ export function secretValues(env: Bindings): string[] {
   values.push(env.TOKEN_ENCRYPTION_KEY, ...(env.TOKEN_ENCRYPTION_KEY?.split(/[,:]/) ?? []))
   // The webhook secret's key part alone, and the receiver's URL, which may carry a credential of its own.
   values.push(env.WEBHOOK_SECRET?.trim().replace(/^whsec_/, ''), env.WEBHOOK_URL?.trim())
+  // Each service key on its own; the setting whole too.
+  values.push(env.SERVICE_KEYS, ...(env.SERVICE_KEYS?.split(',').map((pair) => pair.slice(pair.indexOf(':') + 1).trim()) ?? []))
   return values.filter((v): v is string => !!v)
 }

@@ -29,6 +29,10 @@ const TABLE = {
     status: 403,
     message: 'TikTok did not grant a permission this product needs. Connect again and allow every requested permission.',
   },
+  path_not_allowed: {
+    status: 403,
+    message: 'The proxy passes TikTok Marketing API paths below /open_api/v1.3/ only, never OAuth endpoints or encoded or dot segments.',
+  },
   advertiser_not_allowed: {
     status: 403,
     message: 'This advertiser account is not one TikTok shared with your connection. Pick one from the list.',
@@ -44,6 +48,10 @@ const TABLE = {
   not_connected: { status: 404, message: 'No TikTok account is connected. Connect TikTok first, then choose an advertiser.' },
   not_found: { status: 404, message: 'There is no such endpoint.' },
   method_not_allowed: { status: 405, message: 'This endpoint does not accept that HTTP method.' },
+  connection_revoked: {
+    status: 409,
+    message: "This user's TikTok connection was revoked at TikTok. The user must connect TikTok again.",
+  },
   state_used: { status: 409, message: 'This TikTok authorization was already used. Start the connection again from your profile.' },
   state_locked: { status: 409, message: 'This TikTok authorization failed too many times. Start the connection again from your profile.' },
   connection_changed: {
@@ -66,6 +74,11 @@ const TABLE = {
     status: 429,
     retryable: true,
     message: 'TikTok is receiving too many requests right now. Wait a minute, then connect again.',
+  },
+  tiktok_quota_exhausted: {
+    status: 429,
+    retryable: true,
+    message: "The app's TikTok quota is used up for now. Retry after the time in Retry-After.",
   },
   misconfigured: {
     status: 500,

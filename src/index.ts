@@ -11,6 +11,7 @@ import { type RequestEnv, requestContext, withServices } from './middleware/cont
 import { connection } from './routes/connection'
 import { health } from './routes/health'
 import { oauth } from './routes/oauth'
+import { proxy } from './routes/proxy'
 import { scheduled } from './scheduled'
 
 const app = new Hono<RequestEnv>()
@@ -32,6 +33,7 @@ app.route('/api/tiktok/health', health)
 // Nothing below runs with a missing or malformed setting.
 app.use('/api/tiktok/*', withServices)
 app.route('/api/tiktok/oauth', oauth)
+app.route('/api/tiktok/proxy', proxy)
 app.route('/api/tiktok', connection)
 
 app.notFound((c) => answer(c, new AppError('not_found', { message: `There is no ${c.req.method} ${new URL(c.req.url).pathname} endpoint.` })))

@@ -5,6 +5,7 @@ import { EventOutbox } from './events/outbox'
 import { webhookSigningKey } from './events/sign'
 import { SupabaseKeys } from './jwks'
 import { Logger, secretForms } from './log'
+import { ServiceKeys } from './service-keys'
 import { hmacKey, TokenSigner } from './signed'
 import { StoredTokens } from './stored-token'
 import { postgrestClient, SupabaseStore } from './supabase'
@@ -27,6 +28,8 @@ export type Services = {
   tokens: StoredTokens
   userKeys: { jwks: SupabaseKeys; legacy: Promise<CryptoKey> | undefined }
   webhookKey: Promise<CryptoKey> | undefined
+  /** Who may call the proxy. */
+  serviceKeys: ServiceKeys
   /** Keeps work running after the answer (the runtime's `waitUntil`). */
   background: (work: Promise<unknown>) => void
 }
@@ -35,7 +38,7 @@ export type Services = {
 type Isolate = {
   checked: ReturnType<typeof readConfig>
   secretForms: string[]
-  parts?: Pick<Services, 'signer' | 'tokens' | 'userKeys' | 'webhookKey'> & { postgrest: ReturnType<typeof postgrestClient> }
+  parts?: Pick<Services, 'signer' | 'tokens' | 'userKeys' | 'webhookKey' | 'serviceKeys'> & { postgrest: ReturnType<typeof postgrestClient> }
 }
 
 // The bindings object lives as long as the isolate: its settings are checked, and its keys and
@@ -60,6 +63,7 @@ const partsOf = (isolate: Isolate, config: Config): NonNullable<Isolate['parts']
       legacy: config.supabaseJwtSecret ? hmacKey(config.supabaseJwtSecret) : undefined,
     },
     webhookKey: config.webhook ? webhookSigningKey(config.webhook.secret) : undefined,
+    serviceKeys: new ServiceKeys(config.serviceKeys),
     postgrest: postgrestClient({ url: config.supabaseUrl, secretKey: config.supabaseSecretKey, timeoutMs: config.upstreamTimeoutMs }),
   })
 

@@ -211,7 +211,7 @@ export class SupabaseStore {
   }
 
   /** TikTok refused the token of the connection made at `connectedAt`: marks it revoked once. */
-  async markRevoked(userId: string, detectedBy: 'verify' | 'sweep', code: number, connectedAt: string): Promise<Revoked> {
+  async markRevoked(userId: string, detectedBy: 'verify' | 'sweep' | 'proxy', code: number, connectedAt: string): Promise<Revoked> {
     const answer = await this.#run('supabase.mark_revoked', () =>
       this.#rpc('tiktok_mark_revoked', { p_user_id: userId, p_detected_by: detectedBy, p_code: code, p_connected_at: connectedAt }),
     )

@@ -10,6 +10,9 @@ const ADVERTISER_ATTEMPTS = 3
 /** The advertiser list's backoff: this, times the attempt that failed. */
 export const RETRY_DELAY_MS = 250
 
+/** TikTok's answer to a proxied call, untouched; `code` is the envelope's, when the body is one. */
+export type Forwarded = { status: number; contentType: string | null; body: ArrayBuffer; code: number | undefined }
+
 /** The grant's ids (advertiser_ids, scope) are not used: the advertiser list has the ids and names. */
 export type TikTokGrant = { accessToken: string }
 export type Advertiser = { id: string; name: string }
@@ -179,6 +182,45 @@ export class TikTokClient {
       // Already invalid at TikTok: revoked all the same.
       return error instanceof TikTokError && error.kind === 'token_rejected'
     }
+  }
+
+  /**
+   * A product backend's call through the proxy: `path` below `/open_api/v1.3/` (checked by the
+   * caller), the query as sent, the body's bytes for a POST. TikTok's answer comes back as TikTok
+   * sent it (status, bytes, content type), with the envelope's `code` read when there is one. Only
+   * `Access-Token` goes with it: never the app's secret, nothing of the caller's other headers.
+   */
+  async forward(call: { method: 'GET' | 'POST'; path: string; query: string; body?: ArrayBuffer; accessToken: string }): Promise<Forwarded> {
+    const started = Date.now()
+    const headers: Record<string, string> = { 'Access-Token': call.accessToken, accept: 'application/json' }
+    if (call.method === 'POST') headers['content-type'] = 'application/json'
+    const url = `${this.#base}/${call.path}${call.query}`
+    const fail = (outcome: 'timeout' | 'network_error', error: unknown): never => {
+      this.#log.warn('tiktok.proxy', { outcome, path: call.path, duration_ms: Date.now() - started, error })
+      throw new TikTokError(outcome === 'timeout' ? 'timeout' : 'unavailable', { reason: outcome === 'timeout' ? 'timeout' : 'network', cause: error })
+    }
+    let response: Response
+    try {
+      response = await fetchWithTimeout(url, { method: call.method, headers, body: call.body }, this.#timeoutMs)
+    } catch (error) {
+      return fail(error instanceof NetworkError && error.timedOut ? 'timeout' : 'network_error', error)
+    }
+    let body: ArrayBuffer
+    try {
+      body = await response.arrayBuffer()
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
+      return fail(timedOut ? 'timeout' : 'network_error', error)
+    }
+    const code = codeIn(new TextDecoder().decode(body))
+    this.#log[code === 0 ? 'info' : 'warn']('tiktok.proxy', {
+      outcome: code === 0 ? 'ok' : code === undefined ? 'no_envelope' : 'tiktok_error',
+      path: call.path,
+      http_status: response.status,
+      tiktok_code: code,
+      duration_ms: Date.now() - started,
+    })
+    return { status: response.status, contentType: response.headers.get('content-type'), body, code }
   }
 
   /**

@@ -141,3 +141,30 @@ export const requireTicket = createMiddleware<GuardEnv<{ ticket: TicketGrant; us
   c.set('userId', grant.userId)
   await next()
 })
+
+/** Guard: a product backend presenting one of `SERVICE_KEYS` as its bearer token; sets `c.var.serviceKeyId` (logged, never the key). */
+export const requireServiceKey = createMiddleware<GuardEnv<{ serviceKeyId: string }>>(async (c, next) => {
+  const s = c.get('services')
+  const match = BEARER.exec(c.req.header('authorization') ?? '')
+  if (match) s.log.protect(match[1])
+  const id = match ? await s.serviceKeys.identify(match[1]!) : undefined
+  if (!id)
+    throw new AppError('unauthorized', {
+      message: 'Send one of this Worker’s service keys (SERVICE_KEYS) as Authorization: Bearer <key>.',
+      reason: match ? 'unknown_service_key' : 'no_service_key',
+    })
+  c.set('serviceKeyId', id)
+  s.log.info('proxy.caller', { service_key_id: id })
+  await next()
+})
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** Guard: `X-TikTok-Connect-User` names the Supabase user whose connection the call uses; sets `c.var.userId`. */
+export const requireConnectUser = createMiddleware<GuardEnv<{ userId: string }>>(async (c, next) => {
+  const userId = c.req.header('x-tiktok-connect-user')
+  if (!userId || !UUID.test(userId))
+    throw new AppError('invalid_request', { message: 'Send X-TikTok-Connect-User: the Supabase user id (a UUID) whose TikTok connection to use.' })
+  c.set('userId', userId.toLowerCase())
+  await next()
+})
