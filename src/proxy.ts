@@ -23,7 +23,7 @@ export function pathProblem(rawPath: string): string | undefined {
   if (/%2f|%5c|%2e|\\/i.test(rawPath)) return 'encoded'
   const segments = rawPath.split('/')
   if (segments.some((segment) => segment === '.' || segment === '..')) return 'dot_segment'
-  if (segments[2] === 'oauth2') return 'oauth'
+  if (segments[2]?.toLowerCase() === 'oauth2') return 'oauth'
   if (segments.length < 3 || segments[2] === '') return 'no_endpoint'
   return undefined
 }
