@@ -10,16 +10,17 @@
  * nothing about where TikTok's windows start, so a clock offset between us and TikTok costs nothing.
  *
  * **D, the margin**, is 250 ms by default. The governor answers from a Durable Object, and the Worker
- * sleeps from the moment it reads that answer: its send is late by the answer's trip back (a few ms
- * near the object, up to ~150 ms from another continent), by timer lateness, and the call then takes
- * its own transit to TikTok. 250 ms covers those with room to spare; it costs throughput, since a
- * limit of N a second becomes N per 1.25 s (8 a second on the Basic tier of 10).
+ * sleeps from the moment it reads that answer: its send is late by the answer's trip back (milliseconds
+ * beside the object, a hundred or so from another continent), by timer lateness, and the call then
+ * takes its own transit to TikTok. 250 ms covers those with room to spare; it costs throughput, since
+ * a limit of N a second becomes N per 1.25 s (8 a second on the Basic tier of 10).
  *
  * **Priorities.** Each class may fill a window only up to its own ceiling, counting every class's
  * reservations: interactive calls (the OAuth flow, verify, disconnect) up to the whole limit, the
  * proxy up to the limit less a headroom kept for interactive calls, the sweep up to less again (so it
  * takes only what the proxy leaves), and the sweep's own reservations never more than `sweepShare`.
- * A proxy flood therefore always leaves interactive calls their headroom at once.
+ * A proxy flood therefore always leaves interactive calls their headroom at once. The sweep should ask
+ * with a `maxWaitMs` no longer than the proxy's: it then never books a slot ahead of a waiting proxy.
  */
 
 export type Priority = 'interactive' | 'proxy' | 'sweep'
@@ -32,6 +33,7 @@ export type ReserveRequest = {
    * How long after the slot the permits may still be used (default 0: all at the slot). Calls made one
    * after another (the advertiser list after the exchange answered) need it: the budget counts such a
    * reservation in every window its span reaches, and a permit used after its span is not covered.
+   * Keep it short: the permits are held over the span and a window beyond it.
    */
   useWithinMs?: number
   /** Whose data the calls read: they also wait out that advertiser's back-off (TikTok's 40133). */

@@ -63,10 +63,8 @@ export async function acquirePermits(
     deps.log.warn('quota.unreachable', { outcome: proceed ? 'proceeding' : 'refused', priority, error })
     return proceed ? { kind: 'ungoverned' } : { kind: 'refused', reason: 'unreachable', retryAfterMs: UNREACHABLE_RETRY_AFTER_MS }
   }
-  if (!answer.ok) {
-    deps.log.warn('quota.refused', { priority, reason: answer.reason, retry_after_ms: answer.retryAfterMs })
-    return { kind: 'refused', reason: answer.reason, retryAfterMs: answer.retryAfterMs }
-  }
+  // Not logged here: the caller answers the refusal (a 429, the sweep's stop) and logs that once.
+  if (!answer.ok) return { kind: 'refused', reason: answer.reason, retryAfterMs: answer.retryAfterMs }
   if (answer.waitMs > 0) await deps.sleep(answer.waitMs)
   return { kind: 'granted', waitedMs: answer.waitMs }
 }
