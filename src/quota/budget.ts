@@ -110,6 +110,11 @@ const REPEAT_MEANS_MINUTE_MS = MINUTE_MS
 // Advertiser back-offs outlive their end by this much, so late answers from their calls still match.
 const ADVERTISER_ECHO_MS = 10_000
 const PRIORITIES: readonly Priority[] = ['interactive', 'proxy', 'sweep']
+// How far ahead a reservation may reach. The governor keeps itself in memory until `quietAt`, and the
+// platform evicts an idle object after 70 s at the soonest: a slot at most 5 s ahead, used within 4 s,
+// stops mattering 69.25 s after the request that booked it.
+export const MAX_WAIT_MS = 5_000
+export const MAX_SPAN_MS = 4_000
 
 /** Each class's ceiling for a limit of `limit` a window. Tiny limits cannot keep every headroom. */
 export function ceilingsFor(limit: number, sweepShare: number, interactiveHeadroom: number): Ceilings {
@@ -212,8 +217,8 @@ export class Budget {
     const spanMs = request.useWithinMs ?? 0
     if (!PRIORITIES.includes(priority)) throw new RangeError(`unknown priority ${String(priority)}`)
     if (!Number.isInteger(permits) || permits < 1) throw new RangeError('permits must be a whole number of at least 1')
-    if (!Number.isInteger(spanMs) || spanMs < 0 || spanMs > MINUTE_MS) throw new RangeError('useWithinMs must be a whole number from 0 to 60000')
-    if (!(maxWaitMs >= 0) || !Number.isFinite(maxWaitMs)) throw new RangeError('maxWaitMs must be a finite number of at least 0')
+    if (!Number.isInteger(spanMs) || spanMs < 0 || spanMs > MAX_SPAN_MS) throw new RangeError(`useWithinMs must be a whole number from 0 to ${MAX_SPAN_MS}`)
+    if (!(maxWaitMs >= 0 && maxWaitMs <= MAX_WAIT_MS)) throw new RangeError(`maxWaitMs must be from 0 to ${MAX_WAIT_MS}`)
     for (const limit of this.#limits) {
       const ceiling = priority === 'sweep' ? limit.ceilings.sweepOwn : limit.ceilings[priority]
       if (permits > ceiling) throw new RangeError(`${permits} permits exceed the ${priority} ceiling of ${ceiling} a ${limit.window}`)
@@ -277,6 +282,17 @@ export class Budget {
     const until = window === 'minute' ? now + this.#minuteBackoffMs : Math.floor(now / SECOND_MS) * SECOND_MS + SECOND_MS
     this.#appBackoff = { until, window }
     return { started: true, scope: 'app', window, backoffMs: until - now }
+  }
+
+  /**
+   * When nothing held can matter any more: every reservation's windows and every back-off are over.
+   * Until then, forgetting the budget could let through more than the tier.
+   */
+  quietAt(): number {
+    const lastEnd = this.#byEnd.at(-1)?.end
+    let until = Math.max(lastEnd === undefined ? -Infinity : lastEnd + this.#longestMs, this.#appBackoff?.until ?? -Infinity)
+    for (const advertiserUntil of this.#advertiserBackoffs.values()) until = Math.max(until, advertiserUntil)
+    return until
   }
 
   snapshot(): BudgetSnapshot {

@@ -1,3 +1,6 @@
+// With its extension: scripts/stack.ts reads these settings on Node too.
+import { MAX_WAIT_MS } from './budget.ts'
+
 /**
  * The app's TikTok tier and how the Worker shares it. Optional settings with defaults in code, like
  * UPSTREAM_TIMEOUT_MS; declared here until the integration moves them into `Bindings`.
@@ -29,7 +32,6 @@ export const DEFAULT_QUOTA_SETTINGS: QuotaSettings = { qps: 10, qpm: 600, sweepS
 // and work per call grow with the minute limit.
 const MAX_QPS = 1000
 const MAX_QPM = 60_000
-const MAX_PROXY_WAIT_MS = 10_000
 
 /** Reads and checks the quota settings; an unset one takes its default. */
 export function readQuotaSettings(env: QuotaEnv): { settings: QuotaSettings; problems: [] } | { settings: undefined; problems: QuotaProblem[] } {
@@ -44,7 +46,7 @@ export function readQuotaSettings(env: QuotaEnv): { settings: QuotaSettings; pro
   }
   const qps = whole('TIKTOK_QPS', DEFAULT_QUOTA_SETTINGS.qps, 1, MAX_QPS)
   const qpm = whole('TIKTOK_QPM', DEFAULT_QUOTA_SETTINGS.qpm, 1, MAX_QPM)
-  const proxyMaxWaitMs = whole('PROXY_MAX_WAIT_MS', DEFAULT_QUOTA_SETTINGS.proxyMaxWaitMs, 0, MAX_PROXY_WAIT_MS)
+  const proxyMaxWaitMs = whole('PROXY_MAX_WAIT_MS', DEFAULT_QUOTA_SETTINGS.proxyMaxWaitMs, 0, MAX_WAIT_MS)
 
   let sweepShare = DEFAULT_QUOTA_SETTINGS.sweepShare
   const rawShare = env.SWEEP_QUOTA_SHARE?.trim()

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Budget, type BudgetOptions, ceilingsFor, DEFAULT_MARGIN_MS, type Priority, type ReserveRequest } from '../../src/quota/budget'
+import { Budget, type BudgetOptions, ceilingsFor, DEFAULT_MARGIN_MS, MAX_SPAN_MS, MAX_WAIT_MS, type Priority, type ReserveRequest } from '../../src/quota/budget'
 
 /**
  * The governor's core on an injected clock. The guarantee under test is TikTok's view: calls counted
@@ -69,7 +69,7 @@ describe('the limits, as TikTok counts them', () => {
       // ...then ten more asked for at 1000 ms, arriving at once.
       clock.set(1000)
       for (let i = 0; i < 10; i++) {
-        const r = budget.reserve(ask('interactive', 10_000))
+        const r = budget.reserve(ask('interactive', 5_000))
         if (r.ok) arrivals.push(clock.now() + r.waitMs)
       }
       return busiestWindow(arrivals, 1000)
@@ -148,7 +148,7 @@ describe('the limits, as TikTok counts them', () => {
     }
     expect(granted).toBe(20)
     // The next one goes when the first one (at 0) is a minute and the margin behind.
-    expect(budget.reserve(ask('interactive', 10_000))).toEqual({ ok: true, waitMs: 60_000 + DEFAULT_MARGIN_MS - 59_900 })
+    expect(budget.reserve(ask('interactive', 5_000))).toEqual({ ok: true, waitMs: 60_000 + DEFAULT_MARGIN_MS - 59_900 })
   })
 })
 
@@ -248,6 +248,9 @@ describe('over budget', () => {
     expect(() => budget.reserve(ask('interactive', 0, { permits: 0 }))).toThrow(RangeError)
     expect(() => budget.reserve(ask('interactive', -1))).toThrow(RangeError)
     expect(() => budget.reserve(ask('interactive', Infinity))).toThrow(RangeError)
+    // Bounded so the governor can stay in memory for as long as a reservation matters.
+    expect(() => budget.reserve(ask('interactive', MAX_WAIT_MS + 1))).toThrow(RangeError)
+    expect(() => budget.reserve(ask('interactive', 0, { useWithinMs: MAX_SPAN_MS + 1 }))).toThrow(RangeError)
     expect(() => budget.reserve({ priority: 'batch' as Priority, maxWaitMs: 0 })).toThrow(RangeError)
     expect(() => new Budget({ qps: 0, qpm: 600, sweepShare: 0.5, now: Date.now })).toThrow(RangeError)
     expect(() => new Budget({ qps: 10, qpm: 600, sweepShare: 0, now: Date.now })).toThrow(RangeError)
@@ -318,6 +321,22 @@ describe('back-offs when TikTok throttles anyway', () => {
 })
 
 describe('memory', () => {
+  it('is quiet once every reservation\'s windows and every back-off are over', () => {
+    const clock = manualClock(1_000)
+    const budget = budgetAt(clock)
+    expect(budget.quietAt()).toBe(-Infinity)
+    budget.reserve(ask('interactive', 0, { useWithinMs: 2_000 }))
+    budget.reserve(ask('proxy'))
+    expect(budget.quietAt()).toBe(1_000 + 2_000 + 60_000 + DEFAULT_MARGIN_MS)
+    clock.set(5_000)
+    budget.report({ code: 40133, advertiserId: '1' })
+    expect(budget.quietAt()).toBe(63_250)
+    budget.report({ code: 40100 })
+    clock.set(6_000)
+    budget.report({ code: 40100 })
+    expect(budget.quietAt()).toBe(6_000 + 5 * 60_000)
+  })
+
   it('holds no more than the reservations a window from now on can meet', () => {
     const clock = manualClock(0)
     const budget = budgetAt(clock)

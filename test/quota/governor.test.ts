@@ -1,5 +1,5 @@
 import { env } from 'cloudflare:workers'
-import { runInDurableObject } from 'cloudflare:test'
+import { evictDurableObject, runInDurableObject } from 'cloudflare:test'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { DEFAULT_MARGIN_MS } from '../../src/quota/budget'
 import { QuotaGovernor } from '../../src/quota/governor'
@@ -62,6 +62,31 @@ describe('QuotaGovernor', () => {
       .then(() => undefined, (e: unknown) => e)
     expect(error).toBeInstanceOf(RangeError)
     expect((error as Error).message).toBe('9 permits exceed the proxy ceiling of 8 a second')
+  })
+
+  it('keeps itself in memory, by a pending timer, until nothing it granted can matter', async () => {
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'], now: T0 })
+    const governor = governorOf()
+    expect(vi.getTimerCount()).toBe(0)
+    await governor.reserve({ priority: 'interactive', maxWaitMs: 0 })
+    await governor.reserve({ priority: 'proxy', maxWaitMs: 0 })
+    // One timer, re-armed rather than added to.
+    expect(vi.getTimerCount()).toBe(1)
+    vi.advanceTimersByTime(60_000 + DEFAULT_MARGIN_MS - 1)
+    expect(vi.getTimerCount()).toBe(1)
+    vi.advanceTimersByTime(1)
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  it('what a restart (a deploy, a crash) loses: the windows start over', async () => {
+    // With its keep-awake timer real, evictDurableObject waits on the object (over 5 s here); faked, it evicts at once.
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'], now: T0 })
+    const governor = governorOf()
+    for (let i = 0; i < 10; i++) await governor.reserve({ priority: 'interactive', maxWaitMs: 0 })
+    expect(await governor.reserve({ priority: 'interactive', maxWaitMs: 0 })).toMatchObject({ ok: false })
+    await evictDurableObject(governor)
+    expect(await governor.reserve({ priority: 'interactive', maxWaitMs: 0 })).toEqual({ ok: true, waitMs: 0 })
+    expect(await governor.snapshot()).toMatchObject({ held: 1 })
   })
 
   it('malformed settings: every call throws, naming the setting and its rule but never the value', async () => {
