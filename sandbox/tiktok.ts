@@ -23,7 +23,7 @@ export type TikTokOptions = {
    * far faster than any tier).
    */
   tier?: Tier
-  /** The stand-in's clock (default `Date.now`): the tier's windows, code expiry, grant and campaign times. */
+  /** The stand-in's clock (default `Date.now`): the tier's windows, code expiry, grant times. */
   now?: () => number
 }
 
@@ -84,12 +84,20 @@ const jsonList = (raw: string | undefined): string[] | undefined => {
   }
 }
 
-/** A whole number from a query parameter within [min, max], the fallback when absent, undefined when malformed. */
+/** A whole number from a query parameter within [1, max], the fallback when absent, undefined when malformed. */
 const pageNumber = (raw: string | undefined, fallback: number, max: number): number | undefined => {
   if (raw === undefined) return fallback
   const value = Number(raw)
   return /^\d+$/.test(raw) && value >= 1 && value <= max ? value : undefined
 }
+
+/** `page` (default 1) and `page_size` (default 10, at most 1000), as TikTok's list endpoints take them. */
+const paging = (query: (name: string) => string | undefined): { page: number; pageSize: number } | undefined => {
+  const page = pageNumber(query('page'), 1, 100_000)
+  const pageSize = pageNumber(query('page_size'), 10, 1000)
+  return page && pageSize ? { page, pageSize } : undefined
+}
+const BAD_PAGING = 'page and page_size must be whole numbers, page_size at most 1000.'
 
 /** FNV-1a: the same made-up figures for the same campaign and day, every run. */
 const hash = (text: string): number => {
@@ -102,7 +110,7 @@ const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10)
 const tikTokTime = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ')
 
 /** One page of `rows` with TikTok's `page_info`. */
-const paged = <T>(rows: T[], page: number, pageSize: number) => ({
+const paged = <T>(rows: T[], { page, pageSize }: { page: number; pageSize: number }) => ({
   list: rows.slice((page - 1) * pageSize, page * pageSize),
   page_info: { page, page_size: pageSize, total_number: rows.length, total_page: Math.ceil(rows.length / pageSize) },
 })
@@ -337,12 +345,11 @@ export function createTikTok(options: TikTokOptions) {
     if (grant instanceof Response) return grant
     const advertiserId = c.req.query('advertiser_id')
     if (!advertiserId) return envelope(40000, 'advertiser_id: Missing data for required field.')
-    const page = pageNumber(c.req.query('page'), 1, 100_000)
-    const pageSize = pageNumber(c.req.query('page_size'), 10, 1000)
-    if (!page || !pageSize) return envelope(40000, 'page and page_size must be whole numbers, page_size at most 1000.')
+    const page = paging((name) => c.req.query(name))
+    if (!page) return envelope(40000, BAD_PAGING)
     const refusal = notGranted(grant, [advertiserId], '/campaign/get/')
     if (refusal) return refusal
-    return envelope(0, 'OK', JSON.stringify(paged(campaignsOf(advertisers.find((a) => a.id === advertiserId)!), page, pageSize)))
+    return envelope(0, 'OK', JSON.stringify(paged(campaignsOf(advertisers.find((a) => a.id === advertiserId)!), page)))
   })
 
   app.get(`${API}/report/integrated/get/`, tierGate, (c) => {
@@ -369,9 +376,8 @@ export function createTikTok(options: TikTokOptions) {
     const days = (end - start) / 86_400_000 + 1
     const maxDays = dimensions.includes('stat_time_day') ? MAX_REPORT_DAYS : 365
     if (days > maxDays) return envelope(40000, `The date range may be at most ${maxDays} days${maxDays === MAX_REPORT_DAYS ? ' with stat_time_day' : ''}.`)
-    const page = pageNumber(query('page'), 1, 100_000)
-    const pageSize = pageNumber(query('page_size'), 10, 1000)
-    if (!page || !pageSize) return envelope(40000, 'page and page_size must be whole numbers, page_size at most 1000.')
+    const page = paging(query)
+    if (!page) return envelope(40000, BAD_PAGING)
     const refusal = notGranted(grant, [advertiserId], '/report/integrated/get/')
     if (refusal) return refusal
 
@@ -401,7 +407,7 @@ export function createTikTok(options: TikTokOptions) {
         return { dimensions: dims, metrics: Object.fromEntries(metrics.map((m) => [m, figures[m as keyof typeof figures]])) }
       }),
     )
-    return envelope(0, 'OK', JSON.stringify(paged(rows, page, pageSize)))
+    return envelope(0, 'OK', JSON.stringify(paged(rows, page)))
   })
 
   // The real API answers a wrong method with a bare 405 and an unknown path with a bare 404.
