@@ -6,7 +6,7 @@ import type { SandboxDatabase } from './database.ts'
 import { FAVICON_ICO } from './favicon.ts'
 import { mask, SANDBOX_CSS, sandboxPage } from './pages.ts'
 import { createSupabase } from './supabase.ts'
-import { createTikTok, type SandboxAdvertiser } from './tiktok.ts'
+import { createTikTok, type SandboxAdvertiser, type Tier } from './tiktok.ts'
 import { createReceiver } from './webhooks.ts'
 
 export const DEMO_USER = { id: '3f1c9a52-7d4e-4b8a-9e21-5c6d7a8b9c01', email: 'demo@example.com', password: 'demo-password' }
@@ -30,6 +30,8 @@ export type SandboxConfig = {
   webhookSecret?: string
   /** Keep every request for inspection (default true). */
   record?: boolean
+  /** The app's TikTok tier, enforced by the TikTok stand-in; absent: not enforced. */
+  tiktokTier?: Tier
 }
 
 /** Strips the mount prefix so each stand-in sees the paths its real counterpart serves. */
@@ -78,6 +80,7 @@ export async function createSandbox(config: SandboxConfig) {
     redirectUris: config.workerOrigins.map((origin) => `${origin}/oauth/callback`),
     advertisers: config.advertisers ?? DEMO_ADVERTISERS,
     record: config.record,
+    tier: config.tiktokTier,
   })
   const supabase = await createSupabase({
     url: `${config.origin}/supabase`,
@@ -155,6 +158,9 @@ export async function createSandbox(config: SandboxConfig) {
     c.json({ grants: tiktok.grants().map((g) => ({ grant: g.grant, token: mask(g.token), advertiser_ids: g.advertiserIds, issued_at: g.issuedAt })) }),
   )
 
+  /** TikTok's tier as the stand-in enforces it, and the calls it refused by the window that was full. */
+  app.get('/__sandbox/tiktok/quota', (c) => c.json(tiktok.tierState()))
+
   /** What reached the stand-ins: method and path only, so nothing secret is echoed. */
   app.get('/__sandbox/requests', (c) =>
     c.json({
@@ -180,6 +186,7 @@ export async function createSandbox(config: SandboxConfig) {
           advertisers: g.advertiserIds.map((id) => ({ id, name: names.get(id) })),
           issuedAt: g.issuedAt,
         })),
+        quota: tiktok.tierState(),
       }),
     )
   })

@@ -8,6 +8,8 @@ import { join, resolve } from 'node:path'
 import { createSandbox } from '../sandbox/app.ts'
 import type { SandboxDatabase } from '../sandbox/database.ts'
 import { openDatabase } from '../sandbox/pglite.ts'
+import type { Tier } from '../sandbox/tiktok.ts'
+import { readQuotaSettings } from '../src/quota/settings.ts'
 import { describePortsInUse, holderOf, PORT_CHOICE, type PortRole, portsInUse, printable } from './ports.ts'
 import { serve } from './serve.ts'
 
@@ -45,6 +47,17 @@ export function localConfig(workerPort: number, sandboxPort: number, useDevVars 
 export function devVars(): Record<string, string> {
   const path = join(ROOT, '.dev.vars')
   return existsSync(path) ? readEnvFile(path) : {}
+}
+
+/**
+ * The TikTok stand-in's tier: the Worker's own TIKTOK_QPS and TIKTOK_QPM, read with the Worker's
+ * parser, so both sides hold the same numbers. Neither set: not enforced, since the benchmark and the
+ * suites that hammer the stand-in run far beyond any tier. Malformed: not enforced (the governor refuses it).
+ */
+export function sandboxTier(vars: Record<string, string | undefined>): Tier | undefined {
+  if (!vars.TIKTOK_QPS?.trim() && !vars.TIKTOK_QPM?.trim()) return undefined
+  const { settings } = readQuotaSettings(vars)
+  return settings && { qps: settings.qps, qpm: settings.qpm }
 }
 
 export const defaultInspectorPort = (workerPort: number) =>
@@ -381,6 +394,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       supabaseSecretKey: vars.SUPABASE_SECRET_KEY!,
       webhookSecret: vars.WEBHOOK_SECRET,
       database,
+      tiktokTier: sandboxTier(vars),
     })
     try {
       server = await serve(sandbox.app.fetch, sandboxPort)

@@ -50,5 +50,8 @@ app.onError((err, c) => {
   return answer(c, error)
 })
 
+// The runtime finds Durable Object classes among the main module's exports.
+export { QuotaGovernor } from './quota/governor'
+
 /** HTTP, the EVENTS consumer (and its dead-letter queue), and the cron. */
 export default { fetch: app.fetch, queue, scheduled } satisfies ExportedHandler<Bindings, EventMessage>
