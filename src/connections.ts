@@ -10,11 +10,15 @@ import { sha256 } from './signed'
 import type { StatePayload } from './state'
 import type { Claim, ClaimInput, ConnectionRow, ConnectionSummary, Revoked } from './supabase'
 import { mintTicket } from './ticket'
+import { MAX_SPAN_MS } from './quota/budget'
 import { type Advertiser, TikTokError } from './tiktok'
 
 /** A twin submission still in flight is polled this many times, this far apart, before "in progress". */
 export const REPLAY_POLLS = 6
 export const REPLAY_POLL_MS = 500
+
+/** How long after its permits' slot the flow's second call may still use its permit (the governor's longest). */
+const FLOW_SPAN_MS = MAX_SPAN_MS
 
 /** Connected and not revoked at TikTok. */
 export const isLive = (row: ConnectionRow): boolean => row.tiktok_connected_at !== null && row.tiktok_revoked_at === null
@@ -60,6 +64,9 @@ export async function exchangeCode(s: Services, state: StatePayload, authCode: s
     return { connection, returnTo, selection, advertiserRequired }
   }
 
+  // The flow's two TikTok calls (the exchange, then the advertiser list) take their permits in one
+  // governor call made alongside the claim, so the quota adds no round trip of its own.
+  s.tiktok.prepay(2, FLOW_SPAN_MS)
   const claimed = await claimState(s, claim)
   if (claimed.outcome !== 'claimed') {
     s.log.info('oauth.replay', { outcome: claimed.outcome })

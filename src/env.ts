@@ -4,13 +4,15 @@ import { parseKeySpec } from './token-crypto'
 import type { ConfigProblem } from './health-answer'
 import { isPrivateHost } from './hosts'
 import { SANDBOX_SECRETS } from './sandbox-secrets'
+import type { QuotaGovernor } from './quota/governor'
+import { type QuotaEnv, type QuotaSettings, readQuotaSettings } from './quota/settings'
 import { parseServiceKeys } from './service-keys'
 
 /**
  * The Worker's bindings: `Env` comes from `wrangler types` (vars, the ASSETS, rate limit and EVENTS
  * bindings); the secrets are declared here because they never appear in wrangler.toml.
  */
-export type Bindings = Env & {
+export type Bindings = Env & QuotaEnv & {
   /** TikTok app secret. `wrangler secret put TIKTOK_APP_SECRET`. */
   TIKTOK_APP_SECRET?: string
   /** Supabase server key that may update `user_accounts`: `sb_secret_...` or a legacy service_role JWT. */
@@ -50,6 +52,9 @@ export type Config = {
   clientRateLimit: RateLimit
   /** Undefined when a deploy dropped it: only the events' fast path is lost (the cron sends them). */
   eventsQueue: Queue<EventMessage> | undefined
+  /** The app's quota governor (one Durable Object per app) and the tier it keeps. */
+  quotaGovernor: DurableObjectNamespace<QuotaGovernor>
+  quota: QuotaSettings
   tiktokAppId: string
   tiktokAppSecret: string
   tiktokAuthUrl: string
@@ -228,6 +233,10 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   }
   const userRateLimit = limiter('USER_RATE_LIMIT')
   const clientRateLimit = limiter('CLIENT_RATE_LIMIT')
+  const governor = env.QUOTA as Partial<DurableObjectNamespace<QuotaGovernor>> | undefined
+  if (typeof governor?.getByName !== 'function') missing('QUOTA', 'the [[durable_objects.bindings]] QuotaGovernor declared in wrangler.toml')
+  const quotaSettings = readQuotaSettings(env)
+  problems.push(...quotaSettings.problems)
   const queue = env.EVENTS as Partial<Queue<EventMessage>> | undefined
   const eventsQueue = typeof queue?.send === 'function' && typeof queue.sendBatch === 'function' ? (queue as Queue<EventMessage>) : undefined
 
@@ -237,6 +246,8 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
       userRateLimit,
       clientRateLimit,
       eventsQueue,
+      quotaGovernor: governor as DurableObjectNamespace<QuotaGovernor>,
+      quota: quotaSettings.settings!,
       tiktokAppId,
       tiktokAppSecret,
       tiktokAuthUrl,

@@ -5,12 +5,19 @@
  */
 import { AppError } from './errors'
 import type { Services } from './services'
-import type { Forwarded } from './tiktok'
+import { type Forwarded, kindOfCode, TikTokError } from './tiktok'
 
 /** The TikTok API version the proxy serves; a caller's base URL is `https://<product>/api/tiktok/proxy`. */
 export const PROXIED_PREFIX = 'open_api/v1.3/'
-/** TikTok's answer to a connection's token that no longer works (the same set verify and the sweep use). */
-const TOKEN_REJECTED = new Set([40105, 40102])
+
+/** The advertiser a read is about (`advertiser_id`, or the first of `advertiser_ids`), for TikTok's per-advertiser limit. */
+function advertiserOf(query: string): string | undefined {
+  const params = new URLSearchParams(query)
+  const one = params.get('advertiser_id')
+  if (one && /^\d{1,32}$/.test(one)) return one
+  const first = /^\[\s*"?(\d{1,32})/.exec(params.get('advertiser_ids') ?? '')?.[1]
+  return first
+}
 
 /**
  * Why the raw path (as the client sent it, below `/api/tiktok/proxy/`) may not be proxied, or
@@ -40,8 +47,33 @@ export async function proxyCall(s: Services, call: ProxyCall): Promise<Forwarded
   if (!row?.tiktok_connected_at || !row.tiktok_access_token) throw new AppError('not_connected')
   if (row.tiktok_revoked_at) throw new AppError('connection_revoked')
   const accessToken = await s.tokens.decrypt(row.tiktok_access_token, call.userId, s.log)
-  const forwarded = await s.tiktok.forward({ method: call.method, path: call.path.slice(PROXIED_PREFIX.length), query: call.query, body: call.body, accessToken })
-  if (forwarded.code !== undefined && TOKEN_REJECTED.has(forwarded.code)) {
+  const tiktok = s.tiktok.at('proxy')
+  const started = s.clock.now()
+  const send = (maxWaitMs?: number) =>
+    tiktok.forward({
+      method: call.method,
+      path: call.path.slice(PROXIED_PREFIX.length),
+      query: call.query,
+      body: call.body,
+      accessToken,
+      advertiserId: advertiserOf(call.query),
+      maxWaitMs,
+    })
+  let forwarded: Forwarded
+  try {
+    forwarded = await send()
+    // A read TikTok throttled anyway goes once more, if the budget is back within the caller's
+    // wait; a write never (TikTok may have done it).
+    const left = s.config.quota.proxyMaxWaitMs - (s.clock.now() - started)
+    if (call.method === 'GET' && kindOfCode(forwarded.code) === 'rate_limited' && left > 0) forwarded = await send(left).catch(() => forwarded)
+  } catch (error) {
+    if (error instanceof TikTokError && error.kind === 'rate_limited' && error.reason === 'quota') {
+      const seconds = Math.max(1, Math.ceil((error.retryAfterMs ?? 1000) / 1000))
+      throw new AppError('tiktok_quota_exhausted', { reason: 'quota', headers: { 'Retry-After': String(seconds) } })
+    }
+    throw error
+  }
+  if (forwarded.code !== undefined && kindOfCode(forwarded.code) === 'token_rejected') {
     // The caller gets TikTok's answer whatever the write does; the next call finds the mark.
     await s.db
       .markRevoked(call.userId, 'proxy', forwarded.code, row.tiktok_connected_at)

@@ -5,6 +5,7 @@ import { EventOutbox } from './events/outbox'
 import { webhookSigningKey } from './events/sign'
 import { SupabaseKeys } from './jwks'
 import { Logger, secretForms } from './log'
+import { Quota } from './quota/client'
 import { ServiceKeys } from './service-keys'
 import { hmacKey, TokenSigner } from './signed'
 import { StoredTokens } from './stored-token'
@@ -96,10 +97,20 @@ export function compose(
   const { postgrest, ...parts } = partsOf(isolate, config)
   const background = (work: Promise<unknown>) => ctx.waitUntil(work)
   const events = new EventOutbox({ queue: config.eventsQueue, delivering: !!config.webhook, background }, log)
+  const quota = new Quota(
+    { binding: config.quotaGovernor, appId: config.tiktokAppId, priority: 'interactive', settings: config.quota },
+    { log, sleep: (ms) => clock.sleep(ms) },
+  )
   const tiktok = new TikTokClient(
-    { appId: config.tiktokAppId, appSecret: config.tiktokAppSecret, apiBase: config.tiktokApiBase, timeoutMs: config.upstreamTimeoutMs },
+    {
+      appId: config.tiktokAppId,
+      appSecret: config.tiktokAppSecret,
+      apiBase: config.tiktokApiBase,
+      timeoutMs: config.upstreamTimeoutMs,
+    },
     log,
     clock,
+    quota,
   )
   return { services: { config, log, clock, db: new SupabaseStore(postgrest, log, events), tiktok, events, background, ...parts } }
 }

@@ -24,7 +24,9 @@ const codeOf = (error: unknown) => answerFor(error).code
  * - anything else: logged and left as it is, tried again on a later pass.
  * Ends with one `sweep.run` line.
  */
-export async function sweepConnections(s: Services): Promise<SweepSummary> {
+export async function sweepConnections(services: Services): Promise<SweepSummary> {
+  // The sweep's calls take only what the app's quota leaves (the governor's sweep priority).
+  const s = { ...services, tiktok: services.tiktok.at('sweep') }
   const { config, db, log, clock } = s
   const started = clock.now()
   const summary: SweepSummary = { checked: 0, revoked: 0, changed: 0, errors: 0, stopped_early: false, duration_ms: 0 }

@@ -1,4 +1,5 @@
 import type { Clock } from './clock'
+import { type Quota, QuotaRefused } from './quota/client'
 import { fetchWithTimeout, idString, NetworkError, parseJsonExact } from './http'
 import type { Logger } from './log'
 
@@ -48,6 +49,10 @@ const KIND_OF_CODE = new Map<number, TikTokErrorKind>([
   ...[50000, 50002, 51001, 60001].map((code) => [code, 'unavailable'] as const),
 ])
 
+/** What TikTok's envelope `code` means, for answers passed through (the proxy's); undefined for 0 and no code. */
+export const kindOfCode = (code: number | undefined): TikTokErrorKind | undefined =>
+  code === undefined || code === 0 ? undefined : (KIND_OF_CODE.get(code) ?? 'refused')
+
 /** TikTok did not do what was asked; `code` and `requestId` are TikTok's, when it answered with them. */
 export class TikTokError extends Error {
   readonly kind: TikTokErrorKind
@@ -55,14 +60,17 @@ export class TikTokError extends Error {
   readonly requestId: string | undefined
   /** For the log: what was wrong with the answer (`network`, `http_503`, `bad_envelope`, …). */
   readonly reason: string | undefined
+  /** With the quota's own refusal: when a permit may be free. */
+  readonly retryAfterMs: number | undefined
 
-  constructor(kind: TikTokErrorKind, details: { code?: number; requestId?: string; reason?: string; cause?: unknown } = {}) {
+  constructor(kind: TikTokErrorKind, details: { code?: number; requestId?: string; reason?: string; retryAfterMs?: number; cause?: unknown } = {}) {
     super(`TikTok: ${kind}${details.code !== undefined ? ` (${details.code})` : details.reason ? ` (${details.reason})` : ''}`, { cause: details.cause })
     this.name = 'TikTokError'
     this.kind = kind
     this.code = details.code
     this.requestId = details.requestId
     this.reason = details.reason
+    this.retryAfterMs = details.retryAfterMs
   }
 
   static fromCode(code: number, requestId?: string): TikTokError {
@@ -98,14 +106,56 @@ export class TikTokClient {
   readonly #timeoutMs: number
   readonly #log: Logger
   readonly #clock: Clock
+  readonly #quota: Quota
+  readonly #options: { appId: string; appSecret: string; apiBase: string; timeoutMs: number }
+  #prepaid: { permits: number; ready: Promise<void> } | undefined
 
-  constructor(options: { appId: string; appSecret: string; apiBase: string; timeoutMs: number }, log: Logger, clock: Clock) {
+  constructor(options: { appId: string; appSecret: string; apiBase: string; timeoutMs: number }, log: Logger, clock: Clock, quota: Quota) {
     this.#appId = options.appId
     this.#secret = options.appSecret
     this.#base = options.apiBase
     this.#timeoutMs = options.timeoutMs
     this.#log = log
     this.#clock = clock
+    this.#quota = quota
+    this.#options = options
+  }
+
+  /** The same client taking its permits at another priority: the sweep's calls, the proxy's. */
+  at(priority: 'proxy' | 'sweep'): TikTokClient {
+    return new TikTokClient(this.#options, this.#log, this.#clock, this.#quota.at(priority))
+  }
+
+  /**
+   * Asks the governor now for the permits of calls this client will make one after another (an
+   * OAuth flow's exchange and advertiser list), so a caller can ask alongside work it waits for
+   * anyway; those calls then take them instead of asking one by one.
+   */
+  prepay(permits: number, useWithinMs: number): void {
+    const ready = this.#quota.take(permits, { useWithinMs })
+    // A refusal surfaces when a call takes its permit, not here.
+    ready.catch(() => undefined)
+    this.#prepaid = { permits, ready }
+  }
+
+  /** One permit for the next call: a prepaid one, or the governor's. Refused: TikTok's quota, as a rate limit. */
+  async #permit(advertiserId?: string, maxWaitMs?: number): Promise<void> {
+    try {
+      if (this.#prepaid && this.#prepaid.permits > 0) {
+        this.#prepaid.permits--
+        return await this.#prepaid.ready
+      }
+      await this.#quota.take(1, { advertiserId, maxWaitMs })
+    } catch (error) {
+      if (!(error instanceof QuotaRefused)) throw error
+      this.#log.warn('quota.refused', { priority: this.#quota.priority, retry_after_ms: error.retryAfterMs })
+      throw new TikTokError('rate_limited', { reason: 'quota', retryAfterMs: error.retryAfterMs, cause: error })
+    }
+  }
+
+  /** TikTok's own throttle on a call sent at `sentAt`: the governor backs the whole app (or one advertiser) off. */
+  async #reportIfThrottled(code: number | undefined, sentAt: number, advertiserId?: string): Promise<void> {
+    if (code !== undefined && kindOfCode(code) === 'rate_limited') await this.#quota.reportThrottle(code, sentAt, advertiserId)
   }
 
   /** Exchanges a single-use auth code. Never retried: TikTok may already have consumed the code. */
@@ -190,7 +240,18 @@ export class TikTokClient {
    * sent it (status, bytes, content type), with the envelope's `code` read when there is one. Only
    * `Access-Token` goes with it: never the app's secret, nothing of the caller's other headers.
    */
-  async forward(call: { method: 'GET' | 'POST'; path: string; query: string; body?: ArrayBuffer; accessToken: string }): Promise<Forwarded> {
+  async forward(call: {
+    method: 'GET' | 'POST'
+    path: string
+    query: string
+    body?: ArrayBuffer
+    accessToken: string
+    /** Whose data it reads: the call also waits out that advertiser's back-off (40133). */
+    advertiserId?: string
+    /** At most this long for a permit (a retry has what is left of the proxy's wait). */
+    maxWaitMs?: number
+  }): Promise<Forwarded> {
+    await this.#permit(call.advertiserId, call.maxWaitMs)
     const started = Date.now()
     const headers: Record<string, string> = { 'Access-Token': call.accessToken, accept: 'application/json' }
     if (call.method === 'POST') headers['content-type'] = 'application/json'
@@ -213,6 +274,7 @@ export class TikTokClient {
       return fail(timedOut ? 'timeout' : 'network_error', error)
     }
     const code = codeIn(new TextDecoder().decode(body))
+    await this.#reportIfThrottled(code, started, call.advertiserId)
     this.#log[code === 0 ? 'info' : 'warn']('tiktok.proxy', {
       outcome: code === 0 ? 'ok' : code === undefined ? 'no_envelope' : 'tiktok_error',
       path: call.path,
@@ -243,6 +305,8 @@ export class TikTokClient {
         ...fields,
       })
 
+    await this.#permit()
+    const sentAt = this.#clock.now()
     let response: Response
     try {
       response = await fetchWithTimeout(url, init, this.#timeoutMs)
@@ -265,6 +329,7 @@ export class TikTokClient {
       log('http_error', { http_status: response.status })
       // A rate-limit code is one whatever the status came with: never read as "try again".
       const code = codeIn(text)
+      await this.#reportIfThrottled(code, sentAt)
       if (code !== undefined && TikTokError.fromCode(code).kind === 'rate_limited') throw TikTokError.fromCode(code)
       throw new TikTokError(response.status >= 500 ? 'unavailable' : 'bad_answer', { reason: `http_${response.status}` })
     }
@@ -288,6 +353,7 @@ export class TikTokClient {
     const fields = { tiktok_code: envelope.code, tiktok_request_id: envelope.requestId }
     if (envelope.code !== 0) {
       log('tiktok_error', { ...fields, tiktok_message: envelope.message })
+      await this.#reportIfThrottled(envelope.code, sentAt)
       throw TikTokError.fromCode(envelope.code, envelope.requestId)
     }
     log('ok', fields)

@@ -1,6 +1,7 @@
 import type { Logger } from '../log'
 import type { BackoffReport, RefusalReason, Reservation, ReserveRequest, ThrottleReport } from './budget'
-import type { QuotaGovernor } from './governor'
+import type { QuotaGovernor, Tier } from './governor'
+import type { QuotaSettings } from './settings'
 
 /** What a caller does next: send (after the wait, already slept), send unguarded, or not send. */
 export type Permit =
@@ -51,13 +52,14 @@ async function withDeadline<T>(call: () => Promise<T>, timeoutMs: number): Promi
 export async function acquirePermits(
   binding: DurableObjectNamespace<QuotaGovernor>,
   appId: string,
+  tier: Tier,
   request: ReserveRequest,
   deps: QuotaDeps,
 ): Promise<Permit> {
   const { priority } = request
   let answer: Reservation
   try {
-    answer = await withDeadline(async (): Promise<Reservation> => binding.getByName(appId).reserve(request), deps.timeoutMs ?? GOVERNOR_TIMEOUT_MS)
+    answer = await withDeadline(async (): Promise<Reservation> => binding.getByName(appId).reserve(tier, request), deps.timeoutMs ?? GOVERNOR_TIMEOUT_MS)
   } catch (error) {
     const proceed = priority === 'interactive'
     deps.log.warn('quota.unreachable', { outcome: proceed ? 'proceeding' : 'refused', priority, error })
@@ -77,12 +79,13 @@ export async function acquirePermits(
 export async function reportThrottle(
   binding: DurableObjectNamespace<QuotaGovernor>,
   appId: string,
+  tier: Tier,
   report: ThrottleReport,
   deps: Omit<QuotaDeps, 'sleep'>,
 ): Promise<BackoffReport | undefined> {
   let answer: BackoffReport
   try {
-    answer = await withDeadline(async (): Promise<BackoffReport> => binding.getByName(appId).report(report), deps.timeoutMs ?? GOVERNOR_TIMEOUT_MS)
+    answer = await withDeadline(async (): Promise<BackoffReport> => binding.getByName(appId).report(tier, report), deps.timeoutMs ?? GOVERNOR_TIMEOUT_MS)
   } catch (error) {
     deps.log.warn('quota.unreachable', { outcome: 'report_lost', tiktok_code: report.code, error })
     return undefined
@@ -96,4 +99,62 @@ export async function reportThrottle(
       advertiser_id: report.advertiserId,
     })
   return answer
+}
+
+type QuotaOptions = { binding: DurableObjectNamespace<QuotaGovernor>; appId: string; priority: ReserveRequest['priority']; settings: QuotaSettings }
+
+/** How long an interactive call (a person's connect, verify, disconnect) waits for a permit. */
+export const INTERACTIVE_MAX_WAIT_MS = 2000
+
+/** What a refused permit means to the caller: TikTok's quota, as TikTok would say it. */
+export class QuotaRefused extends Error {
+  readonly retryAfterMs: number
+  constructor(reason: string, retryAfterMs: number) {
+    super(`the app's TikTok quota has no room: ${reason}`)
+    this.name = 'QuotaRefused'
+    this.retryAfterMs = retryAfterMs
+  }
+}
+
+/**
+ * The app's quota for one unit of work, at one priority: every TikTok call takes a permit through
+ * it (waiting as the governor says), and every throttle TikTok answers is reported back to it.
+ */
+export class Quota {
+  readonly #options: QuotaOptions
+  readonly #maxWaitMs: number
+  readonly #deps: QuotaDeps
+  readonly priority: ReserveRequest['priority']
+
+  constructor(options: QuotaOptions, deps: QuotaDeps) {
+    this.#options = options
+    this.priority = options.priority
+    // The sweep asks no longer than the proxy, so it never books a slot ahead of a waiting proxy call.
+    this.#maxWaitMs = options.priority === 'interactive' ? INTERACTIVE_MAX_WAIT_MS : options.settings.proxyMaxWaitMs
+    this.#deps = deps
+  }
+
+  /** The same app's quota at another priority (the sweep's, the proxy's). */
+  at(priority: ReserveRequest['priority']): Quota {
+    return new Quota({ ...this.#options, priority }, this.#deps)
+  }
+
+  /** Waits for `permits` permits (sleeping as told); throws `QuotaRefused` when none comes within the wait. */
+  async take(permits = 1, options: { useWithinMs?: number; advertiserId?: string; maxWaitMs?: number } = {}): Promise<void> {
+    const { binding, appId, settings } = this.#options
+    const permit = await acquirePermits(
+      binding,
+      appId,
+      settings,
+      { priority: this.priority, permits, useWithinMs: options.useWithinMs, advertiserId: options.advertiserId, maxWaitMs: Math.min(options.maxWaitMs ?? this.#maxWaitMs, this.#maxWaitMs) },
+      this.#deps,
+    )
+    if (permit.kind === 'refused') throw new QuotaRefused(permit.reason, permit.retryAfterMs)
+  }
+
+  /** TikTok throttled a call sent at `sentAt`: the governor backs off (logged once per back-off). */
+  reportThrottle(code: number, sentAt: number, advertiserId?: string): Promise<unknown> {
+    const { binding, appId, settings } = this.#options
+    return reportThrottle(binding, appId, settings, { code, sentAt, advertiserId }, this.#deps)
+  }
 }

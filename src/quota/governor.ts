@@ -1,6 +1,9 @@
 import { DurableObject } from 'cloudflare:workers'
 import { Budget, type BackoffReport, type BudgetSnapshot, type Reservation, type ReserveRequest, type ThrottleReport } from './budget'
-import { type QuotaEnv, type QuotaProblem, readQuotaSettings } from './settings'
+import type { QuotaSettings } from './settings'
+
+/** The app's tier, as every caller's checked settings give it (TIKTOK_QPS, TIKTOK_QPM, SWEEP_QUOTA_SHARE). */
+export type Tier = Pick<QuotaSettings, 'qps' | 'qpm' | 'sweepShare'>
 
 /**
  * The one place that counts the app's TikTok calls: one object per TikTok app
@@ -13,54 +16,47 @@ import { type QuotaEnv, type QuotaProblem, readQuotaSettings } from './settings'
  * window; a pending timer until `quietAt` keeps it awake, and the platform evicts an awake idle
  * object after 70 s at the soonest, when nothing it granted can still fall in a window. A restart (a
  * deploy, a crash) still forgets the windows in progress and may grant one more window's worth
- * beside what it granted before. Settings are read once per object from its own env: `TIKTOK_QPS`,
- * `TIKTOK_QPM`, `SWEEP_QUOTA_SHARE`. Malformed ones make every call throw, which callers treat as
- * unreachable.
+ * beside what it granted before. The tier comes with every call, from the caller's checked settings
+ * (every Worker of the app has the same); a call with another tier (a deploy that changed it) starts
+ * the budget over on the new one.
  */
-export class QuotaGovernor extends DurableObject<QuotaEnv> {
-  readonly #budget: Budget | undefined
-  readonly #problems: QuotaProblem[]
+export class QuotaGovernor extends DurableObject {
+  #budget: Budget | undefined
+  #tier: Tier | undefined
   #awakeUntil = -Infinity
   #awake: ReturnType<typeof setTimeout> | undefined
 
-  constructor(ctx: DurableObjectState, env: QuotaEnv) {
-    super(ctx, env)
-    const { settings, problems } = readQuotaSettings(env)
-    this.#problems = problems
-    this.#budget = settings && new Budget({ qps: settings.qps, qpm: settings.qpm, sweepShare: settings.sweepShare, now: () => Date.now() })
-  }
-
-  /** Permits for TikTok calls: sleep `waitMs`, then send; or do not send. */
-  reserve(request: ReserveRequest): Reservation {
-    const reservation = this.#ready().reserve(request)
+  reserve(tier: Tier, request: ReserveRequest): Reservation {
+    const reservation = this.#ready(tier).reserve(request)
     if (reservation.ok) this.#stayAwake()
     return reservation
   }
 
-  /** A TikTok throttle answer; `started` says whether it began a back-off (log it once). */
-  report(report: ThrottleReport): BackoffReport {
-    const backoff = this.#ready().report(report)
+  report(tier: Tier, report: ThrottleReport): BackoffReport {
+    const backoff = this.#ready(tier).report(report)
     if (backoff.started) this.#stayAwake()
     return backoff
   }
 
-  /** Settings, ceilings, what is held and what was granted and refused, for tests and health. */
-  snapshot(): BudgetSnapshot {
-    return this.#ready().snapshot()
+  snapshot(tier: Tier): BudgetSnapshot {
+    return this.#ready(tier).snapshot()
   }
 
-  /** A timer until the budget is quiet: no object with a timer set hibernates. */
   #stayAwake(): void {
-    const quietAt = this.#ready().quietAt()
+    const quietAt = this.#budget!.quietAt()
     if (quietAt <= this.#awakeUntil) return
     this.#awakeUntil = quietAt
     if (this.#awake !== undefined) clearTimeout(this.#awake)
     this.#awake = setTimeout(() => {}, quietAt - Date.now())
   }
 
-  #ready(): Budget {
-    // Names and rules only: the message crosses to the caller, which may log it.
-    if (!this.#budget) throw new Error(`quota settings malformed: ${this.#problems.map((p) => `${p.name} ${p.reason}`).join('; ')}`)
+  #ready(tier: Tier): Budget {
+    const same = this.#tier && this.#tier.qps === tier.qps && this.#tier.qpm === tier.qpm && this.#tier.sweepShare === tier.sweepShare
+    if (!this.#budget || !same) {
+      // Budget checks the numbers and throws a RangeError the caller sees.
+      this.#budget = new Budget({ qps: tier.qps, qpm: tier.qpm, sweepShare: tier.sweepShare, now: () => Date.now() })
+      this.#tier = { qps: tier.qps, qpm: tier.qpm, sweepShare: tier.sweepShare }
+    }
     return this.#budget
   }
 }

@@ -335,7 +335,12 @@ describe('POST /api/tiktok/oauth/exchange', () => {
         const r = await roundTrip()
         expect(r).toMatchObject({ status: 429, body: { code: 'tiktok_rate_limited', retryable: true } })
         expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
-        expect(h.sleeps).toEqual([])
+        // An app-wide throttle went to the app's governor (logged once), and the grant's revoke waited
+        // out the back-off it began rather than adding to the throttle. 40133 is one advertiser's
+        // limit, and this call (the OAuth list) names none.
+        const logged = h.logs.map((l) => JSON.parse(l)).filter((l) => l.event === 'quota.backoff')
+        expect(logged).toEqual(code === 40133 ? [] : [expect.objectContaining({ tiktok_code: code, scope: 'app', window: 'second' })])
+        expect(h.tiktokCalls('/revoke_token/')).toHaveLength(1)
         await nothingWritten()
       })
 
