@@ -20,18 +20,6 @@ const session = () => {
 /** The user's Supabase access token, read when the client needs one. */
 const accessToken = () => session()?.accessToken
 
-/** Sign in with Supabase Auth's password grant (the sandbox implements the same endpoint). */
-async function signIn(supabaseUrl, email, password) {
-  const response = await fetch(`${supabaseUrl.replace(/\/+$/, '')}/auth/v1/token?grant_type=password`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', apikey: 'sb_publishable_demo' },
-    body: JSON.stringify({ email, password }),
-  })
-  const body = await response.json().catch(() => ({}))
-  if (!response.ok) throw new Error(body.msg || 'Sign-in failed.')
-  return { accessToken: body.access_token, email: body.user && body.user.email }
-}
-
 const element = (tag, className, text) => {
   const node = document.createElement(tag)
   if (className) node.className = className
@@ -133,23 +121,9 @@ function logEvent(event) {
   $('event-log').append(element('li', '', detail ? `${event.type} (${detail})` : event.type))
 }
 
-// The sign-in form sends the password to this URL. `?supabase=` points it at a local sandbox on
-// other ports, so it is honoured only on a loopback page and for an http(s) loopback URL: a link
-// cannot make a deployed demo send the password elsewhere.
-const DEFAULT_SUPABASE_URL = 'http://127.0.0.1:8790/supabase'
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
-const isLoopbackUrl = (value) => {
-  try {
-    const url = new URL(value)
-    return (url.protocol === 'http:' || url.protocol === 'https:') && LOOPBACK_HOSTS.has(url.hostname)
-  } catch {
-    return false
-  }
-}
+// `npm run dev` serves /__dev/sandbox.js: where this run's sandbox signs users in, whatever its ports.
+const sandbox = import('/__dev/sandbox.js').catch(() => undefined)
 const query = new URLSearchParams(location.search)
-const requested = query.get('supabase')
-$('supabase-url').value =
-  requested && LOOPBACK_HOSTS.has(location.hostname) && isLoopbackUrl(requested) ? requested : DEFAULT_SUPABASE_URL
 // `?mode=redirect` starts with "in this tab" selected.
 if (query.get('mode') === 'redirect') document.querySelector('input[name="mode"][value="redirect"]').checked = true
 
@@ -157,7 +131,9 @@ $('sign-in').addEventListener('submit', async (event) => {
   event.preventDefault()
   showError('')
   try {
-    const signedIn = await signIn($('supabase-url').value, $('email').value, $('password').value)
+    const helper = await sandbox
+    if (!helper) throw new Error('This demo signs in to the offline sandbox: start it with npm run dev, then reload this page.')
+    const signedIn = await helper.signIn($('email').value, $('password').value)
     sessionStorage.setItem(SESSION_KEY, JSON.stringify(signedIn))
     await render()
     $('tiktok-heading').focus()
