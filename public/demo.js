@@ -12,6 +12,8 @@ const sandbox = import('/__dev/sandbox.js').catch(() => undefined)
 const say = (where, message = '', kind = 'error') => {
   $(where).textContent = message
   $(where).className = `feedback ${kind}`
+  // On a phone the sentence may fall below the fold: bring it just into view.
+  if (message) $(where).scrollIntoView({ block: 'nearest' })
 }
 const quiet = () => ['sign-in-feedback', 'advertiser-feedback', 'feedback'].forEach((id) => say(id))
 
