@@ -6,7 +6,9 @@ import { describe, expect, it } from 'vitest'
 import { DEMO_ADVERTISERS, DEMO_USER } from '../sandbox/app.ts'
 import {
   callbackUrls,
+  channelsOpened,
   type Client,
+  connectInPopup,
   clientEvents,
   clientOutcome,
   demoRow,
@@ -27,6 +29,7 @@ import {
   stillPending,
   tiktokPopup,
   useDemo,
+  watchChannels,
 } from './harness.ts'
 
 // One stack serves the whole file, and its Worker allows the demo user 10 /start and 10 /exchange a
@@ -98,19 +101,10 @@ describe('connectTikTok in a popup', () => {
   it('ignores a BroadcastChannel message of another flow and a postMessage from another origin (or this one)', async () => {
     const { page, context, stack, primary } = demo
     // Records the channel names the client opens, so the test can post on its very channel.
-    await page.addInitScript(() => {
-      const Native = BroadcastChannel
-      const names: string[] = ((window as unknown as { channels: string[] }).channels = [])
-      window.BroadcastChannel = class extends Native {
-        constructor(name: string) {
-          super(name)
-          names.push(name)
-        }
-      }
-    })
+    await watchChannels(page)
     await signIn(demo)
     const popup = await tiktokPopup(demo, () => startClient(page))
-    const [name] = (await page.evaluate(() => (window as unknown as { channels: string[] }).channels)) as [string]
+    const [name] = (await channelsOpened(page)) as [string]
     const flow = name.replace('tiktok-connect:', '')
     expect(flow).toMatch(/^[0-9a-f]{32}$/)
     const forged = { v: 1, type: 'done', ok: false, code: 'forged', error: 'forged' }
@@ -242,11 +236,7 @@ describe('the demo profile, through the client', () => {
   it('revoked at TikTok → Check with TikTok shows "TikTok access … was removed" → Reconnect (popup) connects again', async () => {
     const { page } = demo
     await signIn(demo)
-    const popup = await tiktokPopup(demo, () => page.click('#connect'))
-    await popup.click('#authorize')
-    await popup.waitForSelector('body[data-outcome="choose"]')
-    await finishInPopup(popup, '#actions button')
-    await page.waitForSelector('body[data-state="connected"]')
+    await connectInPopup(demo)
     const token = (await demoRow(demo)).tiktok_access_token as string
     expect(await (await sandboxPost(demo, '/__sandbox/tiktok/revoke', { token })).json()).toEqual({ revoked: 1 })
 
@@ -262,11 +252,8 @@ describe('the demo profile, through the client', () => {
     await shoot(page, 'profile-revoked-390', true)
     await page.setViewportSize(DESKTOP)
 
-    const again = await tiktokPopup(demo, () => page.click('#connect'))
-    await again.click('#authorize')
-    await again.waitForSelector('body[data-outcome="choose"]')
-    await finishInPopup(again, '#actions button')
-    await page.waitForSelector('body[data-state="connected"]')
+    // Reconnect is the same button, on the revoked profile.
+    await connectInPopup(demo)
     const row = await demoRow(demo)
     expect(row.tiktok_revoked_at).toBeNull()
     expect(row.tiktok_access_token).not.toBe(token)

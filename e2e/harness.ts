@@ -105,6 +105,31 @@ export const clientOutcome = (on: Page) => on.evaluate(() => (window as unknown 
 /** Whether the client's promise is still pending: read from a flag, so it needs no timer in the page. */
 export const stillPending = (on: Page) => on.evaluate(() => !(window as unknown as { settled: boolean }).settled)
 
+/**
+ * Records, before the page loads, the BroadcastChannels it opens (`window.channels`: their names)
+ * and what travels on the client's (`window.seen`: "sent ping", "heard alive"…).
+ */
+export async function watchChannels(on: Page) {
+  await on.addInitScript(() => {
+    const Native = BroadcastChannel
+    const w = window as unknown as { channels: string[]; seen: string[] }
+    w.channels = []
+    w.seen = []
+    window.BroadcastChannel = class extends Native {
+      constructor(name: string) {
+        super(name)
+        w.channels.push(name)
+        if (!name.startsWith('tiktok-connect:')) return
+        const own = this.postMessage.bind(this)
+        this.postMessage = (message: { type: string }) => (w.seen.push(`sent ${message.type}`), own(message))
+        this.addEventListener('message', ({ data }) => w.seen.push(`heard ${data?.type}`))
+      }
+    }
+  })
+}
+export const channelsOpened = (on: Page) => on.evaluate(() => (window as unknown as { channels: string[] }).channels)
+export const channelSeen = (on: Page) => on.evaluate(() => (window as unknown as { seen: string[] }).seen)
+
 /** Waits for the page's POST /api/tiktok/oauth/start; a refusal (e.g. 429) fails with the Worker's answer. */
 export async function startAnswered(demo: Demo, on: Page = demo.page) {
   const answer = await on.waitForResponse((response) => response.url() === `${demo.primary}/api/tiktok/oauth/start`)

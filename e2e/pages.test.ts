@@ -211,9 +211,13 @@ describe('the demo profile', () => {
 
     // So does a failure.
     await sandboxPost(demo, '/__sandbox/faults', { target: 'advertisers', fault: { status: 503 }, times: 3 })
+    const refused = page.waitForResponse((response) => response.url() === `${primary}/api/tiktok/connection?verify=true`)
     await page.click('#verify')
+    const answer = (await (await refused).json()) as { code: string; error: string }
+    expect(answer.code).toBe('tiktok_unavailable')
     await page.waitForSelector('#feedback.error:not(:empty)')
-    expect(await page.textContent('#feedback')).toBe('TikTok did not answer properly. Try connecting again in a few minutes.')
+    // The Worker's own sentence, under the button that asked.
+    expect(await page.textContent('#feedback')).toBe(answer.error)
     await expectUnder(page, '#feedback', '#disconnect')
     await expectAccessible(page, 'profile: an error under the buttons')
 

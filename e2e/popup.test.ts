@@ -8,7 +8,7 @@ import type { Page } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
 import { DEMO_ADVERTISERS } from '../sandbox/app.ts'
 import { ROOT } from '../scripts/stack.ts'
-import { clientEvents, clientOutcome, demoRow, finishInPopup, signIn, startClient, stillPending, tiktokPopup, useDemo } from './harness.ts'
+import { channelSeen, clientEvents, clientOutcome, demoRow, finishInPopup, signIn, startClient, stillPending, tiktokPopup, useDemo, watchChannels } from './harness.ts'
 
 // 5 /start and 3 /exchange in all: under the Worker's 10 a minute.
 const demo = useDemo('popup', { worker: 8881, sandbox: 8894 })
@@ -16,27 +16,6 @@ const [US, EU] = DEMO_ADVERTISERS as [(typeof DEMO_ADVERTISERS)[0], (typeof DEMO
 
 /** From now on the product page's timers run only when the test says: what the client decides without them, it decides at once. */
 const stopTheClock = (on: Page) => on.clock.pauseAt(Date.now() + 1000)
-
-/**
- * Records what travels on the flow's channel, seen from the product page: the client's pings and the
- * callback's answers. Installed before the page loads.
- */
-async function watchChannel(on: Page) {
-  await on.addInitScript(() => {
-    const Native = BroadcastChannel
-    const seen: string[] = ((window as unknown as { seen: string[] }).seen = [])
-    window.BroadcastChannel = class extends Native {
-      constructor(name: string) {
-        super(name)
-        if (!name.startsWith('tiktok-connect:')) return
-        const own = this.postMessage.bind(this)
-        this.postMessage = (message: { type: string }) => (seen.push(`sent ${message.type}`), own(message))
-        this.addEventListener('message', ({ data }) => seen.push(`heard ${data?.type}`))
-      }
-    }
-  })
-}
-const channelSeen = (on: Page) => on.evaluate(() => (window as unknown as { seen: string[] }).seen)
 
 describe('a closed popup', () => {
   it('closed on /oauth/popup, before TikTok: popup_closed within a second', async () => {
@@ -82,7 +61,7 @@ describe('a closed popup', () => {
 
   it('closed on the callback after it has spoken: nothing ends while it answers the pings; once closed, within a second, the client reads what the exchange stored', async () => {
     const { page, primary } = demo
-    await watchChannel(page)
+    await watchChannels(page)
     await page.clock.install()
     await signIn(demo)
     const choosing = await tiktokPopup(demo, () => startClient(page))
