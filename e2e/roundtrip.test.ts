@@ -9,7 +9,7 @@ import { ARTIFACTS, decideAtTikTok, launchBrowser } from './browser.ts'
 // Ports apart from `npm run dev`'s, so both can run at once.
 const WORKER_PORT = 8877
 const SANDBOX_PORT = 8890
-/** A host name that is not loopback, which Chromium resolves to the Worker anyway (item 14). */
+/** A host name that is not loopback, which Chromium resolves to the Worker anyway: no link sends its password elsewhere. */
 const NON_LOOPBACK_HOST = 'demo.test'
 const BINDING_COOKIE = '__Host-tiktok_oauth_binding'
 
@@ -153,7 +153,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     for (const url of seen) expect(new URL(url).origin).toBe(primary)
   })
 
-  it('item 3: on both demo domains (localhost, 127.0.0.1) over plain http Chromium stores the __Host- binding cookie, sends it to /exchange, and each round trip returns to its own domain', async () => {
+  it('on both demo domains (localhost, 127.0.0.1) over plain http Chromium stores the __Host- binding cookie, sends it to /exchange, and each round trip returns to its own domain', async () => {
     expect(new URL(primary).hostname).toBe('localhost')
     expect(new URL(secondary).hostname).toBe('127.0.0.1')
     const values: string[] = []
@@ -183,7 +183,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     expect(exchangeCalls()).toBe(2)
   })
 
-  it('item 14: the password goes where this run of npm run dev says its sandbox is (/__dev/sandbox.json), whatever a link says', async () => {
+  it('the password goes where this run of npm run dev says its sandbox is (/__dev/sandbox.json), whatever a link says', async () => {
     const nonLoopback = `http://${NON_LOOPBACK_HOST}:${WORKER_PORT}`
     const settings = await (await fetch(`${primary}/__dev/sandbox.json`)).json()
     expect(settings).toEqual({ sandbox: stack.sandboxOrigin, supabase_url: `${stack.sandboxOrigin}/supabase`, demo_user: { email: DEMO_USER.email, password: DEMO_USER.password } })

@@ -1,11 +1,12 @@
 import { Hono } from 'hono'
 import type { Context } from 'hono'
+import { createMiddleware } from 'hono/factory'
 import { FAULT_TARGETS, type Fault, type FaultTarget } from './faults.ts'
 import type { SandboxDatabase } from './database.ts'
 import { FAVICON_ICO } from './favicon.ts'
 import { mask, SANDBOX_CSS, sandboxPage } from './pages.ts'
 import { createSupabase } from './supabase.ts'
-import { createTikTok, type SandboxAdvertiser } from './tiktok.ts'
+import { createTikTok, type SandboxAdvertiser, type Tier } from './tiktok.ts'
 import { createReceiver } from './webhooks.ts'
 
 export const DEMO_USER = { id: '3f1c9a52-7d4e-4b8a-9e21-5c6d7a8b9c01', email: 'demo@example.com', password: 'demo-password' }
@@ -29,6 +30,8 @@ export type SandboxConfig = {
   webhookSecret?: string
   /** Keep every request for inspection (default true). */
   record?: boolean
+  /** The app's TikTok tier, enforced by the TikTok stand-in; absent: not enforced. */
+  tiktokTier?: Tier
 }
 
 /** Strips the mount prefix so each stand-in sees the paths its real counterpart serves. */
@@ -41,15 +44,26 @@ const mount = (app: Hono, prefix: string, target: { fetch: (request: Request) =>
 
 
 /**
- * A control the browser submits comes back to the page it was on; a script gets JSON. A form from
- * another site is refused: the page's buttons are for whoever is looking at the sandbox.
+ * Every control (`POST /__sandbox/*`) is for whoever is looking at the sandbox or scripting it, never
+ * for another site's page: a simple cross-site POST (a form, or fetch without preflight) could
+ * otherwise script faults, reset the database or revoke grants while someone runs `npm run dev`.
+ * Scripts send neither header; a browser sends at least one of them.
  */
-async function controlInput(c: Context): Promise<{ form: boolean; input: Record<string, unknown> } | Response> {
-  const form = (c.req.header('content-type') ?? '').startsWith('application/x-www-form-urlencoded')
+const LOOPBACK_HOST = /^(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?$/i
+const sameSiteControls = createMiddleware(async (c, next) => {
+  if (c.req.method !== 'POST') return next()
   const origin = c.req.header('origin')
-  // The sandbox serves plain http only.
-  if (c.req.header('sec-fetch-site') === 'cross-site' || (origin && origin !== `http://${c.req.header('host')}`))
-    return c.json({ error: 'cross-site request refused' }, 403)
+  const host = c.req.header('host') ?? new URL(c.req.url).host
+  // The sandbox serves plain http only. A Host of another name is a page that rebound its own name to
+  // this machine: the Origin check alone would pass it.
+  if (!LOOPBACK_HOST.test(host)) return c.json({ error: 'the sandbox answers its controls on 127.0.0.1, localhost or [::1] only' }, 403)
+  if (c.req.header('sec-fetch-site') === 'cross-site' || (origin && origin !== `http://${host}`)) return c.json({ error: 'cross-site request refused' }, 403)
+  await next()
+})
+
+/** A control the browser submits comes back to the page it was on; a script gets JSON. */
+async function controlInput(c: Context): Promise<{ form: boolean; input: Record<string, unknown> }> {
+  const form = (c.req.header('content-type') ?? '').startsWith('application/x-www-form-urlencoded')
   const input = form ? ((await c.req.parseBody()) as Record<string, unknown>) : ((await c.req.json().catch(() => ({}))) as Record<string, unknown>)
   return { form, input: input && typeof input === 'object' ? input : {} }
 }
@@ -66,6 +80,7 @@ export async function createSandbox(config: SandboxConfig) {
     redirectUris: config.workerOrigins.map((origin) => `${origin}/oauth/callback`),
     advertisers: config.advertisers ?? DEMO_ADVERTISERS,
     record: config.record,
+    tier: config.tiktokTier,
   })
   const supabase = await createSupabase({
     url: `${config.origin}/supabase`,
@@ -84,6 +99,7 @@ export async function createSandbox(config: SandboxConfig) {
   // neither of the two services the sandbox stands in for.
   app.route('/', receiver.app)
 
+  app.use('/__sandbox/*', sameSiteControls)
   app.post('/__sandbox/faults', async (c) => {
     const body = (await c.req.json().catch(() => ({}))) as { target?: FaultTarget; fault?: Fault; times?: number; defaultLatencyMs?: number }
     if (typeof body.defaultLatencyMs === 'number') {
@@ -122,9 +138,7 @@ export async function createSandbox(config: SandboxConfig) {
 
   /** The advertiser removes the app at TikTok: the grant's token answers 40105 from now on. */
   app.post('/__sandbox/tiktok/revoke', async (c) => {
-    const read = await controlInput(c)
-    if (read instanceof Response) return read
-    const { form, input } = read
+    const { form, input } = await controlInput(c)
     if (!['grant', 'token', 'advertiser_id'].some((k) => typeof input[k] === 'string'))
       return c.json({ error: 'name a grant, a token or an advertiser_id' }, 400)
     const revoked = grantsNamed(input).filter((token) => tiktok.revokeGrant(token)).length
@@ -133,9 +147,7 @@ export async function createSandbox(config: SandboxConfig) {
 
   /** The advertiser takes one advertiser account out of a grant (or of every grant reaching it). */
   app.post('/__sandbox/tiktok/remove-advertiser', async (c) => {
-    const read = await controlInput(c)
-    if (read instanceof Response) return read
-    const { form, input } = read
+    const { form, input } = await controlInput(c)
     if (typeof input.advertiser_id !== 'string') return c.json({ error: 'advertiser_id is required' }, 400)
     const changed = grantsNamed(input).filter((token) => tiktok.removeAdvertiser(token, input.advertiser_id as string)).length
     return form ? c.redirect('/', 303) : c.json({ changed })
@@ -145,6 +157,9 @@ export async function createSandbox(config: SandboxConfig) {
   app.get('/__sandbox/tiktok/grants', (c) =>
     c.json({ grants: tiktok.grants().map((g) => ({ grant: g.grant, token: mask(g.token), advertiser_ids: g.advertiserIds, issued_at: g.issuedAt })) }),
   )
+
+  /** TikTok's tier as the stand-in enforces it, and the calls it refused by the window that was full. */
+  app.get('/__sandbox/tiktok/quota', (c) => c.json(tiktok.tierState()))
 
   /** What reached the stand-ins: method and path only, so nothing secret is echoed. */
   app.get('/__sandbox/requests', (c) =>
@@ -171,6 +186,7 @@ export async function createSandbox(config: SandboxConfig) {
           advertisers: g.advertiserIds.map((id) => ({ id, name: names.get(id) })),
           issuedAt: g.issuedAt,
         })),
+        quota: tiktok.tierState(),
       }),
     )
   })

@@ -14,6 +14,8 @@ export type Fault = {
   status?: number
   /** Answer HTTP 200 with an HTML page instead of JSON. */
   nonJson?: boolean
+  /** Answer with this JSON body (HTTP `status`, 200 by default): an answer of a shape TikTok may change to. */
+  json?: unknown
   /** Hold the answer: `reached()` is called when the request arrives, it proceeds once `release` settles. */
   hold?: { reached: () => void; release: Promise<unknown> }
 }
@@ -71,6 +73,7 @@ export class Faults {
 
 /** Answers the non-TikTok-code faults; undefined when the request should proceed. */
 export function faultResponse(fault: Fault): Response | undefined {
+  if (fault.json !== undefined) return Response.json(fault.json, { status: fault.status ?? 200 })
   if (fault.status) return new Response(`sandbox fault: HTTP ${fault.status}`, { status: fault.status })
   if (fault.nonJson)
     return new Response('<html><body>502 Bad Gateway</body></html>', { headers: { 'content-type': 'text/html' } })

@@ -1,5 +1,5 @@
 import { html } from 'hono/html'
-import type { SandboxAdvertiser } from './tiktok.ts'
+import type { SandboxAdvertiser, TierState } from './tiktok.ts'
 import type { Delivery } from './webhooks.ts'
 
 /**
@@ -140,7 +140,13 @@ export type GrantRow = { grant: string; maskedToken: string; advertisers: { id: 
  * The sandbox's home: where things are, and the live TikTok grants with the controls an advertiser
  * has at TikTok (remove the app, or take one advertiser account out of it). Forms post to this origin.
  */
-export const sandboxPage = (input: { origin: string; workerOrigins: string[]; demoUser: { email: string; password: string }; grants: GrantRow[] }) =>
+export const sandboxPage = (input: {
+  origin: string
+  workerOrigins: string[]
+  demoUser: { email: string; password: string }
+  grants: GrantRow[]
+  quota: TierState
+}) =>
   layout(
     'tiktok-connect-edge sandbox',
     html`<h1>tiktok-connect-edge sandbox</h1>
@@ -176,7 +182,17 @@ export const sandboxPage = (input: { origin: string; workerOrigins: string[]; de
             )}
           </table>`}
       <p>The Worker's sweep runs on its cron; under <code>npm run dev</code> run it now with
-        ${input.workerOrigins.slice(0, 1).map((o) => html`<code>curl ${o.replace('localhost', '127.0.0.1')}/cdn-cgi/handler/scheduled</code>`)}.</p>`,
+        ${input.workerOrigins.slice(0, 1).map((o) => html`<code>curl ${o.replace('localhost', '127.0.0.1')}/cdn-cgi/handler/scheduled</code>`)}.</p>
+      <h2>TikTok: the app's quota</h2>
+      ${input.quota.tier
+        ? html`<p>Enforced as TikTok appears to: at most ${input.quota.tier.qps} calls in each second and ${input.quota.tier.qpm} in each minute, in fixed windows aligned to the clock, counted on arrival. A call beyond either answers <code>code: 40100</code>. <a href="/__sandbox/tiktok/quota">JSON</a></p>
+            <dl class="fields" id="quota">
+              <dt>Refused: second limit</dt><dd data-refused="second">${input.quota.refused.second}</dd>
+              <dt>Refused: minute limit</dt><dd data-refused="minute">${input.quota.refused.minute}</dd>
+              <dt>Counted this second</dt><dd>${input.quota.counted.second} of ${input.quota.tier.qps}</dd>
+              <dt>Counted this minute</dt><dd>${input.quota.counted.minute} of ${input.quota.tier.qpm}</dd>
+            </dl>`
+        : html`<p id="quota-off">Not enforced: set <code>TIKTOK_QPS</code> or <code>TIKTOK_QPM</code> (in <code>.dev.vars</code>) to have TikTok answer <code>code: 40100</code> beyond the tier, as it does. <a href="/__sandbox/tiktok/quota">JSON</a></p>`}`,
     'wide',
   )
 

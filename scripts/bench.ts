@@ -99,6 +99,8 @@ const capnpText = (value: string) => JSON.stringify(value)
 const RATE_LIMITS = ['USER_RATE_LIMIT', 'CLIENT_RATE_LIMIT']
 const ALLOW_ALL_MODULE = 'bench:ratelimit'
 const ALLOW_ALL_FILE = join(ROOT, 'bench/allow-all-ratelimit.js')
+// The Worker's own pinned date, so workerd runs the bundle as wrangler would.
+const COMPATIBILITY_DATE = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(join(ROOT, 'wrangler.toml'), 'utf8'))![1]!
 
 /** A workerd config that embeds the dry-run bundle and lets it reach the sandbox on loopback. */
 function workerdConfig(bundle: Bundle, bindings: Record<string, string>): string {
@@ -114,7 +116,7 @@ const config :Workerd.Config = (
   services = [
     (name = "main", worker = (
       modules = [(name = "index.js", esModule = embed ${capnpText(relative(OUT, bundle.file))})],
-      compatibilityDate = "2026-11-01",
+      compatibilityDate = ${capnpText(COMPATIBILITY_DATE)},
       bindings = [${list.join(', ')}],
       globalOutbound = "net",
     )),
@@ -233,6 +235,8 @@ const ours = dryRun('ours')
 const floor = dryRun('floor', 'bench/floor/wrangler.toml')
 const bare = dryRun('bare', 'bench/bare/wrangler.toml')
 const inproc = dryRun('inproc', 'bench/inproc/wrangler.toml')
+// sandbox/dev.env on the benchmark's ports, the same settings every run of the Worker here gets.
+const vars = { ...localConfig(WORKER_PORT, SANDBOX_PORT, false), ALLOWED_ORIGINS: WORKER_ORIGIN, FLOOR_USER_ID: DEMO_USER.id }
 
 log(`start-up (wrangler check startup ×${STARTUP_SAMPLES} each, alternating) …`)
 const startup = { ours: [] as number[], bare: [] as number[] }
@@ -244,7 +248,7 @@ for (let i = 0; i < STARTUP_SAMPLES; i++) {
 log('in-process flows (bench/inproc: canned upstream answers, no I/O) …')
 const inProcess = { ours: [] as number[], floor: [] as number[] }
 {
-  const workerd = await startWorkerd(workerdConfig(inproc, {}))
+  const workerd = await startWorkerd(workerdConfig(inproc, vars))
   try {
     // 1,000 flows per request: every upstream call's timeout timer lives on for its full 8 s, and
     // one request may not hold unboundedly many of them.
@@ -272,7 +276,6 @@ const sandbox = spawn(process.execPath, [join(ROOT, 'scripts/sandbox.ts'), '--po
 // The first run builds the migrated database template (several seconds), later runs load it.
 await waitForLine(sandbox, /ready/, 'sandbox', 120_000)
 
-const vars = { ...localConfig(WORKER_PORT, SANDBOX_PORT, false), ALLOWED_ORIGINS: WORKER_ORIGIN, FLOOR_USER_ID: DEMO_USER.id }
 const signIn = (await (
   await fetch(`${SANDBOX}/supabase/auth/v1/token?grant_type=password`, {
     method: 'POST',

@@ -1,6 +1,6 @@
 // Which of the dev loop's ports another program holds, and who: checked before anything starts.
 import { execFile } from 'node:child_process'
-import { readlinkSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { createServer } from 'node:net'
 
 export type PortRole = 'worker' | 'sandbox' | 'inspector'
@@ -36,19 +36,67 @@ function probe(port: number, host: string): Promise<Probe> {
 const run = (file: string, args: string[]): Promise<string> =>
   new Promise((resolve) => execFile(file, args, { timeout: 2000 }, (error, stdout) => resolve(error ? '' : stdout)))
 
+/** The pid listening on `port`, from Linux's own tables: the socket's inode in /proc/net, then the process whose fd is it. */
+function listenerFromProc(port: number): string | undefined {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0')
+  const inodes = new Set<string>()
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = ''
+    try {
+      text = readFileSync(table, 'utf8')
+    } catch {
+      continue
+    }
+    // Columns: sl, local address (hex ip:port), remote, state (0A is LISTEN), …, inode (the 10th).
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/)
+      if (cols[1]?.endsWith(`:${hexPort}`) && cols[3] === '0A' && cols[9]) inodes.add(cols[9])
+    }
+  }
+  if (inodes.size === 0) return undefined
+  for (const pid of readdirSafe('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    for (const fd of readdirSafe(`/proc/${pid}/fd`)) {
+      try {
+        const target = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1]
+        if (target && inodes.has(target)) return pid
+      } catch {
+        // Gone meanwhile, or not ours to read.
+      }
+    }
+  }
+  return undefined
+}
+
+const readdirSafe = (path: string): string[] => {
+  try {
+    return readdirSync(path)
+  } catch {
+    return []
+  }
+}
+
 /**
- * `node (pid 2534, in /work/main)`, from `ss` or else `lsof`; undefined when neither can tell (another
- * user's process, or neither tool installed). Never the command line: it may carry a secret.
+ * `node (pid 2534, in /work/main)`, from Linux's /proc, or else `ss` or `lsof`; undefined when none
+ * can tell (another user's process). Never the command line: it may carry a secret.
  */
 export async function holderOf(port: number): Promise<string | undefined> {
   let name: string | undefined
-  let pid: string | undefined
-  const ss = /users:\(\("([^"]+)",pid=(\d+)/.exec(await run('ss', ['-Hltnp', `sport = :${port}`]))
-  if (ss) [, name, pid] = ss
-  else {
-    const lsof = await run('lsof', ['-nP', `-iTCP:${port}`, '-sTCP:LISTEN', '-Fpc'])
-    pid = /^p(\d+)$/m.exec(lsof)?.[1]
-    name = /^c(.+)$/m.exec(lsof)?.[1]
+  let pid = listenerFromProc(port)
+  if (pid) {
+    try {
+      name = readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
+    } catch {
+      // Gone meanwhile.
+    }
+  } else {
+    const ss = /users:\(\("([^"]+)",pid=(\d+)/.exec(await run('ss', ['-Hltnp', `sport = :${port}`]))
+    if (ss) [, name, pid] = ss
+    else {
+      const lsof = await run('lsof', ['-nP', `-iTCP:${port}`, '-sTCP:LISTEN', '-Fpc'])
+      pid = /^p(\d+)$/m.exec(lsof)?.[1]
+      name = /^c(.+)$/m.exec(lsof)?.[1]
+    }
   }
   if (!pid) return undefined
   let cwd = ''

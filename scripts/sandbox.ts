@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util'
 import { createSandbox } from '../sandbox/app.ts'
 import { openDatabase } from '../sandbox/pglite.ts'
 import { serve } from './serve.ts'
-import { localConfig } from './stack.ts'
+import { localConfig, sandboxTier } from './stack.ts'
 
 const { values } = parseArgs({
   options: {
@@ -25,6 +25,7 @@ const sandbox = await createSandbox({
   webhookSecret: vars.WEBHOOK_SECRET,
   database: await openDatabase(),
   record: !values.quiet,
+  tiktokTier: sandboxTier(vars),
 })
 await serve(sandbox.app.fetch, port)
 console.log(`ready ${origin}`)

@@ -1,3 +1,4 @@
+import type { HealthAnswer } from '../src/health-answer.ts'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -7,6 +8,8 @@ import { join, resolve } from 'node:path'
 import { createSandbox, DEMO_USER } from '../sandbox/app.ts'
 import type { SandboxDatabase } from '../sandbox/database.ts'
 import { openDatabase } from '../sandbox/pglite.ts'
+import type { Tier } from '../sandbox/tiktok.ts'
+import { readQuotaSettings } from '../src/quota/settings.ts'
 import { describePortsInUse, holderOf, PORT_CHOICE, type PortRole, portsInUse, printable } from './ports.ts'
 import { type DevAssets, devAssets } from './dev-assets.ts'
 import { serve } from './serve.ts'
@@ -47,6 +50,17 @@ export function devVars(): Record<string, string> {
   return existsSync(path) ? readEnvFile(path) : {}
 }
 
+/**
+ * The TikTok stand-in's tier: the Worker's own TIKTOK_QPS and TIKTOK_QPM, read with the Worker's
+ * parser, so both sides hold the same numbers. Neither set: not enforced, since the benchmark and the
+ * suites that hammer the stand-in run far beyond any tier. Malformed: not enforced (the governor refuses it).
+ */
+export function sandboxTier(vars: Record<string, string | undefined>): Tier | undefined {
+  if (!vars.TIKTOK_QPS?.trim() && !vars.TIKTOK_QPM?.trim()) return undefined
+  const { settings } = readQuotaSettings(vars)
+  return settings && { qps: settings.qps, qpm: settings.qpm }
+}
+
 export const defaultInspectorPort = (workerPort: number) =>
   workerPort + INSPECTOR_OFFSET <= 65535 ? workerPort + INSPECTOR_OFFSET : workerPort - INSPECTOR_OFFSET
 
@@ -65,12 +79,7 @@ export class StackError extends Error {
 }
 
 /** What the Worker's `/api/tiktok/health` answers (src/routes/health.ts). */
-export type WorkerHealth = {
-  ok: boolean
-  missing: string[]
-  malformed: string[]
-  problems: { name: string; problem: 'missing' | 'malformed'; reason: string }[]
-}
+export type WorkerHealth = HealthAnswer
 
 export type Stack = {
   workerOrigin: string
@@ -129,9 +138,10 @@ const isHealth = (body: unknown): body is WorkerHealth => {
 }
 
 /**
- * Asks `url` (the Worker's health) with `nonce` as the request id. This Worker echoes a well-formed
- * `X-Request-Id` (hono/request-id) and answers health's shape, so an answer with both is ours and
- * nothing else is. Any other answer below 500 is another program; a 5xx of that kind is wrangler
+ * Asks `url` (the Worker's health) with `nonce` as the client's request id. This Worker answers with
+ * an id of its own in `X-Request-Id`, gives a well-formed client id back as `X-Client-Request-Id`,
+ * and answers health's shape, so an answer with the nonce there and that shape is ours and nothing
+ * else is. Any other answer below 500 is another program; a 5xx of that kind is wrangler
  * still loading the Worker, so it is worth another look.
  */
 export async function checkWorker(url: string, nonce: string, timeoutMs = 2000): Promise<WorkerCheck> {
@@ -142,7 +152,7 @@ export async function checkWorker(url: string, nonce: string, timeoutMs = 2000):
     return { kind: 'not_ready' }
   }
   const body: unknown = await res.json().catch(() => undefined)
-  if (res.headers.get('x-request-id') === nonce && isHealth(body)) return { kind: 'ours', health: body }
+  if (res.headers.get('x-client-request-id') === nonce && isHealth(body)) return { kind: 'ours', health: body }
   const server = res.headers.get('server')
   // Another program's words on this terminal: shortened and stripped of control characters.
   const answer = `HTTP ${res.status}${server ? ` from server "${printable(server, 60)}"` : ''}`
@@ -256,6 +266,8 @@ export type StackOptions = {
   /** wrangler's debugger; default the Worker's port + 10000. */
   inspectorPort?: number
   useDevVars?: boolean
+  /** Settings over the layered ones, for a test that needs another (e.g. ALLOWED_ORIGINS on other hosts). */
+  vars?: Record<string, string>
   /** Print nothing of wrangler's output (tests). */
   quiet?: boolean
   /** Print all of wrangler's output, noise included. */
@@ -284,7 +296,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const taken = await portsInUse(ports)
   if (taken.length > 0) throw new StackError(describePortsInUse(taken))
 
-  const vars = localConfig(workerPort, sandboxPort, options.useDevVars ?? true)
+  const vars = { ...localConfig(workerPort, sandboxPort, options.useDevVars ?? true), ...options.vars }
   const sandboxOrigin = `http://127.0.0.1:${sandboxPort}`
 
   // wrangler reads the layered values from one file; it lives outside the repo and dies with the run.
@@ -401,6 +413,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       supabaseSecretKey: vars.SUPABASE_SECRET_KEY!,
       webhookSecret: vars.WEBHOOK_SECRET,
       database,
+      tiktokTier: sandboxTier(vars),
     })
     try {
       server = await serve(sandbox.app.fetch, sandboxPort)

@@ -1,6 +1,10 @@
+import type { EventMessage } from './events/outbox'
 import { webhookKeyBytes } from './events/sign'
-import { secretForms } from './log'
-import { importTokenKeys } from './token-crypto'
+import { parseKeySpec } from './token-crypto'
+import type { ConfigProblem } from './health-answer'
+import { isPrivateHost } from './hosts'
+import { SANDBOX_SECRETS } from './sandbox-secrets'
+import { parseServiceKeys } from './service-keys'
 
 /**
  * The Worker's bindings: `Env` comes from `wrangler types` (vars, the ASSETS, rate limit and EVENTS
@@ -29,9 +33,23 @@ export type Bindings = Env & {
   SWEEP_MAX_PER_RUN?: string
   /** Optional: seconds before a failed delivery's first retry, doubling after (default 30). */
   EVENTS_RETRY_SECONDS?: string
+  /**
+   * `development` only in `sandbox/dev.env`: allows the committed sandbox secrets and a webhook
+   * receiver on this machine. Anything else (or nothing) is production.
+   */
+  ENVIRONMENT?: string
+  /** `true` lets Supabase anonymous users (`is_anonymous`) connect; default `false`. */
+  ALLOW_ANONYMOUS_USERS?: string
+  /** The product's backends' keys for the proxy: `<id>:<key>[,<id>:<key>…]`, each key at least 32 bytes. */
+  SERVICE_KEYS?: string
 }
 
 export type Config = {
+  /** The bindings, checked with the settings. */
+  userRateLimit: RateLimit
+  clientRateLimit: RateLimit
+  /** Undefined when a deploy dropped it: only the events' fast path is lost (the cron sends them). */
+  eventsQueue: Queue<EventMessage> | undefined
   tiktokAppId: string
   tiktokAppSecret: string
   tiktokAuthUrl: string
@@ -50,13 +68,13 @@ export type Config = {
   sweepMaxPerRun: number
   /** The first retry's wait for a failed delivery; each next one doubles. */
   eventsRetrySeconds: number
+  /** `ENVIRONMENT=development`: the sandbox's rules for secrets and the webhook receiver. */
+  development: boolean
+  allowAnonymousUsers: boolean
+  /** The proxy's callers; empty: the proxy refuses every call. */
+  serviceKeys: { id: string; key: string }[]
 }
 
-/**
- * One setting that stops the Worker. `reason` says what is wrong and what is expected, in fixed words:
- * it is built from the rule, never from the value, so health and the log can show it.
- */
-export type ConfigProblem = { name: string; problem: 'missing' | 'malformed'; reason: string }
 
 const MIN_STATE_SECRET_BYTES = 32
 const DEFAULT_TIMEOUT_MS = 8000
@@ -78,6 +96,32 @@ const isHttpUrl = (value: string): boolean => {
 export const isOrigin = (value: string): boolean => isHttpUrl(value) && new URL(value).origin === value
 
 const trimSlash = (value: string): string => value.replace(/\/+$/, '')
+
+// Fewer distinct bytes than this is a placeholder or a typo (all zeros, one letter repeated), never
+// the output of a random generator: 32 random bytes hold about 30 distinct values.
+const MIN_DISTINCT_BYTES = 8
+const distinctBytes = (bytes: Uint8Array): number => new Set(bytes).size
+const sameBytes = (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean =>
+  !!a && !!b && a.length === b.length && a.every((byte, i) => byte === b[i])
+const WEAK_SECRET = `has fewer than ${MIN_DISTINCT_BYTES} distinct bytes; make a random one`
+
+/**
+ * Why `value` cannot receive the connection events, or undefined. The payloads name people's ad
+ * accounts and the Worker POSTs them wherever this points: https only, and never to this machine,
+ * a private network or a cloud metadata host, which a deployment's setting could otherwise aim the
+ * Worker at. Development also allows this machine, plain http included (the sandbox's receiver).
+ */
+function webhookUrlProblem(value: string, development: boolean): string | undefined {
+  const rule = development
+    ? 'must be an https URL, or http to this machine (127.0.0.1, localhost), without a user name or password'
+    : 'must be an https URL to a public host (not localhost, *.local, *.internal or a loopback, private or link-local address; those only with ENVIRONMENT=development), without a user name or password'
+  if (!isHttpUrl(value)) return rule
+  // The WHATWG parser has already turned 127.1, 2130706433 and 0x7f.0.0.1 into 127.0.0.1.
+  const { protocol, hostname } = new URL(value)
+  const host = isPrivateHost(hostname)
+  if (development) return protocol === 'https:' || host === 'loopback' ? undefined : rule
+  return protocol === 'https:' && !host ? undefined : rule
+}
 
 /**
  * Reads and checks every setting once. Returns the problems by name only: values never leave here.
@@ -101,10 +145,22 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   const tiktokApiBase = trimSlash(required('TIKTOK_API_BASE', httpUrl))
   const supabaseUrl = trimSlash(required('SUPABASE_URL', httpUrl))
   const supabaseSecretKey = required('SUPABASE_SECRET_KEY')
+  const development = env.ENVIRONMENT?.trim() === 'development'
   const stateSecret = required('STATE_SECRET', {
     ok: (v) => new TextEncoder().encode(v).byteLength >= MIN_STATE_SECRET_BYTES,
     expected: `must be at least ${MIN_STATE_SECRET_BYTES} bytes (make one: openssl rand -base64 48)`,
   })
+  if (stateSecret && problems.every((p) => p.name !== 'STATE_SECRET') && distinctBytes(new TextEncoder().encode(stateSecret)) < MIN_DISTINCT_BYTES)
+    malformed('STATE_SECRET', WEAK_SECRET)
+  // The committed sandbox values, by name, refused where they would guard real connections: compared
+  // as the Worker uses them (trimmed; the webhook secret by its key bytes), so no spelling passes.
+  if (!development)
+    for (const [name, committed] of Object.entries(SANDBOX_SECRETS)) {
+      const raw = env[name as keyof Bindings]
+      const value = typeof raw === 'string' ? raw.trim() : ''
+      const same = name === 'WEBHOOK_SECRET' ? sameBytes(webhookKeyBytes(value), webhookKeyBytes(committed)) : value === committed
+      if (same) malformed(name, 'is the committed sandbox value, allowed only with ENVIRONMENT=development; make your own')
+    }
   const origins = required('ALLOWED_ORIGINS', {
     ok: (v) => v.split(',').every((o) => isOrigin(trimSlash(o.trim()))),
     expected: 'must be comma-separated origins, each scheme://host[:port] with no path, e.g. https://app.example.com',
@@ -129,9 +185,8 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   const tokenEncryptionKeys = env.TOKEN_ENCRYPTION_KEY?.trim() || undefined
   if (tokenEncryptionKeys) {
     try {
-      // Parsed and imported here, once per setting text: sealing and opening find the keys ready. A
-      // failed import surfaces there, where the promise is awaited.
-      importTokenKeys(tokenEncryptionKeys).catch(() => undefined)
+      if (parseKeySpec(tokenEncryptionKeys).some(([, raw]) => distinctBytes(raw) < MIN_DISTINCT_BYTES))
+        malformed('TOKEN_ENCRYPTION_KEY', `has a key with fewer than ${MIN_DISTINCT_BYTES} distinct bytes; make each one random`)
     } catch {
       // Not the thrown message: it may quote the setting.
       malformed('TOKEN_ENCRYPTION_KEY', 'must be <key id>:<base64 of 32 bytes>, comma-separated with unique ids, newest first')
@@ -142,20 +197,46 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   // unverifiable deliveries, so it is a problem like any other malformed setting.
   const webhookUrl = env.WEBHOOK_URL?.trim() || undefined
   const webhookSecret = env.WEBHOOK_SECRET?.trim() || undefined
-  // Payloads name people's ad accounts: plain http only to this machine (the sandbox's receiver).
-  if (webhookUrl && !(isHttpUrl(webhookUrl) && (new URL(webhookUrl).protocol === 'https:' || ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(webhookUrl).hostname))))
-    malformed('WEBHOOK_URL', 'must be an https URL (plain http only to 127.0.0.1 or localhost), without a user name or password')
-  if (webhookSecret && !webhookKeyBytes(webhookSecret)) malformed('WEBHOOK_SECRET', 'must be whsec_ followed by padded base64 of 24 to 64 bytes')
+  if (webhookUrl) {
+    const problem = webhookUrlProblem(webhookUrl, development)
+    if (problem) malformed('WEBHOOK_URL', problem)
+  }
+  const webhookKey = webhookSecret ? webhookKeyBytes(webhookSecret) : undefined
+  if (webhookSecret && !webhookKey) malformed('WEBHOOK_SECRET', 'must be whsec_ followed by padded base64 of 24 to 64 bytes')
+  else if (webhookKey && distinctBytes(webhookKey) < MIN_DISTINCT_BYTES) malformed('WEBHOOK_SECRET', `has a key that ${WEAK_SECRET}`)
   else if (webhookUrl && !webhookSecret) missing('WEBHOOK_SECRET', 'required when WEBHOOK_URL is set')
 
-  // Declared in wrangler.toml; a deploy that drops them would leave every endpoint unthrottled.
-  for (const name of ['USER_RATE_LIMIT', 'CLIENT_RATE_LIMIT'] as const) {
-    if (typeof (env[name] as Partial<RateLimit> | undefined)?.limit !== 'function') missing(name, 'the [[ratelimits]] binding declared in wrangler.toml')
+  let serviceKeys: { id: string; key: string }[] = []
+  const serviceKeySpec = env.SERVICE_KEYS?.trim()
+  if (serviceKeySpec) {
+    try {
+      serviceKeys = parseServiceKeys(serviceKeySpec)
+    } catch (error) {
+      // The parser's reasons name key ids and rules, never a key.
+      malformed('SERVICE_KEYS', `must be <id>:<key> pairs, comma-separated: ${(error as Error).message}`)
+    }
   }
+
+  const anonymous = env.ALLOW_ANONYMOUS_USERS?.trim() || 'false'
+  if (anonymous !== 'true' && anonymous !== 'false') malformed('ALLOW_ANONYMOUS_USERS', 'must be true or false')
+
+  // Declared in wrangler.toml; a deploy that drops them would leave every endpoint unthrottled.
+  const limiter = (name: 'USER_RATE_LIMIT' | 'CLIENT_RATE_LIMIT'): RateLimit => {
+    const binding = env[name] as Partial<RateLimit> | undefined
+    if (typeof binding?.limit !== 'function') missing(name, 'the [[ratelimits]] binding declared in wrangler.toml')
+    return binding as RateLimit
+  }
+  const userRateLimit = limiter('USER_RATE_LIMIT')
+  const clientRateLimit = limiter('CLIENT_RATE_LIMIT')
+  const queue = env.EVENTS as Partial<Queue<EventMessage>> | undefined
+  const eventsQueue = typeof queue?.send === 'function' && typeof queue.sendBatch === 'function' ? (queue as Queue<EventMessage>) : undefined
 
   if (problems.length > 0) return { config: undefined, problems }
   return {
     config: {
+      userRateLimit,
+      clientRateLimit,
+      eventsQueue,
       tiktokAppId,
       tiktokAppSecret,
       tiktokAuthUrl,
@@ -171,55 +252,22 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
       sweepConcurrency,
       sweepMaxPerRun,
       eventsRetrySeconds,
+      development,
+      allowAnonymousUsers: anonymous === 'true',
+      serviceKeys,
     },
     problems: [],
   }
 }
 
-// The configured secrets' search strings for the log, prepared once per env object.
-const configuredSecrets = new WeakMap<object, string[]>()
-
-/** What no log line may contain: every configured secret, in the forms `formatLine` looks for. */
-export function secretsOf(env: Bindings): string[] {
-  let forms = configuredSecrets.get(env)
-  if (!forms) {
-    const values = [env.TIKTOK_APP_SECRET, env.SUPABASE_SECRET_KEY, env.SUPABASE_JWT_SECRET, env.STATE_SECRET, env.WEBHOOK_SECRET]
-    // Each encryption key on its own too: one of several rotated keys could surface alone.
-    values.push(env.TOKEN_ENCRYPTION_KEY, ...(env.TOKEN_ENCRYPTION_KEY?.split(/[,:]/) ?? []))
-    // The webhook secret's key part alone, and the receiver's URL, which may carry a credential of its own.
-    values.push(env.WEBHOOK_SECRET?.trim().replace(/^whsec_/, ''), env.WEBHOOK_URL?.trim())
-    forms = secretForms(values.filter((v): v is string => !!v))
-    configuredSecrets.set(env, forms)
-  }
-  return forms
-}
-
-// The env object lives as long as the isolate: its settings are checked once, not per request.
-const checked = new WeakMap<object, ReturnType<typeof readConfig>>()
-
-/** `readConfig`, once per env object. */
-export function checkedConfig(env: Bindings): ReturnType<typeof readConfig> {
-  let result = checked.get(env)
-  if (!result) {
-    result = readConfig(env)
-    checked.set(env, result)
-  }
-  return result
-}
-
-/** Hono's environment for every route: the bindings plus what the first middleware prepares. */
-export type AppEnv = {
-  Bindings: Bindings
-  Variables: {
-    requestId: string
-    log: import('./log').Logger
-    config: Config
-    /** Set by `requireOrigin`. */
-    origin: string
-    /** Set by `requireUser`: the verified Supabase user id. */
-    userId: string
-    /** Set by `withClients`. */
-    db: import('./supabase').SupabaseStore
-    tiktok: import('./tiktok').TikTokClient
-  }
+/** The configured secrets' values: none may appear in a log line (see `secretForms`). */
+export function secretValues(env: Bindings): string[] {
+  const values = [env.TIKTOK_APP_SECRET, env.SUPABASE_SECRET_KEY, env.SUPABASE_JWT_SECRET, env.STATE_SECRET, env.WEBHOOK_SECRET]
+  // Each encryption key on its own too: one of several rotated keys could surface alone.
+  values.push(env.TOKEN_ENCRYPTION_KEY, ...(env.TOKEN_ENCRYPTION_KEY?.split(/[,:]/) ?? []))
+  // The webhook secret's key part alone, and the receiver's URL, which may carry a credential of its own.
+  values.push(env.WEBHOOK_SECRET?.trim().replace(/^whsec_/, ''), env.WEBHOOK_URL?.trim())
+  // Each service key on its own; the setting whole too.
+  values.push(env.SERVICE_KEYS, ...(env.SERVICE_KEYS?.split(',').map((pair) => pair.slice(pair.indexOf(':') + 1).trim()) ?? []))
+  return values.filter((v): v is string => !!v)
 }

@@ -1,6 +1,9 @@
-import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { TikTokError, type TikTokErrorKind } from './tiktok'
 
-type Spec = { status: ContentfulStatusCode; message: string; retryable?: true }
+/** The statuses this Worker answers failures with. */
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 502 | 503 | 504
+
+type Spec = { status: ErrorStatus; message: string; retryable?: true }
 
 /**
  * Every failure this Worker answers on purpose: its status, whether retrying the same request can
@@ -26,13 +29,17 @@ const TABLE = {
     status: 403,
     message: 'TikTok did not grant a permission this product needs. Connect again and allow every requested permission.',
   },
+  path_not_allowed: {
+    status: 403,
+    message: 'The proxy passes TikTok Marketing API paths below /open_api/v1.3/ only, never OAuth endpoints or encoded or dot segments.',
+  },
   advertiser_not_allowed: {
     status: 403,
     message: 'This advertiser account is not one TikTok shared with your connection. Pick one from the list.',
   },
-  ticket_user_mismatch: {
+  ticket_not_bound: {
     status: 403,
-    message: 'This advertiser choice belongs to another signed-in account. Sign in as that account, or choose from your profile.',
+    message: 'This advertiser choice was opened in another browser. Choose the advertiser from your profile in this browser.',
   },
   account_not_found: {
     status: 404,
@@ -41,6 +48,10 @@ const TABLE = {
   not_connected: { status: 404, message: 'No TikTok account is connected. Connect TikTok first, then choose an advertiser.' },
   not_found: { status: 404, message: 'There is no such endpoint.' },
   method_not_allowed: { status: 405, message: 'This endpoint does not accept that HTTP method.' },
+  connection_revoked: {
+    status: 409,
+    message: "This user's TikTok connection was revoked at TikTok. The user must connect TikTok again.",
+  },
   state_used: { status: 409, message: 'This TikTok authorization was already used. Start the connection again from your profile.' },
   state_locked: { status: 409, message: 'This TikTok authorization failed too many times. Start the connection again from your profile.' },
   connection_changed: {
@@ -63,6 +74,11 @@ const TABLE = {
     status: 429,
     retryable: true,
     message: 'TikTok is receiving too many requests right now. Wait a minute, then connect again.',
+  },
+  tiktok_quota_exhausted: {
+    status: 429,
+    retryable: true,
+    message: "The app's TikTok quota is used up for now. Retry after the time in Retry-After.",
   },
   misconfigured: {
     status: 500,
@@ -98,8 +114,12 @@ export const ERROR_CODES = Object.keys(TABLE) as ErrorCode[]
 type Options = {
   /** A more precise sentence for a person than the table's. */
   message?: string
+  /** Why, in a word, for the log (`detail.reason`). */
+  reason?: string
+  /** For 405: the methods the endpoint takes, answered in `Allow` and in the sentence. */
+  allow?: string
   /** Only where one code has two statuses (a TikTok timeout is 504, not 502). */
-  status?: ContentfulStatusCode
+  status?: ErrorStatus
   /** For the logs only; must never hold a secret. */
   detail?: Record<string, unknown>
   cause?: unknown
@@ -107,50 +127,53 @@ type Options = {
   headers?: Record<string, string>
 }
 
-/** A failure answered on purpose: thrown anywhere, turned into the JSON envelope in `onError`. */
+/**
+ * A failure answered on purpose, and the one way errors are made: `new AppError(code, { reason })`,
+ * thrown anywhere, turned into the JSON envelope in `onError`.
+ */
 export class AppError extends Error {
   readonly code: ErrorCode
-  readonly status: ContentfulStatusCode
+  readonly status: ErrorStatus
   readonly retryable: boolean
   readonly detail: Record<string, unknown> | undefined
   readonly headers: Record<string, string> | undefined
 
   constructor(code: ErrorCode, options: Options = {}) {
     const spec: Spec = TABLE[code]
-    super(options.message ?? spec.message, { cause: options.cause })
+    const message = options.allow ? `This endpoint does not accept that HTTP method; it accepts ${options.allow}.` : spec.message
+    super(options.message ?? message, { cause: options.cause })
     this.name = 'AppError'
     this.code = code
     this.status = options.status ?? spec.status
     this.retryable = spec.retryable ?? false
-    this.detail = options.detail
-    this.headers = options.headers
+    this.detail = options.reason === undefined ? options.detail : { reason: options.reason, ...options.detail }
+    this.headers = options.allow ? { Allow: options.allow, ...options.headers } : options.headers
   }
 }
 
-/** The errors thrown from more than one place, or with detail worth a name. */
-export const errors = {
-  misconfigured: (names: string[]) => new AppError('misconfigured', { detail: { settings: names } }),
-  invalidRequest: (message: string) => new AppError('invalid_request', { message }),
-  unauthorized: (reason: string) => new AppError('unauthorized', { detail: { reason } }),
-  authUnavailable: (cause?: unknown) => new AppError('auth_unavailable', { cause }),
-  originNotAllowed: (origin: string) => new AppError('origin_not_allowed', { detail: { origin } }),
-  invalidReturnTo: () => new AppError('invalid_return_to'),
-  invalidState: (reason: string) => new AppError('invalid_state', { detail: { reason } }),
-  stateExpired: () => new AppError('state_expired'),
-  stateNotBound: (reason: string) => new AppError('state_not_bound', { detail: { reason } }),
-  stateUsed: () => new AppError('state_used'),
-  stateLocked: () => new AppError('state_locked'),
-  exchangeInProgress: () => new AppError('exchange_in_progress'),
-  invalidTicket: (reason: string) => new AppError('invalid_ticket', { detail: { reason } }),
-  accountNotFound: () => new AppError('account_not_found'),
-  notConnected: () => new AppError('not_connected'),
-  storageUnavailable: (detail: Record<string, unknown> = {}) => new AppError('storage_unavailable', { detail }),
-  rateLimited: (scope: string, retryAfterSeconds: number) =>
-    new AppError('rate_limited', {
-      message: `Too many attempts. Wait ${retryAfterSeconds} seconds, then try again.`,
-      detail: { scope },
-      headers: { 'Retry-After': String(retryAfterSeconds) },
-    }),
-  methodNotAllowed: (allow: string) =>
-    new AppError('method_not_allowed', { message: `This endpoint does not accept that HTTP method; it accepts ${allow}.`, headers: { Allow: allow } }),
-} as const
+/** The answer for each kind of TikTok failure: the one place TikTok's outcomes become this API's. */
+const TIKTOK_ANSWERS: Record<TikTokErrorKind, { code: ErrorCode; status?: ErrorStatus }> = {
+  rate_limited: { code: 'tiktok_rate_limited' },
+  token_rejected: { code: 'tiktok_token_rejected' },
+  code_rejected: { code: 'code_invalid_or_used' },
+  permission_denied: { code: 'tiktok_permission_denied' },
+  misconfigured: { code: 'tiktok_misconfigured' },
+  unavailable: { code: 'tiktok_unavailable' },
+  timeout: { code: 'tiktok_unavailable', status: 504 },
+  bad_answer: { code: 'tiktok_unavailable' },
+  refused: { code: 'tiktok_error' },
+}
+
+/** A TikTok failure as this API answers it; TikTok's code and request id stay in the log. */
+export function tiktokAnswer(error: TikTokError): AppError {
+  const { code, status } = TIKTOK_ANSWERS[error.kind]
+  return new AppError(code, {
+    status,
+    detail: { tiktok_kind: error.kind, tiktok_code: error.code, tiktok_request_id: error.requestId, reason: error.reason },
+    cause: error,
+  })
+}
+
+/** Any failure as this API answers it: an AppError as it is, TikTok's by its kind, anything else a generic 500. */
+export const answerFor = (error: unknown): AppError =>
+  error instanceof AppError ? error : error instanceof TikTokError ? tiktokAnswer(error) : new AppError('internal_error', { cause: error })

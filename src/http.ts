@@ -26,14 +26,6 @@ export async function fetchWithTimeout(url: string, init: RequestInit, timeoutMs
   }
 }
 
-/**
- * The Worker's waits between attempts (retry backoff, replay polls), in one replaceable place: tests
- * swap `clock.sleep` to run them without real time passing and to see what was asked for.
- */
-export const clock = {
-  sleep: (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms)),
-}
-
 const INTEGER_LITERAL = /^-?\d+$/
 // A bare (unquoted) integer of 16+ digits, or a bare number under an *_id key. A false positive only
 // costs the slow path.

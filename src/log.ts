@@ -71,10 +71,15 @@ export class Logger {
   readonly requestId: string
   readonly #secrets = new Set<string>()
   readonly #forms: string[] = []
+  readonly #context: Fields
 
-  /** `known` are search strings already prepared with `secretForms`, e.g. once per isolate for the configured secrets. */
-  constructor(requestId: string, secrets: Iterable<string | undefined> = [], known: readonly string[] = []) {
+  /**
+   * `known` are search strings already prepared with `secretForms`, e.g. once per isolate for the
+   * configured secrets; `context` goes into every line after the request id.
+   */
+  constructor(requestId: string, secrets: Iterable<string | undefined> = [], known: readonly string[] = [], context: Fields = {}) {
     this.requestId = requestId
+    this.#context = context
     this.#forms.push(...known)
     this.protect(...secrets)
   }
@@ -102,7 +107,7 @@ export class Logger {
 
   #write(level: Level, event: string, fields: Fields): void {
     const line = formatLine(
-      { time: new Date().toISOString(), level, event, request_id: this.requestId, ...fields },
+      { time: new Date().toISOString(), level, event, request_id: this.requestId, ...this.#context, ...fields },
       this.#forms,
     )
     // One sink, so `wrangler tail` and log drains see every line in order; the level is in the JSON.

@@ -1,4 +1,4 @@
-import { errors } from './errors'
+import { AppError } from './errors'
 
 export const DEFAULT_RETURN_TO = '/profile'
 const MAX_RETURN_TO = 512
@@ -11,9 +11,9 @@ export const requestOrigin = (url: string): string => new URL(url).origin
 
 /** Exact membership only: no prefix, suffix or wildcard matching. */
 export function assertAllowedOrigin(origin: string, allowed: readonly string[], originHeader?: string): void {
-  if (!allowed.includes(origin)) throw errors.originNotAllowed(origin)
+  if (!allowed.includes(origin)) throw new AppError('origin_not_allowed', { detail: { origin: origin } })
   // A browser names the page that sent the request; it must be this very origin.
-  if (originHeader !== undefined && originHeader !== origin) throw errors.originNotAllowed(originHeader)
+  if (originHeader !== undefined && originHeader !== origin) throw new AppError('origin_not_allowed', { detail: { origin: originHeader } })
 }
 
 // Browsers read a backslash as a slash and drop tabs and newlines; some servers and routers decode
@@ -34,17 +34,17 @@ const isLocalPath = (path: string): boolean =>
  */
 export function parseReturnTo(value: string | undefined, origin: string): string {
   if (value === undefined) return DEFAULT_RETURN_TO
-  if (!isLocalPath(value)) throw errors.invalidReturnTo()
+  if (!isLocalPath(value)) throw new AppError('invalid_return_to')
   let url: URL
   try {
     url = new URL(value, origin)
   } catch {
-    throw errors.invalidReturnTo()
+    throw new AppError('invalid_return_to')
   }
-  if (url.origin !== origin) throw errors.invalidReturnTo()
+  if (url.origin !== origin) throw new AppError('invalid_return_to')
   const path = `${url.pathname}${url.search}${url.hash}`
   // The normalised path is what is signed and answered, and dot segments can turn a harmless input
   // into another host: `/.//evil.com` and `/a/%2e%2e//evil.com` both become `//evil.com`.
-  if (!isLocalPath(path) || new URL(path, origin).origin !== origin) throw errors.invalidReturnTo()
+  if (!isLocalPath(path) || new URL(path, origin).origin !== origin) throw new AppError('invalid_return_to')
   return path
 }

@@ -1,7 +1,6 @@
-import { backgroundLog, clientsFor } from './clients'
-import { type Bindings, checkedConfig } from './env'
-import { enqueueEvent } from './events/enqueue'
+import type { Bindings } from './env'
 import { redeliverEvents } from './events/redeliver'
+import { compose, loggerFor } from './services'
 import { sweepConnections } from './sweep'
 
 /**
@@ -10,18 +9,14 @@ import { sweepConnections } from './sweep'
  * sweep taking minutes, holds up neither of the others. Not reachable over HTTP in production.
  */
 export async function scheduled(_controller: ScheduledController, env: Bindings, ctx: ExecutionContext): Promise<void> {
-  const log = backgroundLog(env, 'cron')
-  const { config, problems } = checkedConfig(env)
-  if (!config) {
-    log.error('config.invalid', { settings: problems })
-    return
-  }
-  const { db, tiktok } = clientsFor(config, log)
+  const log = loggerFor(env, `cron:${crypto.randomUUID()}`)
+  const { services } = compose(env, ctx, log)
+  if (!services) return
   const part = (name: string, work: () => Promise<unknown>) =>
     work().catch((error: unknown) => log.error('cron.part', { part: name, outcome: 'error', error }))
   await Promise.all([
-    part('sweep', () => sweepConnections({ config, db, tiktok, log, enqueue: (id) => enqueueEvent(ctx, env, config, log, id) })),
-    part('redeliver', () => redeliverEvents(env, config, db, log)),
-    part('prune', async () => log.info('events.prune', { outcome: 'ok', deleted: await db.pruneEvents() })),
+    part('sweep', () => sweepConnections(services)),
+    part('redeliver', () => redeliverEvents(services)),
+    part('prune', async () => log.info('events.prune', { outcome: 'ok', deleted: await services.db.pruneEvents() })),
   ])
 }

@@ -1,6 +1,6 @@
-import { errors } from './errors'
-import { seal, sha256, unseal } from './signed'
-import { decodeBase64Url, encodeBase64Url } from './token-crypto'
+import { decodeBase64Url, encodeBase64Url } from './encoding'
+import { AppError } from './errors'
+import { sha256, type TokenKind, type TokenSigner } from './signed'
 
 /** The OAuth `state`: `v1.<payload>.<HMAC-SHA256>`. */
 export type StatePayload = {
@@ -20,18 +20,34 @@ export type StatePayload = {
 }
 
 export const STATE_TTL_SECONDS = 600
-const KIND = 'v1'
 const PROVIDER = 'tiktok_business'
-const MAX_STATE_LENGTH = 2048
+
+export const STATE: TokenKind<StatePayload> = {
+  prefix: 'v1',
+  maxLength: 2048,
+  read: (value) => {
+    if (typeof value !== 'object' || value === null) return undefined
+    const v = value as Record<string, unknown>
+    const shaped =
+      v.v === 1 &&
+      v.p === PROVIDER &&
+      typeof v.u === 'string' &&
+      typeof v.o === 'string' &&
+      typeof v.r === 'string' &&
+      typeof v.n === 'string' &&
+      Number.isInteger(v.iat) &&
+      Number.isInteger(v.exp)
+    return shaped ? (value as StatePayload) : undefined
+  },
+  invalid: (reason) => new AppError('invalid_state', { reason }),
+  expired: () => new AppError('state_expired'),
+}
 
 export type MintedState = { state: string; binding: string; expiresAt: Date }
 
 /** Mints a state and the random value for the browser-binding cookie that goes with it. */
-export async function mintState(
-  secret: string,
-  input: { userId: string; origin: string; returnTo: string; now?: number },
-): Promise<MintedState> {
-  const iat = Math.floor((input.now ?? Date.now()) / 1000)
+export async function mintState(signer: TokenSigner, input: { userId: string; origin: string; returnTo: string }, now: number): Promise<MintedState> {
+  const iat = Math.floor(now / 1000)
   const binding = encodeBase64Url(crypto.getRandomValues(new Uint8Array(32)))
   const payload: StatePayload = {
     v: 1,
@@ -43,38 +59,16 @@ export async function mintState(
     exp: iat + STATE_TTL_SECONDS,
     n: encodeBase64Url(await sha256(binding)),
   }
-  return { state: await seal(secret, KIND, payload), binding, expiresAt: new Date(payload.exp * 1000) }
+  return { state: await signer.sign(STATE, payload), binding, expiresAt: new Date(payload.exp * 1000) }
 }
 
-const isPayload = (value: unknown): value is StatePayload => {
-  if (typeof value !== 'object' || value === null) return false
-  const v = value as Record<string, unknown>
-  return (
-    v.v === 1 &&
-    typeof v.p === 'string' &&
-    typeof v.u === 'string' &&
-    typeof v.o === 'string' &&
-    typeof v.r === 'string' &&
-    typeof v.n === 'string' &&
-    Number.isInteger(v.iat) &&
-    Number.isInteger(v.exp)
-  )
-}
-
-/** Checks the signature, then the payload. Throws `invalid_state` or `state_expired`. */
-export async function verifyState(secret: string, state: string, now = Date.now()): Promise<StatePayload> {
-  const opened = await unseal(secret, KIND, state, MAX_STATE_LENGTH)
-  if ('reason' in opened) throw errors.invalidState(opened.reason)
-  if (!isPayload(opened.payload)) throw errors.invalidState('payload')
-  if (opened.payload.p !== PROVIDER) throw errors.invalidState('provider')
-  if (Math.floor(now / 1000) >= opened.payload.exp) throw errors.stateExpired()
-  return opened.payload
-}
-
-/** True when the cookie value hashes to the state's binding, compared in constant time. */
-export async function bindingMatches(payload: StatePayload, cookieValue: string | undefined): Promise<boolean> {
+/**
+ * True when the cookie value hashes to `binding` (a state's `n`, which a selection ticket carries
+ * too), compared in constant time.
+ */
+export async function bindingMatches(binding: string, cookieValue: string | undefined): Promise<boolean> {
   if (!cookieValue || cookieValue.length > 128) return false
-  const expected = decodeBase64Url(payload.n)
+  const expected = decodeBase64Url(binding)
   if (!expected || expected.byteLength !== 32) return false
   return crypto.subtle.timingSafeEqual(await sha256(cookieValue), expected)
 }

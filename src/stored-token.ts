@@ -1,28 +1,38 @@
-import type { Config } from './env'
-import { AppError, errors } from './errors'
+import { AppError } from './errors'
 import type { Logger } from './log'
-import { decryptToken, encryptToken, isEncryptedToken } from './token-crypto'
+import { decryptToken, encryptToken, isEncryptedToken, type TokenKey } from './token-crypto'
 
-/** The token as stored: encrypted when a key is configured. */
-export async function sealToken(config: Config, token: string, userId: string): Promise<string> {
-  return config.tokenEncryptionKeys ? encryptToken(token, userId, config.tokenEncryptionKeys) : token
-}
+/**
+ * The TikTok token at rest: encrypted (AES-256-GCM, `token-crypto.ts`) when TOKEN_ENCRYPTION_KEY is
+ * set, plaintext otherwise. The keys are imported once per isolate by the composition root.
+ */
+export class StoredTokens {
+  readonly #keys: Promise<TokenKey[]> | undefined
 
-/** The usable token from a stored value, plaintext or encrypted; registered with the log as a secret. */
-export async function openToken(config: Config, log: Logger, stored: string, userId: string): Promise<string> {
-  const keys = config.tokenEncryptionKeys
-  if (!isEncryptedToken(stored)) {
-    log.protect(stored)
-    return stored
+  constructor(keys: Promise<TokenKey[]> | undefined) {
+    this.#keys = keys
   }
-  // An encrypted token with no key configured: the key was removed, not rotated.
-  if (!keys) throw errors.misconfigured(['TOKEN_ENCRYPTION_KEY'])
-  let token: string
-  try {
-    token = await decryptToken(stored, userId, keys)
-  } catch (cause) {
-    throw new AppError('token_unreadable', { detail: { reason: cause instanceof Error ? cause.message : 'decrypt' } })
+
+  /** The token as it is stored. */
+  async encrypt(token: string, userId: string): Promise<string> {
+    return this.#keys ? encryptToken(token, userId, await this.#keys) : token
   }
-  log.protect(token)
-  return token
+
+  /** The usable token from a stored value, plaintext or encrypted; registered with the log as a secret. */
+  async decrypt(stored: string, userId: string, log: Logger): Promise<string> {
+    if (!isEncryptedToken(stored)) {
+      log.protect(stored)
+      return stored
+    }
+    // An encrypted token with no key configured: the key was removed, not rotated.
+    if (!this.#keys) throw new AppError('misconfigured', { detail: { settings: ['TOKEN_ENCRYPTION_KEY'] } })
+    let token: string
+    try {
+      token = await decryptToken(stored, userId, await this.#keys)
+    } catch (cause) {
+      throw new AppError('token_unreadable', { detail: { reason: cause instanceof Error ? cause.message : 'decrypt' } })
+    }
+    log.protect(token)
+    return token
+  }
 }

@@ -1,6 +1,7 @@
 import { PostgrestClient } from '@supabase/postgrest-js'
-import { errors } from './errors'
+import { AppError } from './errors'
 import { fetchWithTimeout } from './http'
+import type { EventOutbox } from './events/outbox'
 import type { Logger } from './log'
 import type { Advertiser } from './tiktok'
 
@@ -72,37 +73,38 @@ export const supabaseHeaders = (key: string): Record<string, string> =>
 
 type Answer = { data: unknown; error: { code?: string; message: string } | null; status: number }
 
-// The REST client holds nothing per request: one per setting, as the HMAC keys are.
-const clients = new Map<string, PostgrestClient>()
-const clientFor = (options: { url: string; secretKey: string; timeoutMs: number }): PostgrestClient => {
-  const key = `${options.timeoutMs} ${options.url} ${options.secretKey}`
-  let client = clients.get(key)
-  if (!client) {
-    client = new PostgrestClient(`${options.url}/rest/v1`, {
-      headers: supabaseHeaders(options.secretKey),
-      fetch: (input, init) => fetchWithTimeout(String(input), init ?? {}, options.timeoutMs),
-      // postgrest-js would retry reads itself (three times, sleeping up to 4 s on the real clock):
-      // SupabaseStore decides what is retried, once, in one place.
-      retry: false,
-    })
-    clients.set(key, client)
-  }
-  return client
-}
+/** The PostgREST client: it holds nothing per request, so the composition root builds one per isolate. */
+export const postgrestClient = (options: { url: string; secretKey: string; timeoutMs: number }): PostgrestClient =>
+  new PostgrestClient(`${options.url}/rest/v1`, {
+    headers: supabaseHeaders(options.secretKey),
+    fetch: (input, init) => fetchWithTimeout(String(input), init ?? {}, options.timeoutMs),
+    // postgrest-js would retry reads itself (three times, sleeping up to 4 s on the real clock):
+    // SupabaseStore decides what is retried, once, in one place.
+    retry: false,
+  })
 
 /**
  * The Worker's view of the product database, over PostgREST. Every change is one SQL function that
  * writes it with its event in one transaction. An operation that is safe to repeat (claims carry who
  * made them, the completion is checked against the claim, the others find their change already
  * made) is retried once when the first attempt got no answer or a 5xx; the two that are not say so.
+ * The event a committed change wrote goes to `events` from here, so no caller can forget it.
  */
 export class SupabaseStore {
   readonly #client: PostgrestClient
   readonly #log: Logger
+  readonly #events: EventOutbox
 
-  constructor(options: { url: string; secretKey: string; timeoutMs: number }, log: Logger) {
+  constructor(client: PostgrestClient, log: Logger, events: EventOutbox) {
+    this.#client = client
     this.#log = log
-    this.#client = clientFor(options)
+    this.#events = events
+  }
+
+  /** A change's answer, once committed: its event goes to the queue. */
+  #committed<T extends { event_id: string | null }>(answer: T): T {
+    this.#events.enqueue(answer.event_id)
+    return answer
   }
 
   /** `POST /rpc/<name>`: every change, and the reads that are functions. */
@@ -127,7 +129,7 @@ export class SupabaseStore {
       // status 0: no answer at all (network failure or timeout).
       const transient = answer.status === 0 || answer.status >= 500
       this.#log.warn(event, { ...fields, outcome: 'error', postgrest_code: answer.error.code, error: answer.error.message })
-      if (!transient || attempt >= attempts) throw errors.storageUnavailable({ event, http_status: answer.status, postgrest_code: answer.error.code })
+      if (!transient || attempt >= attempts) throw new AppError('storage_unavailable', { detail: { event, http_status: answer.status, postgrest_code: answer.error.code } })
     }
   }
 
@@ -147,7 +149,7 @@ export class SupabaseStore {
         }),
       (error) => error?.code === FOREIGN_KEY_VIOLATION,
     )
-    if (answer.error) throw errors.accountNotFound()
+    if (answer.error) throw new AppError('account_not_found')
     return this.#outcome<Claim>('supabase.claim', answer.data, ['claimed', 'done', 'pending', 'used', 'locked'])
   }
 
@@ -179,14 +181,14 @@ export class SupabaseStore {
         p_result: input.result,
       }),
     )
-    return this.#outcome('supabase.write', answer.data, ['ok', 'claim_lost', 'account_not_found'])
+    return this.#committed(this.#outcome('supabase.write', answer.data, ['ok', 'claim_lost', 'account_not_found']))
   }
 
   /** An RPC's `{ outcome }` answer, checked against what the function can answer. */
   #outcome<T extends { outcome: string }>(event: string, data: unknown, known: readonly T['outcome'][]): T {
     const outcome = (data as { outcome?: unknown } | null)?.outcome
     if (typeof outcome === 'string' && (known as readonly string[]).includes(outcome)) return data as T
-    throw errors.storageUnavailable({ event, unexpected: typeof outcome === 'string' ? outcome : typeof data })
+    throw new AppError('storage_unavailable', { detail: { event, unexpected: typeof outcome === 'string' ? outcome : typeof data } })
   }
 
   /** The user's connection columns; the token only when asked for. Undefined: no such user. */
@@ -205,15 +207,15 @@ export class SupabaseStore {
     const answer = await this.#run('supabase.choose', () =>
       this.#rpc('tiktok_choose_advertiser', { p_user_id: userId, p_advertiser_id: advertiserId, p_connected_at: connectedAt }),
     )
-    return this.#outcome<Chosen>('supabase.choose', answer.data, ['ok', 'not_allowed', 'stale', 'not_connected'])
+    return this.#committed(this.#outcome<Chosen>('supabase.choose', answer.data, ['ok', 'not_allowed', 'stale', 'not_connected']))
   }
 
   /** TikTok refused the token of the connection made at `connectedAt`: marks it revoked once. */
-  async markRevoked(userId: string, detectedBy: 'verify' | 'sweep', code: number, connectedAt: string): Promise<Revoked> {
+  async markRevoked(userId: string, detectedBy: 'verify' | 'sweep' | 'proxy', code: number, connectedAt: string): Promise<Revoked> {
     const answer = await this.#run('supabase.mark_revoked', () =>
       this.#rpc('tiktok_mark_revoked', { p_user_id: userId, p_detected_by: detectedBy, p_code: code, p_connected_at: connectedAt }),
     )
-    return this.#outcome<Revoked>('supabase.mark_revoked', answer.data, ['ok', 'already_revoked', 'stale', 'not_connected'])
+    return this.#committed(this.#outcome<Revoked>('supabase.mark_revoked', answer.data, ['ok', 'already_revoked', 'stale', 'not_connected']))
   }
 
   /**
@@ -224,7 +226,7 @@ export class SupabaseStore {
     const answer = await this.#run('supabase.disconnect', () =>
       this.#rpc('tiktok_disconnect', { p_user_id: userId, p_revoked_at_tiktok: revokedAtTikTok, p_connected_at: connectedAt }),
     )
-    return this.#outcome<Disconnected>('supabase.disconnect', answer.data, ['ok', 'not_connected', 'stale', 'account_not_found'])
+    return this.#committed(this.#outcome<Disconnected>('supabase.disconnect', answer.data, ['ok', 'not_connected', 'stale', 'account_not_found']))
   }
 
   /** The sweep's answer for one connection: TikTok's advertiser list for its token, fetched now. */
@@ -232,7 +234,7 @@ export class SupabaseStore {
     const answer = await this.#run('supabase.verification', () =>
       this.#rpc('tiktok_record_verification', { p_user_id: userId, p_connected_at: connectedAt, p_advertisers: advertisers }),
     )
-    return this.#outcome<Verified>('supabase.verification', answer.data, ['ok', 'advertiser_removed', 'revoked', 'stale'])
+    return this.#committed(this.#outcome<Verified>('supabase.verification', answer.data, ['ok', 'advertiser_removed', 'revoked', 'stale']))
   }
 
   /**
@@ -258,7 +260,7 @@ export class SupabaseStore {
     const event = answer.data as Partial<StoredEvent> | null
     if (event === null) return undefined
     if (typeof event?.id !== 'string' || typeof event.type !== 'string' || typeof event.payload !== 'object' || event.payload === null)
-      throw errors.storageUnavailable({ event: 'supabase.event_read', unexpected: typeof event })
+      throw new AppError('storage_unavailable', { detail: { event: 'supabase.event_read', unexpected: typeof event } })
     return event as StoredEvent
   }
 
@@ -281,13 +283,13 @@ export class SupabaseStore {
   /** Deletes delivered events older than 30 days; answers how many. */
   async pruneEvents(): Promise<number> {
     const answer = await this.#run('supabase.prune', () => this.#rpc('tiktok_prune_events', {}))
-    if (typeof answer.data !== 'number') throw errors.storageUnavailable({ event: 'supabase.prune', unexpected: typeof answer.data })
+    if (typeof answer.data !== 'number') throw new AppError('storage_unavailable', { detail: { event: 'supabase.prune', unexpected: typeof answer.data } })
     return answer.data
   }
 
   /** A set-returning function's rows. */
   #rows<T>(event: string, data: unknown): T[] {
     if (Array.isArray(data)) return data as T[]
-    throw errors.storageUnavailable({ event, unexpected: typeof data })
+    throw new AppError('storage_unavailable', { detail: { event, unexpected: typeof data } })
   }
 }

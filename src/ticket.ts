@@ -1,31 +1,39 @@
-import { AppError, errors } from './errors'
-import { seal, unseal } from './signed'
+import { AppError } from './errors'
+import type { TokenKind, TokenSigner } from './signed'
 
 /**
- * The advertiser selection ticket: proof, for ten minutes, that this user may choose an advertiser
- * for the connection made at `connectedAt`. The callback page holds no Supabase session, so the
- * ticket is what lets it submit the user's choice without the token ever reaching the browser. It
- * names the connection, not a list: the choice is checked against the advertisers stored now, and a
- * ticket for a connection that has since been replaced, revoked or removed opens nothing.
+ * The advertiser selection ticket: proof, for ten minutes and in the browser that finished the
+ * flow, that this user may choose an advertiser for the connection made at `connectedAt`. The
+ * callback page holds no Supabase session, so the ticket is what lets it submit the user's choice
+ * without the token ever reaching the browser. It names the connection, not a list: the choice is
+ * checked against the advertisers stored now, and a ticket for a connection that has since been
+ * replaced, revoked or removed opens nothing. `b` is the flow's binding (the SHA-256 of its cookie,
+ * as in the state): a leaked ticket opens nothing in a browser without that cookie.
  */
-const KIND = 't2'
 export const TICKET_TTL_SECONDS = 600
-const MAX_TICKET_LENGTH = 1024
 
-type TicketPayload = { u: string; c: string; exp: number }
+type TicketPayload = { u: string; c: string; b: string; exp: number }
+export type TicketGrant = { userId: string; connectedAt: string; binding: string }
 
-export async function mintTicket(secret: string, userId: string, connectedAt: string, now = Date.now()) {
-  const exp = Math.floor(now / 1000) + TICKET_TTL_SECONDS
-  const payload: TicketPayload = { u: userId, c: connectedAt, exp }
-  return { ticket: await seal(secret, KIND, payload), expires_at: new Date(exp * 1000).toISOString() }
+export const TICKET: TokenKind<TicketPayload> = {
+  prefix: 't3',
+  maxLength: 1024,
+  read: (value) => {
+    const p = value as Partial<TicketPayload> | null
+    return p && typeof p.u === 'string' && typeof p.c === 'string' && typeof p.b === 'string' && Number.isInteger(p.exp) ? (p as TicketPayload) : undefined
+  },
+  invalid: (reason) => new AppError('invalid_ticket', { reason }),
+  expired: () => new AppError('ticket_expired'),
 }
 
-export async function verifyTicket(secret: string, ticket: string, now = Date.now()): Promise<{ userId: string; connectedAt: string }> {
-  const opened = await unseal(secret, KIND, ticket, MAX_TICKET_LENGTH)
-  if ('reason' in opened) throw errors.invalidTicket(opened.reason)
-  const p = opened.payload as Partial<TicketPayload> | null
-  if (!p || typeof p.u !== 'string' || typeof p.c !== 'string' || !Number.isInteger(p.exp)) throw errors.invalidTicket('payload')
-  if (Math.floor(now / 1000) >= p.exp!)
-    throw new AppError('ticket_expired')
-  return { userId: p.u, connectedAt: p.c }
+export async function mintTicket(signer: TokenSigner, grant: TicketGrant, now: number) {
+  const exp = Math.floor(now / 1000) + TICKET_TTL_SECONDS
+  const ticket = await signer.sign(TICKET, { u: grant.userId, c: grant.connectedAt, b: grant.binding, exp })
+  return { ticket, expires_at: new Date(exp * 1000).toISOString() }
+}
+
+/** The ticket's grant; whether this browser holds its binding cookie is the caller's check. */
+export async function verifyTicket(signer: TokenSigner, ticket: string, now: number): Promise<TicketGrant> {
+  const p = await signer.verify(TICKET, ticket, now)
+  return { userId: p.u, connectedAt: p.c, binding: p.b }
 }

@@ -1,5 +1,5 @@
-import { AppError } from './errors'
-import { clock, fetchWithTimeout, idString, NetworkError, parseJsonExact } from './http'
+import type { Clock } from './clock'
+import { fetchWithTimeout, idString, NetworkError, parseJsonExact } from './http'
 import type { Logger } from './log'
 
 /** TikTok API for Business v1.3 paths; the trailing slash is part of the contract. */
@@ -10,46 +10,85 @@ const ADVERTISER_ATTEMPTS = 3
 /** The advertiser list's backoff: this, times the attempt that failed. */
 export const RETRY_DELAY_MS = 250
 
+/** TikTok's answer to a proxied call, untouched; `code` is the envelope's, when the body is one. */
+export type Forwarded = { status: number; contentType: string | null; body: ArrayBuffer; code: number | undefined }
+
 /** The grant's ids (advertiser_ids, scope) are not used: the advertiser list has the ids and names. */
 export type TikTokGrant = { accessToken: string }
 export type Advertiser = { id: string; name: string }
 
 type Envelope = { code: number; message: string; requestId: string | undefined; data: unknown }
 
-export const RATE_LIMITED = new Set([40100, 40016, 40133])
-const TRANSIENT = new Set([50000, 50002, 51001, 60001])
-const CODE_REJECTED = new Set([40110, 40115])
-export const TOKEN_REJECTED = new Set([40105, 40102])
-const APP_MISCONFIGURED = new Set([40000, 40101, 40113, 40104])
+/**
+ * What TikTok's answer meant, for the callers to act on: `rate_limited` (the app's or one
+ * advertiser's quota), `token_rejected` (the token is revoked or invalid), `code_rejected` (the auth
+ * code is expired or used), `permission_denied` (a scope the advertiser did not grant),
+ * `misconfigured` (the app id, secret or redirect), `unavailable` (TikTok's own "try later", a
+ * network failure, a 5xx: a read may be tried again), `timeout` (no answer in time: the call may
+ * still run), `bad_answer` (not TikTok's envelope, or not the shape this client reads), `refused`
+ * (any other code).
+ */
+export type TikTokErrorKind =
+  | 'rate_limited'
+  | 'token_rejected'
+  | 'code_rejected'
+  | 'permission_denied'
+  | 'misconfigured'
+  | 'unavailable'
+  | 'timeout'
+  | 'bad_answer'
+  | 'refused'
 
-/** TikTok's envelope code behind an error of this client; undefined when TikTok did not answer one. */
-export const tiktokCodeOf = (error: unknown): number | undefined => {
-  const code = error instanceof AppError ? error.detail?.tiktok_code : undefined
-  return typeof code === 'number' ? code : undefined
+const KIND_OF_CODE = new Map<number, TikTokErrorKind>([
+  ...[40100, 40016, 40133].map((code) => [code, 'rate_limited'] as const),
+  ...[40105, 40102].map((code) => [code, 'token_rejected'] as const),
+  ...[40110, 40115].map((code) => [code, 'code_rejected'] as const),
+  [40001, 'permission_denied'],
+  ...[40000, 40101, 40113, 40104].map((code) => [code, 'misconfigured'] as const),
+  ...[50000, 50002, 51001, 60001].map((code) => [code, 'unavailable'] as const),
+])
+
+/** TikTok did not do what was asked; `code` and `requestId` are TikTok's, when it answered with them. */
+export class TikTokError extends Error {
+  readonly kind: TikTokErrorKind
+  readonly code: number | undefined
+  readonly requestId: string | undefined
+  /** For the log: what was wrong with the answer (`network`, `http_503`, `bad_envelope`, …). */
+  readonly reason: string | undefined
+
+  constructor(kind: TikTokErrorKind, details: { code?: number; requestId?: string; reason?: string; cause?: unknown } = {}) {
+    super(`TikTok: ${kind}${details.code !== undefined ? ` (${details.code})` : details.reason ? ` (${details.reason})` : ''}`, { cause: details.cause })
+    this.name = 'TikTokError'
+    this.kind = kind
+    this.code = details.code
+    this.requestId = details.requestId
+    this.reason = details.reason
+  }
+
+  static fromCode(code: number, requestId?: string): TikTokError {
+    return new TikTokError(KIND_OF_CODE.get(code) ?? 'refused', { code, requestId })
+  }
 }
 
-/** Maps a TikTok envelope `code` to this Worker's error; TikTok's own message stays in the logs. */
-export function tiktokError(code: number, detail: Record<string, unknown> = {}): AppError {
-  const d = { detail: { tiktok_code: code, ...detail } }
-  if (RATE_LIMITED.has(code)) return new AppError('tiktok_rate_limited', d)
-  if (TRANSIENT.has(code)) return new AppError('tiktok_unavailable', d)
-  if (CODE_REJECTED.has(code)) return new AppError('code_invalid_or_used', d)
-  if (TOKEN_REJECTED.has(code)) return new AppError('tiktok_token_rejected', d)
-  if (code === 40001) return new AppError('tiktok_permission_denied', d)
-  if (APP_MISCONFIGURED.has(code)) return new AppError('tiktok_misconfigured', d)
-  return new AppError('tiktok_error', d)
-}
-
-const unavailable = (reason: string, cause?: unknown, timedOut = false) =>
-  new AppError('tiktok_unavailable', {
-    status: timedOut ? 504 : 502,
-    message: 'TikTok did not answer properly. Try connecting again in a few minutes.',
-    detail: { reason },
-    cause,
-  })
+/**
+ * What a read may try again: TikTok's own "try later", a network failure, a 5xx. Never a rate-limit
+ * answer (the quota is the app's: a retry spends more of what every tenant shares), a timeout (the
+ * call may still be running), or an answer of the wrong shape (it will not change).
+ */
+const isTransient = (error: unknown): boolean => error instanceof TikTokError && error.kind === 'unavailable'
 
 const asRecord = (value: unknown): Record<string, unknown> | undefined =>
   typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
+
+/** The envelope's `code` in a body that may not be JSON at all. */
+const codeIn = (text: string): number | undefined => {
+  try {
+    const code = asRecord(JSON.parse(text))?.code
+    return typeof code === 'number' ? code : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /** One thin client per flow: explicit envelope checks, exact ids, no hidden retries of the exchange. */
 export class TikTokClient {
@@ -58,13 +97,15 @@ export class TikTokClient {
   readonly #base: string
   readonly #timeoutMs: number
   readonly #log: Logger
+  readonly #clock: Clock
 
-  constructor(options: { appId: string; appSecret: string; apiBase: string; timeoutMs: number }, log: Logger) {
+  constructor(options: { appId: string; appSecret: string; apiBase: string; timeoutMs: number }, log: Logger, clock: Clock) {
     this.#appId = options.appId
     this.#secret = options.appSecret
     this.#base = options.apiBase
     this.#timeoutMs = options.timeoutMs
     this.#log = log
+    this.#clock = clock
   }
 
   /** Exchanges a single-use auth code. Never retried: TikTok may already have consumed the code. */
@@ -76,7 +117,7 @@ export class TikTokClient {
     })
     const data = asRecord(envelope.data)
     const accessToken = data?.access_token
-    if (typeof accessToken !== 'string' || accessToken.length === 0) throw unavailable('no_access_token')
+    if (typeof accessToken !== 'string' || accessToken.length === 0) throw new TikTokError('bad_answer', { reason: 'no_access_token' })
     this.#log.protect(accessToken)
     return { accessToken }
   }
@@ -97,18 +138,25 @@ export class TikTokClient {
           { attempt, exactIds: true },
         )
         const list = asRecord(envelope.data)?.list
-        if (!Array.isArray(list)) throw unavailable('no_advertiser_list')
-        return list.flatMap((item) => {
+        if (!Array.isArray(list)) throw new TikTokError('bad_answer', { reason: 'no_advertiser_list' })
+        const advertisers = list.flatMap((item) => {
           const record = asRecord(item)
           const id = idString(record?.advertiser_id)
           if (!id) return []
           const name = record?.advertiser_name
           return [{ id, name: typeof name === 'string' ? name : '' }]
         })
+        // An entry that is there but unreadable is a changed answer, not an advertiser gone: read as
+        // missing, the sweep would clear a choice, or revoke every connection when none reads.
+        if (advertisers.length < list.length) {
+          const reason = advertisers.length === 0 ? 'no_readable_advertiser' : 'unreadable_advertiser'
+          this.#log.warn('tiktok.advertisers', { outcome: 'bad_envelope', reason, entries: list.length, readable: advertisers.length })
+          throw new TikTokError('bad_answer', { reason })
+        }
+        return advertisers
       } catch (error) {
-        const retry = error instanceof AppError && error.retryable && error.status !== 504 && attempt < attempts
-        if (!retry) throw error
-        await clock.sleep(RETRY_DELAY_MS * attempt)
+        if (!(isTransient(error) && attempt < attempts)) throw error
+        await this.#clock.sleep(RETRY_DELAY_MS * attempt)
       }
     }
   }
@@ -131,9 +179,48 @@ export class TikTokClient {
       )
       return true
     } catch (error) {
-      const code = tiktokCodeOf(error)
-      return code !== undefined && TOKEN_REJECTED.has(code)
+      // Already invalid at TikTok: revoked all the same.
+      return error instanceof TikTokError && error.kind === 'token_rejected'
     }
+  }
+
+  /**
+   * A product backend's call through the proxy: `path` below `/open_api/v1.3/` (checked by the
+   * caller), the query as sent, the body's bytes for a POST. TikTok's answer comes back as TikTok
+   * sent it (status, bytes, content type), with the envelope's `code` read when there is one. Only
+   * `Access-Token` goes with it: never the app's secret, nothing of the caller's other headers.
+   */
+  async forward(call: { method: 'GET' | 'POST'; path: string; query: string; body?: ArrayBuffer; accessToken: string }): Promise<Forwarded> {
+    const started = Date.now()
+    const headers: Record<string, string> = { 'Access-Token': call.accessToken, accept: 'application/json' }
+    if (call.method === 'POST') headers['content-type'] = 'application/json'
+    const url = `${this.#base}/${call.path}${call.query}`
+    const fail = (outcome: 'timeout' | 'network_error', error: unknown): never => {
+      this.#log.warn('tiktok.proxy', { outcome, path: call.path, duration_ms: Date.now() - started, error })
+      throw new TikTokError(outcome === 'timeout' ? 'timeout' : 'unavailable', { reason: outcome === 'timeout' ? 'timeout' : 'network', cause: error })
+    }
+    let response: Response
+    try {
+      response = await fetchWithTimeout(url, { method: call.method, headers, body: call.body }, this.#timeoutMs)
+    } catch (error) {
+      return fail(error instanceof NetworkError && error.timedOut ? 'timeout' : 'network_error', error)
+    }
+    let body: ArrayBuffer
+    try {
+      body = await response.arrayBuffer()
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
+      return fail(timedOut ? 'timeout' : 'network_error', error)
+    }
+    const code = codeIn(new TextDecoder().decode(body))
+    this.#log[code === 0 ? 'info' : 'warn']('tiktok.proxy', {
+      outcome: code === 0 ? 'ok' : code === undefined ? 'no_envelope' : 'tiktok_error',
+      path: call.path,
+      http_status: response.status,
+      tiktok_code: code,
+      duration_ms: Date.now() - started,
+    })
+    return { status: response.status, contentType: response.headers.get('content-type'), body, code }
   }
 
   /**
@@ -162,7 +249,7 @@ export class TikTokClient {
     } catch (error) {
       const timedOut = error instanceof NetworkError && error.timedOut
       log(timedOut ? 'timeout' : 'network_error', { error })
-      throw unavailable(timedOut ? 'timeout' : 'network', error, timedOut)
+      throw new TikTokError(timedOut ? 'timeout' : 'unavailable', { reason: timedOut ? 'timeout' : 'network', cause: error })
     }
 
     let text: string
@@ -172,11 +259,14 @@ export class TikTokClient {
       // The deadline also bounds the body: cut off there, it is a timeout (not retried), not garbage.
       const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
       log(timedOut ? 'timeout' : 'network_error', { error })
-      throw unavailable(timedOut ? 'timeout' : 'network', error, timedOut)
+      throw new TikTokError(timedOut ? 'timeout' : 'unavailable', { reason: timedOut ? 'timeout' : 'network', cause: error })
     }
     if (!response.ok) {
       log('http_error', { http_status: response.status })
-      throw unavailable(`http_${response.status}`)
+      // A rate-limit code is one whatever the status came with: never read as "try again".
+      const code = codeIn(text)
+      if (code !== undefined && TikTokError.fromCode(code).kind === 'rate_limited') throw TikTokError.fromCode(code)
+      throw new TikTokError(response.status >= 500 ? 'unavailable' : 'bad_answer', { reason: `http_${response.status}` })
     }
     let body: Record<string, unknown> | undefined
     try {
@@ -187,7 +277,7 @@ export class TikTokClient {
     const code = typeof body?.code === 'number' ? body.code : undefined
     if (!body || code === undefined) {
       log('bad_envelope', { http_status: response.status, content_type: response.headers.get('content-type') })
-      throw unavailable('bad_envelope')
+      throw new TikTokError('bad_answer', { reason: 'bad_envelope' })
     }
     const envelope: Envelope = {
       code,
@@ -198,7 +288,7 @@ export class TikTokClient {
     const fields = { tiktok_code: envelope.code, tiktok_request_id: envelope.requestId }
     if (envelope.code !== 0) {
       log('tiktok_error', { ...fields, tiktok_message: envelope.message })
-      throw tiktokError(envelope.code, { tiktok_request_id: envelope.requestId })
+      throw TikTokError.fromCode(envelope.code, envelope.requestId)
     }
     log('ok', fields)
     return envelope

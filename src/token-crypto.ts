@@ -5,66 +5,20 @@
  *
  *     enc:v1:<key id>:<iv, base64url>:<ciphertext + tag, base64url>
  *
- * Self-contained on purpose (Web Crypto, atob/btoa, TextEncoder only): the same file runs in Node 20+,
- * Deno and Workers, so the product's other services can import or copy it to read the token. For the
- * same reason it holds the Worker's one base64url codec, which the signed tokens use too.
+ * Web Crypto and `encoding.ts` only: the two files run as they are in Node 20+, Deno and Workers, so
+ * the product's other services can import or copy them to read the token.
  *
  * Keys are configured as `TOKEN_ENCRYPTION_KEY="<id>:<32 bytes, base64>[,<old id>:<old key>…]"`:
  * the first key encrypts, every listed key decrypts.
  */
+
+import { decodeBase64, encodeBase64Url } from './encoding.ts'
 
 export type TokenKey = { id: string; key: CryptoKey }
 
 const PREFIX = 'enc:v1:'
 const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/
 const encoder = new TextEncoder()
-
-// The runtime's own base64 where it has one (Workers: Uint8Array.toBase64 / fromBase64), not a JS
-// loop per byte; atob/btoa where it does not (Node 20 and 22).
-type Base64Options = { alphabet: 'base64url'; omitPadding?: boolean; lastChunkHandling?: 'strict' }
-type NativeBase64 = {
-  toBase64?: (this: Uint8Array, options: Base64Options) => string
-  fromBase64?: (text: string, options: Base64Options) => Uint8Array<ArrayBuffer>
-}
-const nativeToBase64 = (Uint8Array.prototype as NativeBase64).toBase64
-const nativeFromBase64 = (Uint8Array as NativeBase64).fromBase64
-const BASE64URL = /^[A-Za-z0-9_-]+$/
-
-/** Either alphabet, padding optional, as `atob` reads it; throws on anything else. */
-const fromBase64 = (value: string): Uint8Array<ArrayBuffer> => {
-  const normal = value.replace(/-/g, '+').replace(/_/g, '/')
-  const binary = atob(normal + '='.repeat((4 - (normal.length % 4)) % 4))
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0))
-}
-
-/** Base64url without padding. */
-export function encodeBase64Url(data: ArrayBuffer | Uint8Array): string {
-  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data)
-  if (nativeToBase64) return nativeToBase64.call(bytes, { alphabet: 'base64url', omitPadding: true })
-  let binary = ''
-  for (const byte of bytes) binary += String.fromCharCode(byte)
-  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
-}
-
-/**
- * Decodes only the one text `encodeBase64Url` would produce for these bytes: no padding, and the
- * unused low bits of the last character zero. Otherwise a signed token would have twins that verify
- * just the same.
- */
-export function decodeBase64Url(text: string): Uint8Array<ArrayBuffer> | undefined {
-  if (!BASE64URL.test(text)) return undefined
-  try {
-    if (nativeFromBase64) {
-      // 'strict' checks those bits but also demands padding, so the padding is ours, never the input's.
-      const padded = text + '='.repeat((4 - (text.length % 4)) % 4)
-      return nativeFromBase64(padded, { alphabet: 'base64url', lastChunkHandling: 'strict' })
-    }
-    const bytes = fromBase64(text)
-    return encodeBase64Url(bytes) === text ? bytes : undefined
-  } catch {
-    return undefined
-  }
-}
 
 /** Splits the setting into `[id, raw key]` pairs; throws on anything but 32-byte keys with sane ids. */
 export function parseKeySpec(spec: string): [string, Uint8Array<ArrayBuffer>][] {
@@ -78,7 +32,7 @@ export function parseKeySpec(spec: string): [string, Uint8Array<ArrayBuffer>][] 
     seen.add(id)
     let raw: Uint8Array<ArrayBuffer>
     try {
-      raw = fromBase64(entry.slice(at + 1))
+      raw = decodeBase64(entry.slice(at + 1))
     } catch {
       throw new Error(`key ${id} is not base64`)
     }
@@ -87,24 +41,17 @@ export function parseKeySpec(spec: string): [string, Uint8Array<ArrayBuffer>][] 
   })
 }
 
-const imported = new Map<string, Promise<TokenKey[]>>()
-
 /**
- * Parses and imports the configured keys once per isolate or process for each setting text; throws
- * (synchronously, before caching anything) when the setting is malformed.
+ * Parses and imports the configured keys; throws (synchronously) when the setting is malformed. The
+ * Worker imports them once per isolate; a service reading many tokens should do the same.
  */
 export function importTokenKeys(spec: string): Promise<TokenKey[]> {
-  let keys = imported.get(spec)
-  if (!keys) {
-    keys = Promise.all(
-      parseKeySpec(spec).map(async ([id, raw]) => ({
-        id,
-        key: await crypto.subtle.importKey('raw', raw, 'AES-GCM', false, ['encrypt', 'decrypt']),
-      })),
-    )
-    imported.set(spec, keys)
-  }
-  return keys
+  return Promise.all(
+    parseKeySpec(spec).map(async ([id, raw]) => ({
+      id,
+      key: await crypto.subtle.importKey('raw', raw, 'AES-GCM', false, ['encrypt', 'decrypt']),
+    })),
+  )
 }
 
 /** Encrypts with the first (current) key. */
@@ -112,8 +59,8 @@ export async function encryptToken(token: string, userId: string, keys: TokenKey
   const [current] = typeof keys === 'string' ? await importTokenKeys(keys) : keys
   if (!current) throw new Error('no encryption key')
   const iv = crypto.getRandomValues(new Uint8Array(12))
-  const sealed = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: encoder.encode(userId) }, current.key, encoder.encode(token))
-  return `${PREFIX}${current.id}:${encodeBase64Url(iv)}:${encodeBase64Url(sealed)}`
+  const ciphertext = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: encoder.encode(userId) }, current.key, encoder.encode(token))
+  return `${PREFIX}${current.id}:${encodeBase64Url(iv)}:${encodeBase64Url(ciphertext)}`
 }
 
 /** True for a value written by `encryptToken`; anything else is a plaintext token. */
@@ -133,9 +80,9 @@ export async function decryptToken(stored: string, userId: string, keys: TokenKe
   if (!key) throw new Error(`no key with id ${id}`)
   try {
     const plain = await crypto.subtle.decrypt(
-      { name: 'AES-GCM', iv: fromBase64(iv), additionalData: encoder.encode(userId) },
+      { name: 'AES-GCM', iv: decodeBase64(iv), additionalData: encoder.encode(userId) },
       key.key,
-      fromBase64(data),
+      decodeBase64(data),
     )
     return new TextDecoder().decode(plain)
   } catch {

@@ -1,7 +1,9 @@
-import { env, exports } from 'cloudflare:workers'
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
+import { env } from 'cloudflare:workers'
 import { afterAll, expect, inject, vi } from 'vitest'
-import { clock } from '../src/http'
-import app from '../src/index'
+import { clock } from '../src/clock'
+import { hmacKey, TokenSigner } from '../src/signed'
+import worker from '../src/index'
 import type { Row } from '../sandbox/database'
 import { remoteDatabase } from '../sandbox/database-remote'
 import { createSupabase, createSigningKey } from '../sandbox/supabase'
@@ -22,6 +24,12 @@ export const ADVERTISERS = [
 const TIKTOK_HOST = 'business-api.tiktok.com'
 const SUPABASE_HOST = 'abc.supabase.co'
 const WEBHOOK_HOST = 'hooks.example.com'
+
+/**
+ * 32 key bytes in base64, different for each `seed` and all distinct (the Worker refuses keys with
+ * fewer than 8 distinct bytes as placeholders).
+ */
+export const testKeyBase64 = (seed: number): string => btoa(String.fromCharCode(...Array.from({ length: 32 }, (_, i) => (i * 31 + seed * 17) & 255)))
 
 /** The webhook receiver's URL and signing secret, for tests that turn deliveries on. */
 export const WEBHOOK_URL = `https://${WEBHOOK_HOST}/tiktok/events`
@@ -98,6 +106,9 @@ afterAll(() => database.close())
 /** The test bindings, as vitest.config.ts sets them, for calls that vary one setting. */
 export const testEnv = env as unknown as Record<string, string>
 
+/** Signs states and tickets with the test STATE_SECRET, as the Worker does: for tests that forge, age or replay them. */
+export const testSigner = new TokenSigner(hmacKey(testEnv.STATE_SECRET!))
+
 /**
  * Stand-ins for TikTok and Supabase behind `fetch`. Anything else the Worker tries to reach fails the
  * request and is recorded in `unexpected`, which every test asserts empty.
@@ -149,7 +160,7 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
   // Retry backoffs and replay polls take no real time: each wait is recorded and returns at once.
   // A test that needs a wait to last until something happens replaces the implementation.
   const sleeps: number[] = []
-  const sleep = vi.spyOn(clock, 'sleep').mockImplementation(async (ms) => {
+  const sleep = vi.spyOn(clock, 'sleep').mockImplementation(async (ms: number) => {
     sleeps.push(ms)
   })
 
@@ -159,6 +170,8 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
   })
 
   return {
+    /** The test's browser: the binding cookie its last /start set (the one `chooseAdvertiser` sends). */
+    browser: { cookie: '' },
     tiktok,
     supabase,
     receiver,
@@ -214,19 +227,31 @@ export type EventRow = {
 /** Settings or bindings (a rate limiter, a queue) that replace the configured ones for one call. */
 export type Bindings = Record<string, string | RateLimit | Queue | undefined>
 
-// What calls with their own bindings handed to waitUntil, so a test can wait for it.
+// What the calls handed to waitUntil, so a test can wait for it.
 const background: Promise<unknown>[] = []
-/** Waits for everything those calls left running after their answer (the queue sends). */
+/** Waits for everything the calls left running after their answer (the queue sends). */
 export async function settled(): Promise<void> {
   while (background.length) await Promise.allSettled(background.splice(0))
 }
 
-/** Calls the deployed-shape Worker; `bindings` replaces settings for this call only. */
-export function call(url: string, init: RequestInit = {}, bindings?: Bindings): Promise<Response> {
-  const request = new Request(url, init)
-  if (!bindings) return exports.default.fetch(request)
-  const ctx = { waitUntil: (p: Promise<unknown>) => void background.push(p), passThroughOnException() {}, props: {} }
-  return Promise.resolve(app.fetch(request, { ...testEnv, ...bindings }, ctx as unknown as ExecutionContext))
+type WorkerEnv = Parameters<typeof worker.fetch>[1]
+
+// One bindings object per `bindings` given: the same object again is the same isolate.
+const isolates = new WeakMap<Bindings, WorkerEnv>()
+
+/**
+ * Calls the Worker's own entry point, as the runtime does. `bindings` replaces settings: the env the
+ * Worker sees is `env` with them on top, one object per `bindings` object, so passing the same one
+ * again is the same isolate (settings checked, keys and clients built, caches warm), and a new one is
+ * a new isolate. Without it every call shares the test file's.
+ */
+export async function call(url: string, init: RequestInit = {}, bindings?: Bindings): Promise<Response> {
+  const ctx = createExecutionContext()
+  let workerEnv = bindings ? isolates.get(bindings) : (env as WorkerEnv)
+  if (!workerEnv) isolates.set(bindings!, (workerEnv = { ...env, ...bindings } as WorkerEnv))
+  const response = await worker.fetch(new Request(url, init), workerEnv, ctx)
+  background.push(waitOnExecutionContext(ctx))
+  return response
 }
 
 export type Started = { response: Response; body: Record<string, unknown>; state: string; cookie: string; authorizeUrl: URL }
@@ -252,6 +277,7 @@ export async function start(
   const authorizeUrl = new URL(typeof body.authorize_url === 'string' ? body.authorize_url : 'about:blank')
   const setCookie = response.headers.get('set-cookie') ?? ''
   const cookie = /__Host-tiktok_oauth_binding=([^;]*)/.exec(setCookie)?.[1] ?? ''
+  if (cookie) h.browser.cookie = cookie
   return { response, body, state: authorizeUrl.searchParams.get('state') ?? '', cookie, authorizeUrl }
 }
 
@@ -275,6 +301,37 @@ export function exchange(
     },
     bindings,
   )
+}
+
+/** The binding a state carries (`n`, the SHA-256 of its cookie), read from the documented format. */
+export const stateBinding = (state: string): string =>
+  (JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(state.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')), (ch) => ch.charCodeAt(0)))) as { n: string }).n
+
+/**
+ * POST /oauth/advertiser as the callback page does (or POST /advertiser without a ticket), from the test's browser (its binding cookie, unless
+ * `cookie` names another or `null` sends none).
+ */
+export function chooseAdvertiser(
+  h: Harness,
+  body: Record<string, unknown>,
+  options: { headers?: Record<string, string>; bindings?: Bindings; cookie?: string | null } = {},
+): Promise<{ status: number; headers: Headers; body: Record<string, any> }> {
+  const cookie = options.cookie === undefined ? h.browser.cookie : options.cookie
+  // The callback page's endpoint takes a ticket; the product's takes the user's bearer token.
+  return call(
+    `${APP_ORIGIN}/api/tiktok/${'ticket' in body ? 'oauth/' : ''}advertiser`,
+    {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        origin: APP_ORIGIN,
+        ...(cookie ? { cookie: `__Host-tiktok_oauth_binding=${cookie}` } : {}),
+        ...options.headers,
+      },
+      body: JSON.stringify(body),
+    },
+    options.bindings,
+  ).then(async (r) => ({ status: r.status, headers: r.headers, body: (await r.json()) as Record<string, any> }))
 }
 
 /** Every secret the Worker holds or receives during a test: none may appear in a response or a log. */

@@ -316,6 +316,29 @@ describe('sandbox: advertiser controls at TikTok and the webhook receiver', () =
     expect(await (await s.app.request(`${ORIGIN}/`)).text()).toContain('No live grant')
   })
 
+  it('every control POST refuses another site’s page (a simple cross-site POST), and takes a script’s', async () => {
+    const s = await sandbox()
+    const token = await grant(s)
+    const simple = (path: string, headers: Record<string, string>) =>
+      s.app.request(`${ORIGIN}${path}`, { method: 'POST', headers: { 'content-type': 'text/plain', host: '127.0.0.1:8790', ...headers }, body: '{"count": 2}' })
+    for (const path of ['/__sandbox/faults', '/__sandbox/codes', '/__sandbox/reset', '/__sandbox/tiktok/revoke', '/__sandbox/tiktok/remove-advertiser'])
+      for (const headers of [{ origin: 'http://evil.example' }, { 'sec-fetch-site': 'cross-site' }] as Record<string, string>[]) {
+        const r = await simple(path, headers)
+        expect(r.status, `${path} ${JSON.stringify(headers)}`).toBe(403)
+        expect(await r.json()).toEqual({ error: 'cross-site request refused' })
+      }
+    // A page that rebound its own name to this machine sends its own Host, and Origin to match.
+    const rebound = await simple('/__sandbox/reset', { host: 'attacker.example:8790', origin: 'http://attacker.example:8790' })
+    expect(rebound.status).toBe(403)
+    // Nothing was reset or revoked, and no fault was queued: the grant still lists its advertisers.
+    expect(s.tiktok.grants().map((g) => g.token)).toEqual([token])
+    expect((await list(s, token)).code).toBe(0)
+    const script = await simple('/__sandbox/codes', {})
+    expect(script.status).toBe(200)
+    expect(((await script.json()) as { codes: string[] }).codes).toHaveLength(2)
+    expect((await simple('/__sandbox/codes', { origin: ORIGIN, 'sec-fetch-site': 'same-origin' })).status).toBe(200)
+  })
+
   it('receiver: a delivery signed with the configured secret is 204 and recorded valid with its payload; attempts count per webhook-id', async () => {
     const s = await sandbox()
     const body = event('revoked')

@@ -1,9 +1,8 @@
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from 'cloudflare:test'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { clientsFor } from '../src/clients'
-import { readConfig } from '../src/env'
 import worker from '../src/index'
 import { Logger } from '../src/log'
+import { compose } from '../src/services'
 import { SupabaseStore } from '../src/supabase'
 import { CALL_INTERVAL_MS, sweepConnections } from '../src/sweep'
 import { encryptToken } from '../src/token-crypto'
@@ -19,6 +18,7 @@ import {
   testEnv,
   WEBHOOK_SECRET,
   WEBHOOK_URL,
+  testKeyBase64,
 } from './harness'
 
 /**
@@ -85,9 +85,8 @@ async function revokeAtTikTok(token: string) {
 
 /** The sweep with a clock that moves only when it sleeps; every TikTok call notes the time it started. */
 async function paced(env: Record<string, string>) {
-  const { config } = readConfig({ ...testEnv, ...env } as unknown as Env)
   const log = new Logger('sweep-test')
-  const { db, tiktok } = clientsFor(config!, log)
+  const { services } = compose({ ...testEnv, ...env } as unknown as Env, createExecutionContext(), log)
   let clock = 0
   const starts: number[] = []
   let inFlight = 0
@@ -106,15 +105,13 @@ async function paced(env: Record<string, string>) {
   })
   const sleeps: number[] = []
   const summary = await sweepConnections({
-    config: config!,
-    db,
-    tiktok,
-    log,
-    enqueue: () => {},
-    now: () => clock,
-    sleep: async (ms) => {
-      sleeps.push(ms)
-      clock += ms
+    ...services!,
+    clock: {
+      now: () => clock,
+      sleep: async (ms: number) => {
+        sleeps.push(ms)
+        clock += ms
+      },
     },
   })
   return { summary, starts, maxInFlight, sleeps }
@@ -185,9 +182,31 @@ describe('the sweep, one run through the cron', () => {
     expect(lines().find((l) => l.event === 'sweep.check')).toMatchObject({ outcome: 'error', user_id: a.userId })
   })
 
+  it('a list with one entry that does not read as an advertiser is a bad envelope too: the choice is not cleared', async () => {
+    const a = await seed({ chosen: BIG_ID_2 })
+    const changed = { code: 0, message: 'OK', request_id: '2026x', data: { list: [{ advertiser_id: BIG_ID, advertiser_name: 'Brand A' }, { id: BIG_ID_2 }] } }
+    h.tiktok.faults.add('advertisers', { json: changed })
+    await cron(cronEnv())
+    expect(await row(a.userId)).toMatchObject({ tiktok_revoked_at: null, tiktok_business_id: BIG_ID_2, tiktok_advertisers: ADVERTISERS })
+    expect(await eventsOf(a.userId)).toEqual([])
+    expect(lines().find((l) => l.event === 'tiktok.advertisers' && l.outcome === 'bad_envelope')).toMatchObject({ reason: 'unreadable_advertiser', entries: 2, readable: 1 })
+  })
+
+  it('a list whose entries TikTok sent but none of which reads as an advertiser is a bad envelope: nothing revoked, logged', async () => {
+    const a = await seed()
+    // A changed answer shape: entries without a readable advertiser_id.
+    const changed = { code: 0, message: 'OK', request_id: '2026x', data: { list: [{ id: BIG_ID, name: 'Brand A' }, { advertiser_id: null }] } }
+    h.tiktok.faults.add('advertisers', { json: changed })
+    await cron(cronEnv())
+    expect(await row(a.userId)).toMatchObject({ tiktok_revoked_at: null, tiktok_business_id: BIG_ID, tiktok_advertisers: ADVERTISERS })
+    expect(await eventsOf(a.userId)).toEqual([])
+    expect(lines().find((l) => l.event === 'tiktok.advertisers' && l.outcome === 'bad_envelope')).toMatchObject({ reason: 'no_readable_advertiser', entries: 2 })
+    expect(runLine()).toMatchObject({ checked: 0, revoked: 0, errors: 1 })
+  })
+
   it('opens encrypted tokens; one no configured key opens is an error, not a revocation', async () => {
-    const key = `k1:${btoa(String.fromCharCode(...new Uint8Array(32).fill(7)))}`
-    const other = `k9:${btoa(String.fromCharCode(...new Uint8Array(32).fill(9)))}`
+    const key = `k1:${testKeyBase64(7)}`
+    const other = `k9:${testKeyBase64(9)}`
     const sealed = await seed({ stored: (token, userId) => encryptToken(token, userId, key) })
     const unreadable = await seed({ stored: (token, userId) => encryptToken(token, userId, other) })
     await cron(cronEnv({ TOKEN_ENCRYPTION_KEY: key, SWEEP_CONCURRENCY: '10' }))
@@ -202,10 +221,12 @@ describe('the sweep, one run through the cron', () => {
     await cron(cronEnv({ SWEEP_MAX_PER_RUN: '3', SWEEP_CONCURRENCY: '10' }))
     expect(listedTokens().sort()).toEqual(seeds.slice(0, 3).map((s) => s.token).sort())
     h.tiktok.requests.length = 0
+    // One run leases its batch at one instant: age the three apart, so the order has something to follow.
+    for (const [i, age] of [[0, '10 minutes'], [1, '1 hour'], [2, '5 minutes']] as const)
+      await h.sql(`update public.user_accounts set tiktok_verified_at = now() - $2::interval where id = $1 returning id`, [seeds[i]!.userId, age])
     await cron(cronEnv({ SWEEP_MAX_PER_RUN: '3', SWEEP_CONCURRENCY: '10' }))
     // The two never checked, then the one checked longest ago.
-    expect(listedTokens()).toHaveLength(3)
-    expect(listedTokens()).toEqual(expect.arrayContaining([seeds[3]!.token, seeds[4]!.token]))
+    expect(listedTokens().sort()).toEqual([seeds[3]!.token, seeds[4]!.token, seeds[1]!.token].sort())
   })
 
   it('revoked, disconnected and never-connected rows are not swept', async () => {

@@ -5,27 +5,14 @@
  */
 import { sign } from 'hono/jwt'
 import { createSigningKey } from '../../sandbox/supabase'
-import app from '../../src/index'
+import worker from '../../src/index'
 import floor from '../floor/index'
 
-const ORIGIN = 'http://127.0.0.1:8970'
-const SUPABASE = 'http://127.0.0.1:8990/supabase'
-const USER = '3f1c9a52-7d4e-4b8a-9e21-5c6d7a8b9c01'
-const vars: Record<string, string> = {
-  TIKTOK_APP_ID: 'app',
-  TIKTOK_APP_SECRET: 'sandbox-not-a-real-tiktok-secret',
-  TIKTOK_AUTH_URL: 'http://127.0.0.1:8990/tiktok/portal/auth',
-  TIKTOK_API_BASE: 'http://127.0.0.1:8990/tiktok/open_api/v1.3',
-  SUPABASE_URL: SUPABASE,
-  SUPABASE_SECRET_KEY: 'sb_secret_sandbox-not-a-real-key',
-  STATE_SECRET: 'sandbox-state-secret-not-for-production-use-0000',
-  ALLOWED_ORIGINS: ORIGIN,
-  FLOOR_USER_ID: USER,
-}
-// The Worker refuses to run without its two Workers Rate Limiting bindings (src/env.ts). These allow
-// every call: the benchmark measures flows, not throttling, and every flow here is the same user.
+// The settings are the text bindings scripts/bench.ts gives this Worker: sandbox/dev.env on the
+// benchmark's ports. The Worker refuses to run without its two Workers Rate Limiting bindings
+// (src/env.ts): these allow every call, since the benchmark measures flows, not throttling.
 const allowAll = { limit: async () => ({ success: true }) } as RateLimit
-const env = { ...vars, USER_RATE_LIMIT: allowAll, CLIENT_RATE_LIMIT: allowAll }
+type Vars = Record<string, string>
 
 // Upstream answers as the sandbox gives them, so both Workers parse the same bytes.
 const TOKEN =
@@ -34,10 +21,11 @@ const ADVERTISERS =
   '{"code": 0, "message": "OK", "request_id": "20261795576527870b35de500e11e", "data": {"list": [{"advertiser_id": "7412345678901234567", "advertiser_name": "Demo Advertiser (US)"}, {"advertiser_id": "7412345678901234599", "advertiser_name": "Demo Advertiser (EU)"}]}}'
 
 let signedIn: Promise<{ token: string; jwks: string }> | undefined
-const signIn = async () => {
+const signIn = async (vars: Vars) => {
   const key = await createSigningKey('bench-key')
   const now = Math.floor(Date.now() / 1000)
-  const token = await sign({ iss: `${SUPABASE}/auth/v1`, sub: USER, aud: 'authenticated', role: 'authenticated', iat: now, exp: now + 3600 }, key.privateJwk)
+  const claims = { iss: `${vars.SUPABASE_URL}/auth/v1`, sub: vars.FLOOR_USER_ID, aud: 'authenticated', role: 'authenticated', iat: now, exp: now + 3600 }
+  const token = await sign(claims, key.privateJwk)
   return { token, jwks: JSON.stringify({ keys: [key.publicJwk] }) }
 }
 
@@ -56,13 +44,17 @@ globalThis.fetch = (async (input: RequestInfo | URL) => {
 
 const ctx = { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext
 
+let ours: Vars | undefined
 export default {
-  async fetch(request: Request): Promise<Response> {
+  async fetch(request: Request, vars: Vars): Promise<Response> {
+    // One env object for every flow, as one isolate has: its settings checked and keys built once.
+    const env = (ours ??= { ...vars, USER_RATE_LIMIT: allowAll, CLIENT_RATE_LIMIT: allowAll } as unknown as Vars)
+    const ORIGIN = vars.ALLOWED_ORIGINS!
     const query = new URL(request.url).searchParams
     const flows = Number(query.get('n') ?? 0)
     const handler =
-      query.get('w') === 'floor' ? (r: Request) => floor.fetch(r, vars) : (r: Request) => Promise.resolve(app.fetch(r, env, ctx))
-    const session = await (signedIn ??= signIn())
+      query.get('w') === 'floor' ? (r: Request) => floor.fetch(r, vars) : (r: Request) => Promise.resolve(worker.fetch(r, env as never, ctx))
+    const session = await (signedIn ??= signIn(vars))
     jwks = session.jwks
     const write = console.log
     const lines: string[] = []

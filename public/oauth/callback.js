@@ -10,7 +10,7 @@
   'use strict'
 
   const EXCHANGE_URL = '/api/tiktok/oauth/exchange'
-  const CHOOSE_URL = '/api/tiktok/advertiser'
+  const CHOOSE_URL = '/api/tiktok/oauth/advertiser'
   const DEFAULT_RETURN = '/profile'
   const RESULT_KEY = 'tiktok_callback_result'
   const FLOW_KEY = 'tiktok_connect_flow'

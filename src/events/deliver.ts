@@ -1,8 +1,8 @@
-import { backgroundLog, clientsFor } from '../clients'
-import { type Bindings, checkedConfig, type Config } from '../env'
+import type { Bindings } from '../env'
 import { fetchWithTimeout, NetworkError } from '../http'
 import type { Logger } from '../log'
-import type { StoredEvent, SupabaseStore } from '../supabase'
+import { compose, loggerFor, type Services } from '../services'
+import type { StoredEvent } from '../supabase'
 import { webhookHeaders } from './sign'
 
 /** wrangler.toml's dead-letter queue; a per-environment name must keep the suffix. */
@@ -24,15 +24,15 @@ type Sent = { ok: true; status: number } | { ok: false; reason: string }
  * receiver dedupes on `webhook-id`, the event id, the same on every attempt. A redirect is a failure,
  * not followed: the signature and the event are for the configured URL only.
  */
-async function post(webhook: NonNullable<Config['webhook']>, event: StoredEvent, timeoutMs: number): Promise<Sent> {
+async function post(s: Services, event: StoredEvent): Promise<Sent> {
   const body = JSON.stringify(event.payload)
-  const headers = await webhookHeaders(webhook.secret, event.id, Math.floor(Date.now() / 1000), body)
+  const headers = await webhookHeaders(s.webhookKey!, event.id, Math.floor(s.clock.now() / 1000), body)
   let response: Response
   try {
     response = await fetchWithTimeout(
-      webhook.url,
+      s.config.webhook!.url,
       { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body, redirect: 'manual' },
-      timeoutMs,
+      s.config.upstreamTimeoutMs,
     )
   } catch (error) {
     return { ok: false, reason: error instanceof NetworkError && error.timedOut ? 'timeout' : 'network_error' }
@@ -44,7 +44,8 @@ async function post(webhook: NonNullable<Config['webhook']>, event: StoredEvent,
 }
 
 /** One message: delivered and acknowledged, or counted and retried later with a longer wait. */
-async function deliverOne(message: Message<unknown>, db: SupabaseStore, config: Config, log: Logger): Promise<void> {
+async function deliverOne(message: Message<unknown>, s: Services): Promise<void> {
+  const { db, config, log } = s
   const body = message.body as { event_id?: unknown } | null
   const id = typeof body?.event_id === 'string' && UUID.test(body.event_id) ? body.event_id : undefined
   if (!id) {
@@ -66,7 +67,7 @@ async function deliverOne(message: Message<unknown>, db: SupabaseStore, config: 
       message.ack()
       return
     }
-    const sent = await post(config.webhook!, event, config.upstreamTimeoutMs)
+    const sent = await post(s, event)
     const fields = { event_id: id, type: event.type, attempt: message.attempts, duration_ms: Date.now() - started }
     if (sent.ok) {
       // If this write fails the message is retried and the event sent again: at least once, and
@@ -98,21 +99,19 @@ async function deliverOne(message: Message<unknown>, db: SupabaseStore, config: 
  * events in the order they were queued (not a guarantee: a retried one comes later). Every message is
  * settled on its own: one failure never retries the others.
  */
-async function deliver(batch: MessageBatch<unknown>, env: Bindings, log: Logger): Promise<void> {
-  const { config, problems } = checkedConfig(env)
-  if (!config) {
-    log.error('config.invalid', { settings: problems })
+async function deliver(batch: MessageBatch<unknown>, env: Bindings, ctx: ExecutionContext, log: Logger): Promise<void> {
+  const { services } = compose(env, ctx, log)
+  if (!services) {
     batch.retryAll({ delaySeconds: MAX_RETRY_SECONDS })
     return
   }
-  if (!config.webhook) {
+  if (!services.events.delivering) {
     // No receiver: the events stay in the table, where products can read them.
     log.info('events.deliver', { outcome: 'no_receiver', messages: batch.messages.length })
     batch.ackAll()
     return
   }
-  const { db } = clientsFor(config, log)
-  for (const message of batch.messages) await deliverOne(message, db, config, log)
+  for (const message of batch.messages) await deliverOne(message, services)
 }
 
 /**
@@ -128,8 +127,8 @@ function deadLetters(batch: MessageBatch<unknown>, log: Logger): void {
 }
 
 /** The queue handler, for both queues in wrangler.toml. */
-export async function queue(batch: MessageBatch<unknown>, env: Bindings, _ctx: ExecutionContext): Promise<void> {
-  const log = backgroundLog(env, 'queue')
+export async function queue(batch: MessageBatch<unknown>, env: Bindings, ctx: ExecutionContext): Promise<void> {
+  const log = loggerFor(env, `queue:${crypto.randomUUID()}`)
   if (isDeadLetterQueue(batch.queue)) return deadLetters(batch, log)
-  return deliver(batch, env, log)
+  return deliver(batch, env, ctx, log)
 }

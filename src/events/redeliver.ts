@@ -1,15 +1,11 @@
-import type { Bindings, Config } from '../env'
-import type { Logger } from '../log'
-import type { PendingEvent, SupabaseStore } from '../supabase'
-import { eventsQueue } from './enqueue'
+import type { Services } from '../services'
+import type { PendingEvent } from '../supabase'
 
 /** An event not delivered this long after its change lost its enqueue, or is being retried. */
 const OLDER_THAN = '5 minutes'
 const SCAN = 1000
 /** Per run, so a receiver back from an outage is not flooded with the whole backlog at once. */
 const MAX_PER_RUN = 200
-// Queues takes at most 100 messages per sendBatch.
-const SEND_BATCH = 100
 /** wrangler.toml's max_retries = 5: one message makes six attempts. */
 const ATTEMPTS_PER_MESSAGE = 6
 /** Six attempts with the consumer's back-off (30 s … 480 s) take about 16 minutes. */
@@ -28,18 +24,17 @@ export function isDue(event: Pick<PendingEvent, 'attempts' | 'created_at'>, now:
 }
 
 /** Sends the undelivered events that are due to the queue again; answers how many. */
-export async function redeliverEvents(env: Bindings, config: Config, db: SupabaseStore, log: Logger, now = Date.now()): Promise<number> {
+export async function redeliverEvents(s: Services): Promise<number> {
   // No receiver: the events are meant to stay in the table.
-  if (!config.webhook) return 0
-  const queue = eventsQueue(env)
-  if (!queue) {
-    log.warn('events.redeliver', { outcome: 'no_binding' })
+  if (!s.events.delivering) return 0
+  if (!s.config.eventsQueue) {
+    s.log.warn('events.redeliver', { outcome: 'no_binding' })
     return 0
   }
-  const pending = await db.eventsToDeliver(OLDER_THAN, SCAN)
+  const pending = await s.db.eventsToDeliver(OLDER_THAN, SCAN)
+  const now = s.clock.now()
   const due = pending.filter((event) => isDue(event, now)).slice(0, MAX_PER_RUN)
-  for (let i = 0; i < due.length; i += SEND_BATCH)
-    await queue.sendBatch(due.slice(i, i + SEND_BATCH).map((event) => ({ body: { event_id: event.id } })))
-  log[due.length ? 'warn' : 'info']('events.redeliver', { outcome: 'ok', undelivered: pending.length, sent: due.length })
+  await s.events.enqueueAgain(due.map((event) => event.id))
+  s.log[due.length ? 'warn' : 'info']('events.redeliver', { outcome: 'ok', undelivered: pending.length, sent: due.length })
   return due.length
 }

@@ -1,7 +1,9 @@
 import { Hono } from 'hono/tiny'
-import { type AppEnv, checkedConfig } from '../env'
+import type { RequestEnv } from '../middleware/context'
+import type { HealthAnswer } from '../health-answer'
+import { checkedConfig } from '../services'
 
-export const health = new Hono<AppEnv>()
+export const health = new Hono<RequestEnv>()
 
 /**
  * Names the settings that are missing or malformed and says what each should be, never its value.
@@ -11,5 +13,6 @@ health.get('/', (c) => {
   const { problems } = checkedConfig(c.env)
   const named = (kind: 'missing' | 'malformed') => problems.filter((p) => p.problem === kind).map((p) => p.name)
   const ok = problems.length === 0
-  return c.json({ ok, missing: named('missing'), malformed: named('malformed'), problems }, ok ? 200 : 503)
+  const answer: HealthAnswer = { ok, missing: named('missing'), malformed: named('malformed'), problems }
+  return c.json(answer, ok ? 200 : 503)
 })

@@ -47,7 +47,7 @@ describe('supabase/migrations on PostgreSQL 15', () => {
     await expect(as('authenticated', `update public.user_accounts set tiktok_business_id = '1' where id = '${ALICE}'`)).rejects.toThrow(/permission denied/)
   })
 
-  it('item 9: authenticated cannot insert a row with a planted tiktok_access_token / business id / connected_at', async () => {
+  it('authenticated cannot insert a row with a planted tiktok_access_token / business id / connected_at', async () => {
     // The attack as reported: a new user inserts its own row (allowed by the own-row policy) with a
     // connection already in it.
     await expect(
@@ -87,7 +87,7 @@ describe('supabase/migrations on PostgreSQL 15', () => {
     expect(await pg.sql("select has_table_privilege('authenticated', 'public.user_accounts', 'INSERT')")).toBe('f')
   })
 
-  it('item 9: authenticated can still insert its own row with only non-tiktok columns', async () => {
+  it('authenticated can still insert its own row with only non-tiktok columns', async () => {
     await as('authenticated', `insert into public.user_accounts (id, email) values ('${CAROL}', 'carol@example.com')`, CAROL)
     expect(await as('authenticated', `select id || '|' || email || '|' || coalesce(tiktok_connected_at::text, 'null') from public.user_accounts`, CAROL)).toBe(
       `${CAROL}|carol@example.com|null`,
@@ -99,7 +99,7 @@ describe('supabase/migrations on PostgreSQL 15', () => {
     )
   })
 
-  it('item 9: a tiktok_ column added by a later migration stays closed to authenticated and anon', async () => {
+  it('a tiktok_ column added by a later migration stays closed to authenticated and anon', async () => {
     await pg.sql('alter table public.user_accounts add column tiktok_refresh_token text')
     try {
       for (const role of ['authenticated', 'anon']) {
@@ -128,7 +128,7 @@ describe('supabase/migrations on PostgreSQL 15', () => {
     }
   })
 
-  it('item 9: the migration refuses to leave INSERT on tiktok_ columns open through a PUBLIC grant', async () => {
+  it('the migration refuses to leave INSERT on tiktok_ columns open through a PUBLIC grant', async () => {
     await pg.sql('grant insert on public.user_accounts to public')
     try {
       await expect(pg.sql(MIGRATION)).rejects.toThrow(/anon still holds INSERT on public.user_accounts.tiktok_/)
@@ -193,7 +193,7 @@ describe('supabase/migrations on PostgreSQL 15', () => {
     expect(await claim('nonce-1', 'h', 'r4', BOB)).toBe('used')
   })
 
-  it('item 8: counts failed attempts with the claim and locks the state after five', async () => {
+  it('counts failed attempts with the claim and locks the state after five', async () => {
     for (let attempt = 1; attempt <= 5; attempt++) {
       expect(await claim('nonce-lock', `code-${attempt}`, `r${attempt}`)).toBe('claimed')
       // A second request with the same code while the first is in flight waits; another code is refused.

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { tiktokError, TikTokClient } from '../../src/tiktok'
+import { TikTokClient, TikTokError } from '../../src/tiktok'
 import {
   ADVERTISERS,
   APP_ORIGIN,
@@ -16,6 +16,7 @@ import {
   expectNoLeaks,
   settled,
   USER_ID,
+  chooseAdvertiser,
 } from '../harness'
 
 /**
@@ -33,12 +34,7 @@ afterEach(async () => {
 
 const lines = () => h.logs.map((l) => JSON.parse(l) as Record<string, any>)
 const types = async () => (await h.events()).map((e) => e.type)
-const choose = (body: Record<string, unknown>, bindings = deliveriesOn().bindings) =>
-  call(
-    `${APP_ORIGIN}/api/tiktok/advertiser`,
-    { method: 'POST', headers: { 'content-type': 'application/json', origin: APP_ORIGIN }, body: JSON.stringify(body) },
-    bindings,
-  ).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, any> }))
+const choose = (body: Record<string, unknown>, bindings = deliveriesOn().bindings) => chooseAdvertiser(h, body, { bindings })
 
 describe('connected', () => {
   it('the completion writes it with the connection, and its id is queued after the answer', async () => {
@@ -148,7 +144,8 @@ describe('advertiser_changed (user_choice)', () => {
   it('a ticket for a replaced connection is stale: nothing written', async () => {
     const first = await connect(h)
     await connect(h)
-    const r = await choose({ ticket: first.body.selection.ticket, advertiser_id: BIG_ID_2 })
+    // From the first flow's browser (a tab that kept its cookie): the ticket is bound, but stale.
+    const r = await chooseAdvertiser(h, { ticket: first.body.selection.ticket, advertiser_id: BIG_ID_2 }, { bindings: deliveriesOn().bindings, cookie: first.started.cookie })
     expect(r).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
     expect(await types()).toEqual(['tiktok.connection.connected', 'tiktok.connection.connected'])
   })
@@ -174,7 +171,7 @@ describe('revoked (detected_by verify)', () => {
     await connect(h)
     const list = vi.spyOn(TikTokClient.prototype, 'listAdvertisers').mockImplementation(async () => {
       await h.sql(`update public.user_accounts set tiktok_connected_at = tiktok_connected_at + interval '1 second' where id = $1 returning id`, [USER_ID])
-      throw tiktokError(40105)
+      throw TikTokError.fromCode(40105)
     })
     const r = await asUser(h, '/api/tiktok/connection?verify=true', { bindings: deliveriesOn().bindings })
     expect(list).toHaveBeenCalledOnce()

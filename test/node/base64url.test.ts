@@ -1,6 +1,6 @@
 // Node has no Uint8Array.fromBase64 yet: the atob path must be exactly as strict as workerd's own.
 import { describe, expect, it } from 'vitest'
-import { decodeBase64Url, encodeBase64Url } from '../../src/token-crypto.ts'
+import { decodeBase64Url, encodeBase64Url } from '../../src/encoding.ts'
 
 describe('base64url on Node', () => {
   it('round-trips every length and refuses every other encoding of the same bytes', () => {

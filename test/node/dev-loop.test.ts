@@ -76,8 +76,8 @@ describe('pre-flight port check', () => {
     const taken = await portsInUse({ worker, sandbox, inspector })
     expect(taken).toMatchObject([{ role: 'sandbox', port: sandbox, address: '127.0.0.1' }])
     const [use] = taken
-    // ss or lsof name this very process; a machine with neither says "another program".
-    if (use!.holder) expect(use!.holder).toContain(`pid ${process.pid}`)
+    // Linux's /proc names this very process, without ss or lsof installed.
+    expect(use!.holder).toContain(`pid ${process.pid}`)
     expect(use!.suggestion).toBeGreaterThan(sandbox)
     expect([worker, inspector]).not.toContain(use!.suggestion)
 
@@ -133,10 +133,19 @@ describe('identity check: only this run of this Worker counts as ready', () => {
     expect(await checkWorker(`http://127.0.0.1:${lookalike}/api/tiktok/health`, NONCE)).toMatchObject({ kind: 'foreign' })
   })
 
-  it('accepts the answer that echoes this run’s request id with the health shape; waits through 5xx and silence', async () => {
+  it('accepts the answer that gives this run’s request id back as X-Client-Request-Id with the health shape; waits through 5xx and silence', async () => {
+    // An echo in X-Request-Id is no longer this Worker's way: the id there is always its own.
+    const echoing = await freePort()
+    await squat(echoing, (req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json', 'x-request-id': req.headers['x-request-id'] as string }).end(JSON.stringify(health)),
+    )
+    expect(await checkWorker(`http://127.0.0.1:${echoing}/api/tiktok/health`, NONCE)).toMatchObject({ kind: 'foreign' })
+
     const port = await freePort()
     await squat(port, (req, res) =>
-      res.writeHead(503, { 'content-type': 'application/json', 'x-request-id': req.headers['x-request-id'] as string }).end(JSON.stringify({ ...health, ok: false, missing: ['STATE_SECRET'] })),
+      res
+        .writeHead(503, { 'content-type': 'application/json', 'x-request-id': 'its-own-id', 'x-client-request-id': req.headers['x-request-id'] as string })
+        .end(JSON.stringify({ ...health, ok: false, missing: ['STATE_SECRET'] })),
     )
     expect(await checkWorker(`http://127.0.0.1:${port}/api/tiktok/health`, NONCE)).toEqual({ kind: 'ours', health: { ...health, ok: false, missing: ['STATE_SECRET'] } })
 

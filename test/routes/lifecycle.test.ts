@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { SupabaseStore } from '../../src/supabase'
+import { hmacKey, TokenSigner } from '../../src/signed'
 import { mintTicket } from '../../src/ticket'
 import { decryptToken } from '../../src/token-crypto'
 import {
@@ -21,6 +22,10 @@ import {
   twinSubmissions,
   testEnv,
   USER_ID,
+  chooseAdvertiser,
+  testKeyBase64,
+  stateBinding,
+  testSigner,
 } from '../harness'
 
 let h: Harness
@@ -92,12 +97,7 @@ describe('single-use, idempotent exchange', () => {
 })
 
 describe('POST /api/tiktok/advertiser', () => {
-  const choose = (body: Record<string, unknown>, headers: Record<string, string> = {}) =>
-    call(`${APP_ORIGIN}/api/tiktok/advertiser`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', origin: APP_ORIGIN, ...headers },
-      body: JSON.stringify(body),
-    }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, any> }))
+  const choose = (body: Record<string, unknown>, headers: Record<string, string> = {}) => chooseAdvertiser(h, body, { headers })
 
   it('stores the advertiser chosen with the selection ticket', async () => {
     const { body } = await connect(h)
@@ -115,11 +115,12 @@ describe('POST /api/tiktok/advertiser', () => {
   })
 
   it('refuses an expired ticket with 400 ticket_expired and a forged one with 400 invalid_ticket', async () => {
-    await connect(h)
+    const { started } = await connect(h)
     const connectedAt = (await h.row(USER_ID)).tiktok_connected_at as string
-    const old = await mintTicket(testEnv.STATE_SECRET!, USER_ID, connectedAt, Date.now() - 11 * 60_000)
+    const binding = stateBinding(started.state)
+    const old = await mintTicket(testSigner, { userId: USER_ID, connectedAt, binding }, Date.now() - 11 * 60_000)
     expect(await choose({ ticket: old.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 400, body: { code: 'ticket_expired' } })
-    const forged = await mintTicket('a-different-secret-of-enough-length-000000', USER_ID, connectedAt)
+    const forged = await mintTicket(new TokenSigner(hmacKey('a-different-secret-of-enough-length-000000')), { userId: USER_ID, connectedAt, binding }, Date.now())
     expect(await choose({ ticket: forged.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
     expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
   })
@@ -243,7 +244,7 @@ describe('DELETE /api/tiktok/connection', () => {
 })
 
 describe('token encryption at rest (TOKEN_ENCRYPTION_KEY)', () => {
-  const key = (byte: number) => btoa(String.fromCharCode(...new Uint8Array(32).fill(byte)))
+  const key = testKeyBase64
   const K1 = `k1:${key(1)}`
   const K2 = `k2:${key(2)}`
 

@@ -70,7 +70,8 @@ describe('POST /api/tiktok/oauth/start', () => {
     // A project URL of its own, so the cache starts empty for it whatever ran before.
     const project = `https://cache-${crypto.randomUUID()}.supabase.co`
     const token = await h.supabase.signAccessToken(USER_ID, { iss: `${project}/auth/v1` })
-    const post = () => call(`${APP_ORIGIN}/api/tiktok/oauth/start`, { method: 'POST', headers: { authorization: `Bearer ${token}`, origin: APP_ORIGIN } }, { SUPABASE_URL: project })
+    const isolate = { SUPABASE_URL: project }
+    const post = () => call(`${APP_ORIGIN}/api/tiktok/oauth/start`, { method: 'POST', headers: { authorization: `Bearer ${token}`, origin: APP_ORIGIN } }, isolate)
     expect((await post()).status).toBe(200)
     expect((await post()).status).toBe(200)
     expect(h.outbound.map((r) => r.url)).toEqual([`${project}/auth/v1/.well-known/jwks.json`])

@@ -1,6 +1,6 @@
 // Timeouts on a fake clock, retries and polls on the injected sleep: nothing here waits for real time.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { REPLAY_POLL_MS, REPLAY_POLLS } from '../../src/claims'
+import { REPLAY_POLL_MS, REPLAY_POLLS } from '../../src/connections'
 import { RETRY_DELAY_MS } from '../../src/tiktok'
 import { exchange, type Harness, harness, hold, start } from '../harness'
 
@@ -68,7 +68,7 @@ describe('waits between attempts', () => {
     const s = await start(h)
     h.tiktok.faults.add('advertisers', { tiktokCode: 50000 }, 2)
     const asked: [number, number][] = []
-    h.sleep.mockImplementation(async (ms) => {
+    h.sleep.mockImplementation(async (ms: number) => {
       asked.push([ms, h.tiktokCalls('/advertiser/get/').length])
     })
     const res = await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie })

@@ -1,9 +1,6 @@
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { ERROR_CODES } from '../../src/errors.ts'
-
-const README = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8')
+import README from '../README.md?raw'
+import { ERROR_CODES } from '../src/errors'
 
 /** `host/path/*` route patterns, as Cloudflare matches them (a trailing `*` matches anything). */
 const routes = [...README.matchAll(/pattern = "([^"]+)"/g)].map((m) => m[1]!)
@@ -14,7 +11,7 @@ const routed = (url: URL) =>
   })
 
 describe('README', () => {
-  it('item 15: the documented health check is inside the documented production routes', () => {
+  it('the documented health check is inside the documented production routes', () => {
     expect(routes.length).toBeGreaterThan(0)
     const checks = [...README.matchAll(/curl (https:\/\/[^\s`]+\/health)/g)].map((m) => new URL(m[1]!))
     expect(checks.length).toBeGreaterThan(0)

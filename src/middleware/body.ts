@@ -2,8 +2,7 @@ import { zValidator } from '@hono/zod-validator'
 import { bodyLimit } from 'hono/body-limit'
 import { createMiddleware } from 'hono/factory'
 import type * as z from 'zod/mini'
-import { AppError, errors } from './errors'
-import type { AppEnv } from './env'
+import { AppError } from '../errors'
 
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
 
@@ -18,12 +17,11 @@ export const jsonOnly = (options: { maxBytes: number; optional?: boolean }) => {
       throw new AppError('payload_too_large', { message: `The request body is too large; send at most ${options.maxBytes} bytes of JSON.` })
     },
   })
-  return createMiddleware<AppEnv>(async (c, next) => {
+  return createMiddleware(async (c, next) => {
     const contentType = c.req.header('content-type')
     const hasBody = contentType !== undefined || (c.req.header('content-length') ?? '0') !== '0' || c.req.header('transfer-encoding') !== undefined
     if (!hasBody && options.optional) return next()
-    if (!contentType || !JSON_MEDIA_TYPE.test(contentType.split(';')[0]!.trim()))
-      throw new AppError('unsupported_media_type')
+    if (!contentType || !JSON_MEDIA_TYPE.test(contentType.split(';')[0]!.trim())) throw new AppError('unsupported_media_type')
     return limit(c, next)
   })
 }
@@ -33,12 +31,5 @@ export const validJson = <T extends z.ZodMiniType>(schema: T) =>
   zValidator('json', schema, (result) => {
     if (result.success) return
     const fields = result.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`)
-    throw errors.invalidRequest(`The request body is not valid. ${fields.join('; ')}.`)
+    throw new AppError('invalid_request', { message: `The request body is not valid. ${fields.join('; ')}.` })
   })
-
-/** For `.all()` after a route's real methods: the envelope and an `Allow` header instead of a bare 404. */
-export const methodNotAllowed =
-  (allow: string) =>
-  (): never => {
-    throw errors.methodNotAllowed(allow)
-  }

@@ -1,0 +1,99 @@
+import type { Logger } from '../log'
+import type { BackoffReport, RefusalReason, Reservation, ReserveRequest, ThrottleReport } from './budget'
+import type { QuotaGovernor } from './governor'
+
+/** What a caller does next: send (after the wait, already slept), send unguarded, or not send. */
+export type Permit =
+  | { kind: 'granted'; waitedMs: number }
+  /** The governor could not be asked; an interactive call goes ahead rather than fail a person. */
+  | { kind: 'ungoverned' }
+  | { kind: 'refused'; reason: RefusalReason | 'unreachable'; retryAfterMs: number }
+
+export type QuotaDeps = {
+  log: Pick<Logger, 'warn'>
+  /** The wait before sending; tests pass their own. */
+  sleep: (ms: number) => Promise<void>
+  /** The longest the governor may take to answer (default GOVERNOR_TIMEOUT_MS). */
+  timeoutMs?: number
+}
+
+/** Normally a few milliseconds; beyond this the object is taken as unreachable. */
+export const GOVERNOR_TIMEOUT_MS = 1000
+// What a refused proxy or sweep call is told when the governor is down: try again shortly.
+const UNREACHABLE_RETRY_AFTER_MS = 1000
+
+class GovernorTimeout extends Error {
+  override name = 'GovernorTimeout'
+}
+
+/**
+ * `call` with a deadline: a plain `setTimeout` (as src/http.ts's fetch deadline), so tests drive it
+ * with fake timers.
+ */
+async function withDeadline<T>(call: () => Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new GovernorTimeout(`the quota governor did not answer within ${timeoutMs} ms`)), timeoutMs)
+  })
+  try {
+    return await Promise.race([call(), deadline])
+  } finally {
+    if (timer !== undefined) clearTimeout(timer)
+  }
+}
+
+/**
+ * Takes permits for TikTok calls from the app's governor and sleeps until they may be used. When the
+ * governor cannot be reached, interactive calls go ahead (logged `quota.unreachable`): a person's
+ * connection matters more than a possible throttle, which TikTok answers with a code the flow already
+ * handles. The proxy and the sweep do not: they are the calls that could burn the app's quota.
+ */
+export async function acquirePermits(
+  binding: DurableObjectNamespace<QuotaGovernor>,
+  appId: string,
+  request: ReserveRequest,
+  deps: QuotaDeps,
+): Promise<Permit> {
+  const { priority } = request
+  let answer: Reservation
+  try {
+    answer = await withDeadline(async (): Promise<Reservation> => binding.getByName(appId).reserve(request), deps.timeoutMs ?? GOVERNOR_TIMEOUT_MS)
+  } catch (error) {
+    const proceed = priority === 'interactive'
+    deps.log.warn('quota.unreachable', { outcome: proceed ? 'proceeding' : 'refused', priority, error })
+    return proceed ? { kind: 'ungoverned' } : { kind: 'refused', reason: 'unreachable', retryAfterMs: UNREACHABLE_RETRY_AFTER_MS }
+  }
+  // Not logged here: the caller answers the refusal (a 429, the sweep's stop) and logs that once.
+  if (!answer.ok) return { kind: 'refused', reason: answer.reason, retryAfterMs: answer.retryAfterMs }
+  if (answer.waitMs > 0) await deps.sleep(answer.waitMs)
+  return { kind: 'granted', waitedMs: answer.waitMs }
+}
+
+/**
+ * Tells the governor TikTok throttled a call, and logs `quota.backoff` when that began a back-off:
+ * once per back-off, however many calls it throttled. A governor that cannot be reached is logged and
+ * otherwise ignored: the throttled call has already failed on its own.
+ */
+export async function reportThrottle(
+  binding: DurableObjectNamespace<QuotaGovernor>,
+  appId: string,
+  report: ThrottleReport,
+  deps: Omit<QuotaDeps, 'sleep'>,
+): Promise<BackoffReport | undefined> {
+  let answer: BackoffReport
+  try {
+    answer = await withDeadline(async (): Promise<BackoffReport> => binding.getByName(appId).report(report), deps.timeoutMs ?? GOVERNOR_TIMEOUT_MS)
+  } catch (error) {
+    deps.log.warn('quota.unreachable', { outcome: 'report_lost', tiktok_code: report.code, error })
+    return undefined
+  }
+  if (answer.started)
+    deps.log.warn('quota.backoff', {
+      scope: answer.scope,
+      window: answer.window,
+      backoff_ms: answer.backoffMs,
+      tiktok_code: report.code,
+      advertiser_id: report.advertiserId,
+    })
+  return answer
+}
