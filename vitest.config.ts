@@ -1,11 +1,35 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin'
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { defineConfig } from 'vitest/config'
+
+const ROOT = import.meta.dirname
+
+/**
+ * wrangler.toml, copied where no `.dev.vars` (or `.env`) sits beside it. Wrangler reads a config's
+ * local secrets from the config's own folder, and the plugin offers no way to turn that off: from the
+ * repository root, a developer's `.dev.vars` (WEBHOOK_URL for their own receiver, say) would become
+ * the tests' settings. Written whole on every run (renamed into place, so parallel runs never read
+ * half a file); `main` and the assets folder are given below, since the copy's own relative paths
+ * point nowhere.
+ */
+function configWithoutLocalSettings(): string {
+  const dir = join(ROOT, 'node_modules/.cache/tiktok-connect-vitest')
+  mkdirSync(dir, { recursive: true })
+  const path = join(dir, 'wrangler.toml')
+  const partial = `${path}.${process.pid}`
+  writeFileSync(partial, readFileSync(join(ROOT, 'wrangler.toml')))
+  renameSync(partial, path)
+  return path
+}
 
 export default defineConfig({
   plugins: [
     cloudflareTest({
-      wrangler: { configPath: './wrangler.toml' },
+      main: join(ROOT, 'src/index.ts'),
+      wrangler: { configPath: configWithoutLocalSettings() },
       miniflare: {
+        assets: { directory: join(ROOT, 'public') },
         // Test-only values. TIKTOK_AUTH_URL and TIKTOK_API_BASE keep their production defaults
         // from wrangler.toml: the stand-ins answer those hosts inside the test isolate.
         bindings: {

@@ -9,10 +9,8 @@ import { ARTIFACTS, decideAtTikTok, launchBrowser } from './browser.ts'
 // Ports apart from `npm run dev`'s, so both can run at once.
 const WORKER_PORT = 8877
 const SANDBOX_PORT = 8890
-/** A host name that is not loopback, which Chromium resolves to the Worker anyway (a page off loopback must not take ?supabase=). */
+/** A host name that is not loopback, which Chromium resolves to the Worker anyway: no link sends its password elsewhere. */
 const NON_LOOPBACK_HOST = 'demo.test'
-/** The Supabase URL the demo page fills in when it does not take `?supabase=` (public/demo.js). */
-const DEFAULT_SUPABASE_URL = 'http://127.0.0.1:8790/supabase'
 const BINDING_COOKIE = '__Host-tiktok_oauth_binding'
 
 let stack: Stack
@@ -46,11 +44,11 @@ afterEach(async () => {
 const exchangeCalls = () => stack.sandbox.tiktok.requests.filter((r) => r.path.endsWith('/oauth2/access_token/')).length
 const demoRow = async () => (await stack.sandbox.supabase.account(DEMO_USER.id))!
 /** The demo profile opens TikTok in a popup by default; these round trips are the full-page flow. */
-const supabaseParam = () => `?supabase=${encodeURIComponent(`${stack.sandboxOrigin}/supabase`)}&mode=redirect`
+const FULL_PAGE = '?mode=redirect'
 
 /** Signs in on the demo product page and presses Connect: the browser lands on TikTok's page. */
 async function openTikTok(origin: string) {
-  await page.goto(`${origin}/profile${supabaseParam()}`)
+  await page.goto(`${origin}/profile${FULL_PAGE}`)
   await page.click('#sign-in-button')
   await page.waitForSelector('#connect:visible')
   const start = page.waitForResponse((response) => response.url() === `${origin}/api/tiktok/oauth/start`)
@@ -119,13 +117,13 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     await page.waitForSelector('body[data-outcome="choose"]')
     expect(page.url()).toBe(`${primary}/oauth/callback`)
     expect(await page.evaluate(() => location.search)).toBe('')
-    // Name, then the id, and a badge on the one stored now.
+    // Name, then the id; the one stored meanwhile is only the default; each card says what it does.
     const choices = await page.locator('button.choice').evaluateAll((buttons) =>
-      buttons.map((b) => [...b.querySelectorAll('.name, .id, .badge')].map((part) => part.textContent)),
+      buttons.map((b) => [...b.querySelectorAll('.name, .id, .badge, .go')].map((part) => part.textContent)),
     )
     expect(choices).toEqual([
-      [DEMO_ADVERTISERS[0]!.name, `ID ${DEMO_ADVERTISERS[0]!.id}`, 'Current'],
-      [DEMO_ADVERTISERS[1]!.name, `ID ${DEMO_ADVERTISERS[1]!.id}`],
+      [DEMO_ADVERTISERS[0]!.name, `ID ${DEMO_ADVERTISERS[0]!.id}`, 'Selected by default', 'Use this account'],
+      [DEMO_ADVERTISERS[1]!.name, `ID ${DEMO_ADVERTISERS[1]!.id}`, 'Use this account'],
     ])
     // Usable before the choice: the first advertiser is stored at once.
     expect((await demoRow()).tiktok_business_id).toBe(DEMO_ADVERTISERS[0]!.id)
@@ -139,7 +137,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     // …then returns to the product, which shows the connection from the Worker (no token).
     await page.waitForURL(`${primary}/profile`)
     await page.waitForSelector('body[data-connected="yes"]')
-    expect(await page.textContent('#status')).toContain(DEMO_ADVERTISERS[1]!.id)
+    expect(await page.textContent('#status')).toBe(`TikTok is connected. This product uses ${DEMO_ADVERTISERS[1]!.name}.`)
     // Nothing of the connection outlives the flow in the browser's storage, least of all the token.
     const storage = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }))
     expect(storage).not.toContain('tiktok_connection')
@@ -173,7 +171,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
       await page.click(`button.choice[data-id="${advertiser.id}"]`)
       await page.waitForURL(`${origin}/profile`)
       await page.waitForSelector('body[data-connected="yes"]')
-      expect(await page.textContent('#status')).toContain(advertiser.id)
+      expect(await page.textContent('#status')).toContain(advertiser.name)
       expect((await demoRow()).tiktok_business_id).toBe(advertiser.id)
       // HttpOnly: the product page's script cannot read it.
       expect(await page.evaluate(() => document.cookie)).not.toContain(BINDING_COOKIE)
@@ -185,36 +183,19 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     expect(exchangeCalls()).toBe(2)
   })
 
-  it('the demo page takes ?supabase= (where the password goes) only on a loopback page and for an http(s) loopback URL', async () => {
+  it('the password goes where this run of npm run dev says its sandbox is (/__dev/sandbox.json), whatever a link says', async () => {
     const nonLoopback = `http://${NON_LOOPBACK_HOST}:${WORKER_PORT}`
-    const sandboxSupabase = `${stack.sandboxOrigin}/supabase`
-    const cases: [page: string, given: string, shown: string][] = [
-      [nonLoopback, 'http://evil.example/supabase', DEFAULT_SUPABASE_URL],
-      [nonLoopback, sandboxSupabase, DEFAULT_SUPABASE_URL],
-      [secondary, sandboxSupabase, sandboxSupabase],
-      [primary, sandboxSupabase, sandboxSupabase],
-      [primary, 'http://[::1]:8890/supabase', 'http://[::1]:8890/supabase'],
-      [secondary, 'https://evil.example/supabase', DEFAULT_SUPABASE_URL],
-      [primary, 'http://evil.example/supabase', DEFAULT_SUPABASE_URL],
-      [primary, 'http://127.0.0.1@evil.example/supabase', DEFAULT_SUPABASE_URL],
-      [primary, 'http://localhost.evil.example/supabase', DEFAULT_SUPABASE_URL],
-      [primary, 'ftp://127.0.0.1/supabase', DEFAULT_SUPABASE_URL],
-      [primary, 'not a url', DEFAULT_SUPABASE_URL],
-    ]
-    const shown: typeof cases = []
-    for (const [origin, given] of cases) {
-      await page.goto(`${origin}/profile?supabase=${encodeURIComponent(given)}`)
-      await page.waitForSelector('#sign-in-button:visible')
-      shown.push([origin, given, await page.inputValue('#supabase-url')])
+    const settings = await (await fetch(`${primary}/__dev/sandbox.json`)).json()
+    expect(settings).toEqual({ sandbox: stack.sandboxOrigin, supabase_url: `${stack.sandboxOrigin}/supabase`, demo_user: { email: DEMO_USER.email, password: DEMO_USER.password } })
+    for (const origin of [nonLoopback, primary]) {
+      // The query parameter earlier versions took is ignored.
+      await page.goto(`${origin}/profile?supabase=${encodeURIComponent('http://evil.example/supabase')}`)
+      const signIn = page.waitForRequest((request) => request.url().includes('/auth/v1/token'))
+      await page.click('#sign-in-button')
+      expect(new URL((await signIn).url()).origin).toBe(stack.sandboxOrigin)
+      await page.waitForSelector('body[data-state="not-connected"]')
+      await page.click('#sign-out')
     }
-    expect(shown).toEqual(cases)
-
-    // And the password goes where the field says: signing in on the non-loopback page asks the
-    // default, never the URL from the link.
-    await page.goto(`${nonLoopback}/profile?supabase=${encodeURIComponent('http://evil.example/supabase')}`)
-    const signIn = page.waitForRequest((request) => request.url().includes('/auth/v1/token'))
-    await page.click('#sign-in-button')
-    expect(new URL((await signIn).url()).origin).toBe(new URL(DEFAULT_SUPABASE_URL).origin)
   })
 
   it('the product page shows the status and disconnects: revoked at TikTok, row cleared', async () => {
@@ -222,9 +203,10 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     await page.click('#authorize')
     await page.waitForSelector('body[data-outcome="choose"]')
     const token = (await demoRow()).tiktok_access_token as string
-    await page.goto(`${primary}/profile${supabaseParam()}`)
+    await page.goto(`${primary}/profile${FULL_PAGE}`)
     await page.waitForSelector('body[data-connected="yes"]')
     await page.click('#disconnect')
+    await page.click('#confirm-yes')
     await page.waitForSelector('body[data-connected="no"]')
     expect(await page.textContent('#status')).toBe('TikTok is disconnected, and its access is revoked.')
     expect((await demoRow()).tiktok_access_token).toBeNull()

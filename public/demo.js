@@ -5,10 +5,17 @@ import { chooseAdvertiser, connectTikTok, disconnect, getConnection } from '/oau
 const SESSION_KEY = 'demo_supabase_session'
 const $ = (id) => document.getElementById(id)
 
-const showError = (message) => {
-  $('error').textContent = message || ''
-  $('error').hidden = !message
+// `npm run dev` serves /__dev/sandbox.js: where this run's sandbox signs users in, whatever its ports.
+const sandbox = import('/__dev/sandbox.js').catch(() => undefined)
+
+/** A sentence under the control that caused it (`sign-in-feedback`, `advertiser-feedback`, `feedback`). */
+const say = (where, message = '', kind = 'error') => {
+  $(where).textContent = message
+  $(where).className = `feedback ${kind}`
+  // On a phone the sentence may fall below the fold: bring it just into view.
+  if (message) $(where).scrollIntoView({ block: 'nearest' })
 }
+const quiet = () => ['sign-in-feedback', 'advertiser-feedback', 'feedback'].forEach((id) => say(id))
 
 const session = () => {
   try {
@@ -17,20 +24,8 @@ const session = () => {
     return null
   }
 }
-/** The user's Supabase access token, read when the client needs one. */
+/** The user's Supabase access token, read when the client needs one; undefined once signed out. */
 const accessToken = () => session()?.accessToken
-
-/** Sign in with Supabase Auth's password grant (the sandbox implements the same endpoint). */
-async function signIn(supabaseUrl, email, password) {
-  const response = await fetch(`${supabaseUrl.replace(/\/+$/, '')}/auth/v1/token?grant_type=password`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', apikey: 'sb_publishable_demo' },
-    body: JSON.stringify({ email, password }),
-  })
-  const body = await response.json().catch(() => ({}))
-  if (!response.ok) throw new Error(body.msg || 'Sign-in failed.')
-  return { accessToken: body.access_token, email: body.user && body.user.email }
-}
 
 const element = (tag, className, text) => {
   const node = document.createElement(tag)
@@ -39,13 +34,13 @@ const element = (tag, className, text) => {
   return node
 }
 
-/** One advertiser account: name, then its id; a badge on the one in use, a button on the others. */
+/** One advertiser account: the one in use is marked and tinted; each other one is a button to use it. */
 function advertiserRow(advertiser, current) {
-  const row = element(current ? 'div' : 'button', 'choice')
+  const row = element(current ? 'div' : 'button', current ? 'choice current' : 'choice')
   const label = element('span', 'label')
   label.append(element('span', 'name', advertiser.name || advertiser.id), element('span', 'id', `ID ${advertiser.id}`))
   row.append(label)
-  if (current) row.append(element('span', 'badge', 'Current'))
+  if (current) label.append(element('span', 'badge', 'In use'))
   else {
     row.type = 'button'
     row.dataset.id = advertiser.id
@@ -57,18 +52,21 @@ function advertiserRow(advertiser, current) {
   return item
 }
 
+/** What the page last showed: the confirmation names the account it disconnects. */
+let shown = { connected: false }
+
 /** Paints a `getConnection` answer; `note` replaces the status sentence when not connected. */
 function paint(connection, note) {
+  shown = connection
   const revoked = !connection.connected && connection.reason === 'revoked'
   const choosing = connection.connected && connection.advertiser_required === true
   const state = connection.connected ? (choosing ? 'choosing' : 'connected') : revoked ? 'revoked' : 'not-connected'
-  const which = connection.account_id ? ` (${connection.account_id}, ${connection.business_id})` : ''
   $('status').textContent = {
-    connected: `Connected: ${connection.account_id} (${connection.business_id})`,
-    choosing: 'Connected, but the advertiser account this product used is no longer shared with it. Choose one below.',
+    connected: `TikTok is connected. This product uses ${connection.account_id}.`,
+    choosing: 'TikTok is connected, but the advertiser account this product used is no longer shared with it. Choose one below.',
     // The advertiser removed the app at TikTok: the stored token is dead until the user reconnects.
-    revoked: `TikTok access was removed${which}. Reconnect to use it again.`,
-    'not-connected': note || 'Not connected.',
+    revoked: `TikTok access${connection.account_id ? ` to ${connection.account_id}` : ''} was removed. Reconnect to use it again.`,
+    'not-connected': note || 'TikTok is not connected.',
   }[state]
   $('status').classList.toggle('revoked', revoked)
   $('status-icon').className = `icon small ${connection.connected ? 'done' : 'failed'}`
@@ -79,8 +77,11 @@ function paint(connection, note) {
     ...(connection.connected ? connection.advertisers || [] : []).map((a) => advertiserRow(a, a.id === connection.business_id)),
   )
   list.hidden = $('advertisers-heading').hidden = list.childElementCount === 0
+  // Connected, TikTok opens in the popup: the choice of window matters only before connecting.
+  $('mode').hidden = connection.connected
   $('disconnect').hidden = $('verify').hidden = !connection.connected
   $('connect').textContent = connection.connected ? 'Reconnect TikTok' : revoked ? 'Reconnect' : 'Connect TikTok'
+  $('connect').className = connection.connected ? 'button secondary' : 'button'
   Object.assign(document.body.dataset, { state, connected: connection.connected ? 'yes' : 'no', reason: connection.reason || '' })
 }
 
@@ -97,34 +98,36 @@ async function render(note) {
   try {
     connection = await getConnection(current.accessToken)
   } catch (error) {
-    showError(error.message)
+    say('feedback', error.message)
   }
   paint(connection, note)
 }
 
-/** A client call from a button: errors go to the alert line, the page shows what is true afterwards. */
+/** A client call from a button: its error goes right under the buttons, the page shows what is true afterwards. */
 async function act(button, work) {
-  showError('')
+  quiet()
   button.disabled = true
   try {
     await work()
   } catch (error) {
-    showError(error.message)
     await render()
+    say('feedback', error.message)
   } finally {
     button.disabled = false
   }
 }
 
 async function switchTo(advertiser) {
-  showError('')
+  quiet()
   for (const button of document.querySelectorAll('#advertiser-list button')) button.disabled = true
   try {
     await chooseAdvertiser(accessToken(), advertiser.id)
+    await render()
+    say('advertiser-feedback', `This product now uses ${advertiser.name || advertiser.id}.`, 'ok')
   } catch (error) {
-    showError(error.message)
+    await render()
+    say('advertiser-feedback', error.message)
   }
-  await render()
 }
 
 /** Every onEvent from the client, listed on the page so you can see what a product receives. */
@@ -133,43 +136,28 @@ function logEvent(event) {
   $('event-log').append(element('li', '', detail ? `${event.type} (${detail})` : event.type))
 }
 
-// The sign-in form sends the password to this URL. `?supabase=` points it at a local sandbox on
-// other ports, so it is honoured only on a loopback page and for an http(s) loopback URL: a link
-// cannot make a deployed demo send the password elsewhere.
-const DEFAULT_SUPABASE_URL = 'http://127.0.0.1:8790/supabase'
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
-const isLoopbackUrl = (value) => {
-  try {
-    const url = new URL(value)
-    return (url.protocol === 'http:' || url.protocol === 'https:') && LOOPBACK_HOSTS.has(url.hostname)
-  } catch {
-    return false
-  }
-}
-const query = new URLSearchParams(location.search)
-const requested = query.get('supabase')
-$('supabase-url').value =
-  requested && LOOPBACK_HOSTS.has(location.hostname) && isLoopbackUrl(requested) ? requested : DEFAULT_SUPABASE_URL
 // `?mode=redirect` starts with "in this tab" selected.
-if (query.get('mode') === 'redirect') document.querySelector('input[name="mode"][value="redirect"]').checked = true
+if (new URLSearchParams(location.search).get('mode') === 'redirect') document.querySelector('input[name="mode"][value="redirect"]').checked = true
 
 $('sign-in').addEventListener('submit', async (event) => {
   event.preventDefault()
-  showError('')
+  quiet()
   try {
-    const signedIn = await signIn($('supabase-url').value, $('email').value, $('password').value)
+    const helper = await sandbox
+    if (!helper) throw new Error('This demo signs in to the offline sandbox: start it with npm run dev, then reload this page.')
+    const signedIn = await helper.signIn($('email').value, $('password').value)
     sessionStorage.setItem(SESSION_KEY, JSON.stringify(signedIn))
     await render()
     $('tiktok-heading').focus()
   } catch (error) {
-    showError(error.message)
+    say('sign-in-feedback', error.message)
   }
 })
 
 $('connect').addEventListener('click', () => {
-  showError('')
+  quiet()
   // Called in the click itself, before any await: Safari opens a popup only there. A second click
-  // while the popup is open brings it to the front.
+  // while the popup is open brings it to the front; once it is closed, it starts again.
   connectTikTok({
     getAccessToken: accessToken,
     returnTo: location.pathname,
@@ -177,27 +165,45 @@ $('connect').addEventListener('click', () => {
     onEvent: logEvent,
   }).then(
     () => render(),
-    (error) => {
-      showError(error.message)
-      return render()
+    async (error) => {
+      await render()
+      // Signed out meanwhile: the sentence belongs beside the sign-in form, now the one shown.
+      if (error.code !== 'popup_closed') say(session() ? 'feedback' : 'sign-in-feedback', error.message)
     },
   )
 })
 
 $('verify').addEventListener('click', () =>
-  act($('verify'), async () => paint(await getConnection(accessToken(), { verify: true }))),
-)
-
-$('disconnect').addEventListener('click', () =>
-  act($('disconnect'), async () => {
-    const { message } = await disconnect(accessToken())
-    await render(message)
+  act($('verify'), async () => {
+    const connection = await getConnection(accessToken(), { verify: true })
+    paint(connection)
+    if (connection.connected && !connection.advertiser_required) {
+      const count = connection.advertisers.length
+      say('feedback', `TikTok confirms the access works: ${count} advertiser account${count === 1 ? '' : 's'} shared.`, 'ok')
+    }
   }),
 )
 
+// Disconnecting revokes the access at TikTok: it asks first.
+$('disconnect').addEventListener('click', () => {
+  quiet()
+  const which = shown.account_id ? `“${shown.account_id}”` : 'your TikTok advertiser accounts'
+  $('confirm-text').textContent = `This product stops using ${which}, and TikTok revokes its access. You can connect again at any time.`
+  $('confirm-disconnect').showModal()
+})
+$('confirm-no').addEventListener('click', () => $('confirm-disconnect').close())
+$('confirm-yes').addEventListener('click', () => {
+  $('confirm-disconnect').close()
+  act($('disconnect'), async () => {
+    const { message } = await disconnect(accessToken())
+    await render(message)
+    $('connect').focus()
+  })
+})
+
 $('sign-out').addEventListener('click', async () => {
   sessionStorage.removeItem(SESSION_KEY)
-  showError('')
+  quiet()
   await render()
   $('sign-in-heading').focus()
 })

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util'
 import { DEMO_USER } from '../sandbox/app.ts'
 import { PORT_CHOICE, type PortRole } from './ports.ts'
-import { DEFAULT_SANDBOX_PORT, DEFAULT_WORKER_PORT, defaultInspectorPort, describeProblems, describeRefusedOrigins, devVars, type Stack, StackError, startStack } from './stack.ts'
+import { DEFAULT_SANDBOX_PORT, DEFAULT_WORKER_PORT, defaultInspectorPort, describeProblems, describeRefusedOrigins, devVars, type Stack, StackError, startStack, tokenCommand } from './stack.ts'
 
 const USAGE = `Usage: npm run dev [-- --port N] [--sandbox-port N] [--inspector-port N] [--verbose]
   --port            the Worker (default ${DEFAULT_WORKER_PORT}, or PORT)
@@ -80,10 +80,15 @@ console.log(`
   Open ${primary}/profile  and sign in as ${DEMO_USER.email} / ${DEMO_USER.password}
   (the second product domain: ${secondary}/profile)
 
+  Your own page: put it in local/ and open ${primary}/local/<name> (start from local/example.html)
+  A sandbox access token for curl (the demo user, valid one hour):
+    ${tokenCommand(stack.vars.SUPABASE_URL ?? '')}
+    curl -H "Authorization: Bearer $TOKEN" ${secondary}/api/tiktok/connection
+
   Sandbox database: ${stack.sandboxOrigin}/supabase/
   TikTok grants (Revoke access): ${stack.sandboxOrigin}/
   Webhook receiver (events the Worker delivered): ${stack.sandboxOrigin}/webhooks
-  Run the revocation sweep now: curl ${stack.workerOrigin.replace('localhost', '127.0.0.1')}/cdn-cgi/handler/scheduled
+  Run the revocation sweep now: curl ${secondary}/cdn-cgi/handler/scheduled
   Press Ctrl+C to stop.
 `)
 const warning = stack.health.ok ? describeRefusedOrigins([primary, secondary], stack.vars.ALLOWED_ORIGINS ?? '', fromDevVars) : describeProblems(stack.health, fromDevVars)

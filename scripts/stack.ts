@@ -5,12 +5,13 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { createSandbox } from '../sandbox/app.ts'
+import { createSandbox, DEMO_USER } from '../sandbox/app.ts'
 import type { SandboxDatabase } from '../sandbox/database.ts'
 import { openDatabase } from '../sandbox/pglite.ts'
 import type { Tier } from '../sandbox/tiktok.ts'
 import { readQuotaSettings } from '../src/quota/settings.ts'
 import { describePortsInUse, holderOf, PORT_CHOICE, type PortRole, portsInUse, printable } from './ports.ts'
+import { type DevAssets, devAssets } from './dev-assets.ts'
 import { serve } from './serve.ts'
 
 export const ROOT = resolve(import.meta.dirname, '..')
@@ -62,6 +63,15 @@ export function sandboxTier(vars: Record<string, string | undefined>): Tier | un
 
 export const defaultInspectorPort = (workerPort: number) =>
   workerPort + INSPECTOR_OFFSET <= 65535 ? workerPort + INSPECTOR_OFFSET : workerPort - INSPECTOR_OFFSET
+
+/**
+ * A shell line that signs the demo user in with Supabase Auth's password grant at `supabaseUrl` and
+ * keeps the access token in $TOKEN: the same call a product's Supabase client makes. sed, not jq,
+ * which many machines lack.
+ */
+export const tokenCommand = (supabaseUrl: string) =>
+  `TOKEN=$(curl -s -X POST '${supabaseUrl.replace(/\/+$/, '')}/auth/v1/token?grant_type=password' -H 'content-type: application/json' ` +
+  `-d '{"email":"${DEMO_USER.email}","password":"${DEMO_USER.password}"}' | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')`
 
 /** A start-up failure a person can act on: shown as its message alone, no stack trace. */
 export class StackError extends Error {
@@ -300,10 +310,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   writeFileSync(settingsFile, Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 })
 
   let child: ChildProcess | undefined
+  let assets: DevAssets | undefined
   let gone: string | undefined
   // The last word on every exit path, process.exit and uncaught errors included: no settings file
   // (which holds .dev.vars' real secrets) and no wrangler left behind. Synchronous, as 'exit' must be.
   const onExit = () => {
+    assets?.close()
     rmSync(runDir, { recursive: true, force: true })
     if (child && !gone) child.kill('SIGTERM')
   }
@@ -313,9 +325,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const out = lineFilter((line) => process.stdout.write(line))
   let exited!: Promise<number | null>
   try {
+    // The pages' folder of this run: public/, local/ and /__dev/ (scripts/dev-assets.ts).
+    assets = devAssets(ROOT, join(runDir, 'assets'), {
+      sandbox: sandboxOrigin,
+      supabase_url: (vars.SUPABASE_URL ?? '').replace(/\/+$/, ''),
+      demo_user: { email: DEMO_USER.email, password: DEMO_USER.password },
+    })
     child = spawn(
       join(ROOT, 'node_modules/.bin/wrangler'),
-      ['dev', '--port', String(workerPort), '--ip', '127.0.0.1', '--env-file', settingsFile, '--show-interactive-dev-session=false', '--inspector-port', String(inspectorPort), '--persist-to', join(runDir, 'state')],
+      ['dev', '--port', String(workerPort), '--ip', '127.0.0.1', '--env-file', settingsFile, '--assets', assets.dir, '--show-interactive-dev-session=false', '--inspector-port', String(inspectorPort), '--persist-to', join(runDir, 'state')],
       {
         cwd: ROOT,
         env: {
@@ -379,6 +397,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         await closed
       }
       await database?.close()
+      assets?.close()
       rmSync(runDir, { recursive: true, force: true })
       process.removeListener('exit', onExit)
     })())

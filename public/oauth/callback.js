@@ -1,5 +1,6 @@
 // The OAuth callback: TikTok sends the browser here with ?auth_code=…&state=…. Query values are only
-// ever sent to our own API or written with textContent, never parsed as HTML.
+// ever sent to our own API or written with textContent, never parsed as HTML. The words come from
+// words.js in the browser's language, the product's name from product.json (page.js).
 //
 // In a popup opened by tiktok-connect.js, which left a flow id in this window's sessionStorage, the
 // page reports to the product page over BroadcastChannel `tiktok-connect:<flow>` (why not
@@ -19,26 +20,8 @@
   const ACK_WAIT_MS = 2000
 
   const $ = (id) => document.getElementById(id)
-
-  // Titles per error code; the sentence under it comes from the API, written for a person.
-  const TITLES = {
-    denied: 'TikTok was not connected',
-    no_authorization: 'No TikTok connection in progress',
-    code_invalid_or_used: 'This authorization expired',
-    state_expired: 'This authorization expired',
-    invalid_state: 'This link is not valid',
-    state_not_bound: 'Please start again in this browser',
-    origin_not_allowed: 'This site may not connect TikTok',
-    tiktok_rate_limited: 'TikTok is busy',
-    tiktok_unavailable: 'TikTok is unavailable',
-    tiktok_permission_denied: 'A permission is missing',
-    storage_unavailable: 'Could not save the connection',
-    network: 'Could not reach the server',
-    state_used: 'This authorization was already used',
-    state_locked: 'This authorization failed too many times',
-    rate_limited: 'Too many attempts',
-    ticket_expired: 'The time to choose ran out',
-  }
+  /** The page's words (page.js): set before anything is shown. */
+  let page
 
   /** A same-origin path only: anything else falls back to the default. */
   const safePath = (value) =>
@@ -91,21 +74,22 @@
     return node
   }
 
+  /**
+   * While a choice is open, one card per advertiser, each a button that stores it. The one the
+   * exchange stored meanwhile is marked as the default: nobody chose it yet.
+   */
   const renderAdvertisers = (outcome) => {
     const list = $('advertisers')
     list.replaceChildren()
-    for (const advertiser of outcome.advertisers || []) {
-      // Several advertisers: each is a button that stores that choice.
-      const row = element(outcome.choose ? 'button' : 'div', 'choice')
+    for (const advertiser of outcome.choose ? outcome.advertisers : []) {
+      const row = element('button', 'choice')
+      row.type = 'button'
+      row.dataset.id = advertiser.id
       const label = element('span', 'label')
-      label.append(element('span', 'name', advertiser.name || advertiser.id), element('span', 'id', `ID ${advertiser.id}`))
-      row.append(label)
-      if (advertiser.id === outcome.businessId) row.append(element('span', 'badge', 'Current'))
-      if (outcome.choose) {
-        row.type = 'button'
-        row.dataset.id = advertiser.id
-        row.addEventListener('click', () => choose(outcome, advertiser))
-      }
+      label.append(element('span', 'name', advertiser.name || advertiser.id), element('span', 'id', page.t('id', { id: advertiser.id })))
+      if (advertiser.id === outcome.businessId) label.append(element('span', 'badge neutral', page.t('selected_by_default')))
+      row.append(label, element('span', 'go', page.t('use_this_account')))
+      row.addEventListener('click', () => choose(outcome, advertiser))
       const item = element('li')
       item.append(row)
       list.append(item)
@@ -117,20 +101,20 @@
     const actions = $('actions')
     actions.replaceChildren()
     if (outcome.choose) {
-      // The advertiser buttons are the primary actions; keeping the stored one is the way out.
-      const label = outcome.businessId ? 'Keep the current one' : 'Not now'
+      // Leaving keeps what the exchange stored (the default), or nothing to choose later.
+      const label = page.t('decide_later')
       if (inPopup) {
-        const keep = element('button', 'button secondary', label)
-        keep.type = 'button'
-        keep.addEventListener('click', () => finish(kept(outcome)))
-        actions.append(keep)
+        const later = element('button', 'button secondary', label)
+        later.type = 'button'
+        later.addEventListener('click', () => finish(decidedLater(outcome)))
+        actions.append(later)
       } else {
         const link = element('a', 'button secondary', label)
         link.href = safePath(outcome.returnTo)
         actions.append(link)
       }
     } else if (!inPopup) {
-      const link = element('a', 'button', outcome.ok ? 'Continue' : outcome.code === 'no_authorization' ? 'Go to your profile' : 'Back to your profile')
+      const link = element('a', 'button', page.t(outcome.ok ? 'continue' : outcome.code === 'no_authorization' ? 'go_to_profile' : 'back_to_profile'))
       link.href = safePath(outcome.returnTo)
       actions.append(link)
     }
@@ -142,7 +126,8 @@
     document.title = outcome.title
     $('title').textContent = outcome.title
     $('message').textContent = outcome.message
-    $('icon').className = `icon ${outcome.ok ? 'done' : 'failed'}`
+    // A choice still open is neither a success nor a failure.
+    $('icon').className = `icon ${outcome.choose ? 'choose' : outcome.ok ? 'done' : 'failed'}`
     document.querySelector('main').removeAttribute('aria-busy')
     renderAdvertisers(outcome)
     renderActions(outcome)
@@ -162,27 +147,34 @@
     }
   }
 
-
-  const connected = (name, returnTo) => ({
+  const connected = (messageKey, account, returnTo) => ({
     ok: true,
-    title: 'TikTok connected',
-    message: `This product now uses the advertiser account “${name}”.`,
+    title: page.t('connected_title'),
+    message: page.t(messageKey, { account }),
     returnTo,
   })
 
-  /** The choice step left without choosing: the stored advertiser stays (or none, to choose later). */
-  const kept = (outcome) => {
-    const current = (outcome.advertisers || []).find((a) => a.id === outcome.businessId)
-    return current
-      ? connected(current.name || current.id, outcome.returnTo)
-      : { ok: true, title: 'TikTok connected', message: 'Choose an advertiser account from your profile when you are ready.', returnTo: outcome.returnTo }
+  /** The choice left open: the default the exchange stored stays (or none, to choose later). */
+  const decidedLater = (outcome) => {
+    const kept = outcome.advertisers.find((a) => a.id === outcome.businessId)
+    return kept
+      ? connected('later_message', kept.name || kept.id, outcome.returnTo)
+      : { ok: true, title: page.t('connected_title'), message: page.t('later_none_message'), returnTo: outcome.returnTo }
   }
 
-  const failure = (code, message, returnTo) => ({
+  /**
+   * A failure in the page's language. The API's sentence is English: other languages say their own
+   * words for the code, or a general sentence.
+   */
+  const failure = (code, apiMessage, returnTo) => ({
     ok: false,
     code,
-    title: TITLES[code] || 'TikTok was not connected',
-    message,
+    title: page.t(page.has(`error.${code}`) ? `error.${code}` : 'error.other'),
+    message: page.has(`message.${code}`)
+      ? page.t(`message.${code}`)
+      : page.lang.startsWith('en') && typeof apiMessage === 'string'
+        ? apiMessage
+        : page.t('message.other'),
     returnTo,
   })
 
@@ -222,14 +214,32 @@
       const body = await response.json().catch(() => ({}))
       if (response.ok && body.success === true) {
         opener?.post('advertiser_chosen', { business_id: body.business_id })
-        next = connected(body.account_id || body.business_id, outcome.returnTo)
+        next = connected('chosen_message', body.account_id || body.business_id, outcome.returnTo)
       } else {
-        next = failure(typeof body.code === 'string' ? body.code : 'error', body.error || 'Could not save your choice. Please try again.', outcome.returnTo)
+        next = failure(typeof body.code === 'string' ? body.code : 'error', body.error, outcome.returnTo)
       }
     } catch {
-      next = failure('network', 'We could not reach the server to save your choice. Check your connection and try again.', outcome.returnTo)
+      next = { ...failure('network', undefined, outcome.returnTo), message: page.t('message.network_choice') }
     }
     await finish(next)
+  }
+
+  /** What the exchange answered, as this page shows it. */
+  const exchanged = (body) => {
+    // A selection ticket means a choice to offer: several advertisers, or (after the revocation
+    // sweep cleared the stored choice) even a single one.
+    const choose = !!(body.selection && typeof body.selection.ticket === 'string' && Array.isArray(body.advertisers) && body.advertisers.length > 0)
+    if (!choose) return connected('connected_message', body.account_id || body.business_id, body.return_to)
+    return {
+      ok: true,
+      choose,
+      ticket: body.selection.ticket,
+      businessId: body.business_id,
+      title: page.t('choose_title'),
+      message: page.t(body.business_id ? 'choose_message' : 'choose_again_message'),
+      advertisers: body.advertisers,
+      returnTo: body.return_to,
+    }
   }
 
   async function run() {
@@ -239,6 +249,21 @@
     // The code is single-use and the state is a credential: neither stays in the address bar, history
     // or a bookmark.
     if (location.search) history.replaceState(null, '', location.pathname)
+    // Sent at once: the page's words load meanwhile.
+    const exchange =
+      authCode &&
+      fetch(EXCHANGE_URL, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ auth_code: authCode, state: state || '' }),
+        credentials: 'same-origin',
+        cache: 'no-store',
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      }).then(
+        async (response) => ({ response, body: await response.json().catch(() => ({})) }),
+        () => undefined,
+      )
+    page = await self.tiktokConnectPage
 
     if (!authCode && !state) {
       // A reload or a revisit after the exchange ran: show what happened, never exchange again.
@@ -248,57 +273,25 @@
       } catch {
         previous = null
       }
-      const outcome =
-        previous || failure('no_authorization', 'There is no TikTok authorization in progress. Start from your profile to connect TikTok.')
+      const outcome = previous || failure('no_authorization')
       if (outcome.choose || !inPopup) show(outcome)
       else await finish(outcome)
       return
     }
     if (!authCode) {
-      await finish(failure('denied', 'The TikTok authorization was cancelled or denied. You can connect again whenever you like.'))
+      await finish(failure('denied'))
       return
     }
 
     let outcome
-    try {
-      const response = await fetch(EXCHANGE_URL, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ auth_code: authCode, state: state || '' }),
-        credentials: 'same-origin',
-        cache: 'no-store',
-        signal: AbortSignal.timeout(TIMEOUT_MS),
-      })
-      const body = await response.json().catch(() => ({}))
-      if (response.ok && body.success === true) {
-        // A selection ticket means a choice to offer: several advertisers, or (after the revocation
-        // sweep cleared the stored choice) even a single one.
-        const choose = !!(body.selection && typeof body.selection.ticket === 'string' && Array.isArray(body.advertisers) && body.advertisers.length > 0)
-        const again = choose && !body.business_id
-        outcome = {
-          ok: true,
-          choose,
-          ticket: choose ? body.selection.ticket : undefined,
-          businessId: body.business_id,
-          title: choose ? 'Choose an advertiser account' : 'TikTok connected',
-          message: again
-            ? 'The advertiser account this product used is no longer shared with it. Choose the one it should use now.'
-            : choose
-              ? 'TikTok shared several advertiser accounts. Choose the one this product should use; you can change it later.'
-              : `Your TikTok advertiser account “${body.account_id || body.business_id}” is connected.`,
-          advertisers: body.advertisers,
-          returnTo: body.return_to,
-        }
-        opener?.post('authorized')
-      } else {
-        outcome = failure(
-          typeof body.code === 'string' ? body.code : 'error',
-          typeof body.error === 'string' ? body.error : 'Something went wrong while connecting TikTok. Please try again.',
-          body.return_to,
-        )
-      }
-    } catch {
-      outcome = failure('network', 'We could not reach the server to finish connecting TikTok. Check your connection, then connect again.')
+    const answered = await exchange
+    if (!answered) outcome = failure('network')
+    else if (answered.response.ok && answered.body.success === true) {
+      outcome = exchanged(answered.body)
+      opener?.post('authorized')
+    } else {
+      const { body } = answered
+      outcome = failure(typeof body.code === 'string' ? body.code : 'error', body.error, body.return_to)
     }
     if (outcome.choose) {
       remember(outcome)

@@ -33,7 +33,9 @@ export interface ConnectionStatus extends Omit<Connection, 'connected_at'> {
 
 /**
  * Every failure: a stable `code` (the README's error table, plus the client's own `popup_closed`,
- * `popup_blocked`, `denied`, `network`, `invalid_return_to`), and `message` written for a person.
+ * `popup_blocked`, `denied`, `network`, `invalid_return_to`, `signed_out`), and `message` written for
+ * a person. `signed_out`: no access token (nobody signed in, or `getAccessToken` threw); after TikTok
+ * said yes, it means the connection is stored but this page lost its session, and says so.
  */
 export interface TikTokConnectError extends Error {
   code: string
@@ -62,9 +64,13 @@ export type TikTokConnectEvent =
 
 export interface ConnectOptions {
   /** The user's Supabase access token. */
-  accessToken?: string
-  /** Called for a fresh token whenever one is needed; use it instead of `accessToken` (e.g. `() => supabase.auth.getSession().then(r => r.data.session.access_token)`). */
-  getAccessToken?: () => string | Promise<string>
+  accessToken?: string | undefined
+  /**
+   * Called for a fresh token whenever one is needed; use it instead of `accessToken`. Answer
+   * `undefined` (or throw) when nobody is signed in: the client rejects with `signed_out`. E.g.
+   * `async () => (await supabase.auth.getSession()).data.session?.access_token`.
+   */
+  getAccessToken?: () => string | undefined | Promise<string | undefined>
   /** A path on this site the callback page goes to after a redirect; default `location.pathname`. */
   returnTo?: string
   /**
@@ -78,16 +84,19 @@ export interface ConnectOptions {
 /**
  * Connects the user's TikTok advertiser account. Call it directly in the click handler, before any
  * `await`: Safari and iOS allow a popup only there. A second call while the popup is open brings
- * it to the front and returns the same promise.
+ * it to the front and returns the same promise; once that popup is closed, a call starts a new flow
+ * at once (the earlier promise rejects with `popup_closed`).
  *
  * Popup: resolves after the user authorized at TikTok (and chose an advertiser account, when TikTok
- * shared several); rejects with `code: 'popup_closed'` when the user closes the window first.
+ * shared several); rejects with `code: 'popup_closed'` when the user closes the window first (within
+ * a second on this product's own pages; up to 15 s at TikTok, whose pages may hide the window from
+ * this one).
  * Redirect: the page leaves for TikTok and the promise never settles; back on `returnTo`, read the
  * result with `getConnection`.
  *
  * @example
  * button.addEventListener('click', () => {
- *   connectTikTok({ accessToken: session.access_token })
+ *   connectTikTok({ accessToken: session?.access_token })
  *     .then((connection) => show(connection))
  *     .catch((error) => error.code !== 'popup_closed' && alert(error.message))
  * })
@@ -96,13 +105,14 @@ export function connectTikTok(options: ConnectOptions): Promise<Connection>
 
 /**
  * The user's connection (`GET /api/tiktok/connection`). `{ verify: true }` also asks TikTok whether
- * the access still works, and records it as revoked when it does not.
+ * the access still works, and records it as revoked when it does not. This and the wrappers below
+ * reject with `signed_out`, sending nothing, when `token` is missing.
  */
-export function getConnection(token: string, options?: { verify?: boolean }): Promise<ConnectionStatus>
+export function getConnection(token: string | undefined, options?: { verify?: boolean }): Promise<ConnectionStatus>
 
 /** Makes `advertiserId`, one of the connection's `advertisers`, the account the product uses (`POST /api/tiktok/advertiser`). */
 export function chooseAdvertiser(
-  token: string,
+  token: string | undefined,
   advertiserId: string,
 ): Promise<{ success: true; business_id: string; account_id: string; advertisers: Advertiser[]; message: string }>
 
@@ -110,4 +120,4 @@ export function chooseAdvertiser(
  * Revokes the access at TikTok and forgets the connection (`DELETE /api/tiktok/connection`).
  * `revoked` says whether TikTok confirmed; the connection is forgotten either way.
  */
-export function disconnect(token: string): Promise<{ success: true; revoked: boolean; message: string }>
+export function disconnect(token: string | undefined): Promise<{ success: true; revoked: boolean; message: string }>

@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { createServer as createTcpServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { runDev } from '../../e2e/dev-run.ts'
 import { describePortsInUse, portsInUse } from '../../scripts/ports.ts'
 import { checkWorker, describeProblems, describeRefusedOrigins, lineFilter, removeAbandonedRuns, ROOT, StackError, startStack } from '../../scripts/stack.ts'
 
@@ -242,21 +242,7 @@ describe('the settings file is gone on every exit path', () => {
 })
 
 describe('npm run dev, as a person runs it', () => {
-  /** `node scripts/dev.ts` in its own process group, so a test can press Ctrl+C on all of it. */
-  function dev(args: string[]) {
-    const child = spawn(process.execPath, ['scripts/dev.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, TMPDIR: tmpRoot, PORT: '', SANDBOX_PORT: '', INSPECTOR_PORT: '', FORCE_COLOR: '0' },
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c))
-    child.stderr.on('data', (c: Buffer) => (stderr += c))
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
-    return { child, exited, stdout: () => stdout, stderr: () => stderr }
-  }
+  const dev = (args: string[]) => runDev(args, { TMPDIR: tmpRoot })
 
   it('port taken by a program answering 404: exits 1 at once, naming the port, the holder and the flag', async () => {
     const [worker, sandbox] = [await freePort(), await freePort()]
@@ -283,18 +269,21 @@ describe('npm run dev, as a person runs it', () => {
   it('starts on the given ports, says so once its own Worker answers, and Ctrl+C leaves no settings file', async () => {
     const [worker, sandbox, inspector] = [await freePort(), await freePort(), await freePort()]
     const run = dev(['--port', String(worker), '--sandbox-port', String(sandbox), '--inspector-port', String(inspector)])
-    const deadline = Date.now() + 60_000
-    while (!run.stdout().includes('Press Ctrl+C to stop.') && Date.now() < deadline && run.child.exitCode === null) await new Promise((r) => setTimeout(r, 100))
+    await run.ready()
     expect(run.stdout(), run.stderr()).toContain(`Open http://localhost:${worker}/profile`)
     expect(run.stdout()).toContain(`Sandbox database: http://127.0.0.1:${sandbox}/supabase/`)
+    // Every URL the banner gives follows the ports (e2e/dev-ports.test.ts runs the pages and the curl lines).
+    expect(run.stdout()).toContain(`Your own page: put it in local/ and open http://localhost:${worker}/local/<name>`)
+    expect(run.stdout()).toContain(`TOKEN=$(curl -s -X POST 'http://127.0.0.1:${sandbox}/supabase/auth/v1/token?grant_type=password'`)
+    expect(run.stdout()).toContain(`curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:${worker}/api/tiktok/connection`)
+    expect(run.stdout()).not.toMatch(/:(8787|8790)\b/)
     expect(run.stdout()).not.toContain('Using secrets defined in')
     expect(run.stdout()).not.toContain('Request.cf')
     expect(run.stdout()).not.toContain('✗')
     const [dir] = runDirs()
     expect(statSync(join(tmpRoot, dir!, 'local.env')).mode & 0o777).toBe(0o600)
 
-    process.kill(-run.child.pid!, 'SIGINT')
-    expect(await run.exited).toBe(0)
+    expect(await run.stop()).toBe(0)
     expect(runDirs()).toEqual([])
     expect(await portsInUse({ worker, sandbox, inspector })).toEqual([])
   })
