@@ -21,11 +21,11 @@ export type Fault = {
 }
 
 /**
- * `rest`: any PostgREST call; `rpc`: only the completion (`/rest/v1/rpc/tiktok_complete_exchange`);
+ * `read`: TikTok's read endpoints (advertiser/info, campaign/get, report/integrated/get); `rest`: any PostgREST call; `rpc`: only the completion (`/rest/v1/rpc/tiktok_complete_exchange`);
  * `webhook`: a delivery to the sandbox's receiver (`/webhooks`).
  */
-export type FaultTarget = 'token' | 'advertisers' | 'revoke' | 'rest' | 'rpc' | 'jwks' | 'webhook'
-export const FAULT_TARGETS: readonly FaultTarget[] = ['token', 'advertisers', 'revoke', 'rest', 'rpc', 'jwks', 'webhook']
+export type FaultTarget = 'token' | 'advertisers' | 'revoke' | 'read' | 'rest' | 'rpc' | 'jwks' | 'webhook'
+export const FAULT_TARGETS: readonly FaultTarget[] = ['token', 'advertisers', 'revoke', 'read', 'rest', 'rpc', 'jwks', 'webhook']
 
 export class Faults {
   #queue = new Map<FaultTarget, Fault[]>()

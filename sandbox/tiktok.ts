@@ -155,7 +155,7 @@ export function createTikTok(options: TikTokOptions) {
     return true
   }
 
-  const withFault = async (target: 'token' | 'advertisers' | 'revoke', header: string | undefined) => {
+  const withFault = async (target: 'token' | 'advertisers' | 'revoke' | 'read', header: string | undefined) => {
     const fault: Fault = faults.take(target, header)
     await faults.delay(fault)
     return faultResponse(fault) ?? (fault.tiktokCode ? envelope(fault.tiktokCode, 'sandbox fault') : undefined)
@@ -308,7 +308,9 @@ export function createTikTok(options: TikTokOptions) {
     return envelope(0, 'OK')
   })
 
-  app.get(`${API}/advertiser/info/`, tierGate, (c) => {
+  app.get(`${API}/advertiser/info/`, tierGate, async (c) => {
+    const faulted = await withFault('read', c.req.header('x-sandbox-fault'))
+    if (faulted) return faulted
     const grant = grantOf(c.req.header('access-token'))
     if (grant instanceof Response) return grant
     const ids = jsonList(c.req.query('advertiser_ids'))
@@ -340,7 +342,9 @@ export function createTikTok(options: TikTokOptions) {
     return envelope(0, 'OK', JSON.stringify({ list }))
   })
 
-  app.get(`${API}/campaign/get/`, tierGate, (c) => {
+  app.get(`${API}/campaign/get/`, tierGate, async (c) => {
+    const faulted = await withFault('read', c.req.header('x-sandbox-fault'))
+    if (faulted) return faulted
     const grant = grantOf(c.req.header('access-token'))
     if (grant instanceof Response) return grant
     const advertiserId = c.req.query('advertiser_id')
@@ -352,7 +356,9 @@ export function createTikTok(options: TikTokOptions) {
     return envelope(0, 'OK', JSON.stringify(paged(campaignsOf(advertisers.find((a) => a.id === advertiserId)!), page)))
   })
 
-  app.get(`${API}/report/integrated/get/`, tierGate, (c) => {
+  app.get(`${API}/report/integrated/get/`, tierGate, async (c) => {
+    const faulted = await withFault('read', c.req.header('x-sandbox-fault'))
+    if (faulted) return faulted
     const grant = grantOf(c.req.header('access-token'))
     if (grant instanceof Response) return grant
     const query = (name: string) => c.req.query(name)

@@ -8,7 +8,7 @@
 --   tiktok.connection.connected           a completion stored a connection; reconnected: true when
 --                                          it replaced one still stored (live or revoked)
 --   tiktok.connection.advertiser_changed  reason: user_choice | advertiser_removed
---   tiktok.connection.revoked             detected_by: verify | sweep; code: TikTok's error code
+--   tiktok.connection.revoked             detected_by: verify | sweep | proxy; code: TikTok's error code
 --   tiktok.connection.disconnected        revoked_at_tiktok: true | false
 -- Every payload: { id, type, occurred_at, user_id, connected_at, business_id, account_id,
 -- advertisers: [{ id, name }], ...the type's own fields }. Ids are JSON strings (TikTok's exceed
@@ -270,8 +270,8 @@ declare
   account record;
   event_id uuid;
 begin
-  if p_detected_by is null or p_detected_by not in ('verify', 'sweep') then
-    raise exception 'tiktok_mark_revoked: detected_by must be verify or sweep, not %', p_detected_by using errcode = '22023';
+  if p_detected_by is null or p_detected_by not in ('verify', 'sweep', 'proxy') then
+    raise exception 'tiktok_mark_revoked: detected_by must be verify, sweep or proxy, not %', p_detected_by using errcode = '22023';
   end if;
   select tiktok_business_id, tiktok_account_id, tiktok_advertisers, tiktok_connected_at, tiktok_revoked_at
     into account

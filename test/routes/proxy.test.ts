@@ -134,3 +134,110 @@ describe('whose connection', () => {
     expect(h.tiktok.requests).toEqual([])
   })
 })
+
+const infoPath = (ids: string[]) => `open_api/v1.3/advertiser/info/?advertiser_ids=${encodeURIComponent(JSON.stringify(ids))}`
+const storedToken = async () => (await h.row(USER_ID)).tiktok_access_token as string
+
+describe('what reaches TikTok, and what comes back', () => {
+  it('TikTok’s own path and query with the stored token in Access-Token; nothing of the caller’s headers, never the app secret', async () => {
+    await connect(h)
+    h.tiktok.requests.length = 0
+    const r = await proxied(infoPath([BIG_ID]), { headers: { 'access-token': 'callers-own-token', cookie: 'a=b', 'x-forwarded-for': '1.2.3.4' } })
+    expect(r.status).toBe(200)
+    const [sent] = h.tiktokCalls('/advertiser/info/')
+    expect(h.tiktok.requests).toHaveLength(1)
+    expect(sent!.query).toEqual({ advertiser_ids: JSON.stringify([BIG_ID]) })
+    expect(sent!.headers['access-token']).toBe(await storedToken())
+    for (const name of ['authorization', 'cookie', 'x-tiktok-connect-user', 'x-forwarded-for']) expect(sent!.headers[name], name).toBeUndefined()
+    expect(JSON.stringify(sent)).not.toContain('test-app-secret')
+  })
+
+  it('TikTok’s answer as TikTok sent it: status, bytes (19-digit ids exact), content type, plus X-TikTok-Code and the Worker’s X-Request-Id', async () => {
+    await connect(h)
+    const r = await proxied(`open_api/v1.3/campaign/get/?advertiser_id=${BIG_ID}`)
+    expect(r.status).toBe(200)
+    expect(r.headers.get('content-type')).toMatch(/^application\/json/)
+    expect(r.headers.get('x-tiktok-code')).toBe('0')
+    expect(r.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+    // The ids as TikTok wrote them: the text, not a re-serialised parse.
+    const campaignIds = [...r.text.matchAll(/"campaign_id":\s*"?(\d+)/g)].map((m) => m[1]!)
+    expect(campaignIds.length).toBeGreaterThan(0)
+    for (const id of campaignIds) expect(id).toMatch(/^\d{19}$/)
+    expect(r.text).toContain(BIG_ID)
+    const page = JSON.parse(r.text) as { code: number; data: { page_info: unknown } }
+    expect(page).toMatchObject({ code: 0, data: { page_info: { page: 1 } } })
+  })
+
+  it('a POST’s JSON body reaches TikTok byte for byte, and TikTok’s status comes back whatever it is', async () => {
+    await connect(h)
+    h.tiktok.requests.length = 0
+    const body = '{"advertiser_id":"7012345678901234567","budget":12.50,"name":"Spring ✓"}'
+    const r = await proxied('open_api/v1.3/campaign/create/', { method: 'POST', body })
+    const [sent] = h.tiktok.requests
+    expect(sent).toMatchObject({ method: 'POST', body })
+    expect(sent!.headers['access-token']).toBe(await storedToken())
+    // The stand-in has no such endpoint: its own answer passes through, not one of the Worker's.
+    const direct = await h.tiktok.app.request('/open_api/v1.3/campaign/create/', { method: 'POST', body })
+    expect(direct.status).toBeGreaterThanOrEqual(400)
+    expect({ status: r.status, text: r.text }).toEqual({ status: direct.status, text: await direct.text() })
+    expect(r.headers.get('x-tiktok-code')).toBeNull()
+  })
+
+  it('a token TikTok refuses: its answer passes through, the connection is marked revoked (detected_by proxy) with its event, and the next call is 409 without TikTok', async () => {
+    await connect(h)
+    h.tiktok.revokeGrant(await storedToken())
+    h.tiktok.requests.length = 0
+    const refused = await proxied(infoPath([BIG_ID]))
+    expect(refused.status).toBe(200)
+    expect(refused.headers.get('x-tiktok-code')).toBe('40105')
+    expect(JSON.parse(refused.text)).toMatchObject({ code: 40105 })
+    expect((await h.row(USER_ID)).tiktok_revoked_at).not.toBeNull()
+    expect((await h.events()).map((e) => e.payload)).toMatchObject([{ type: 'tiktok.connection.connected' }, { type: 'tiktok.connection.revoked', detected_by: 'proxy', code: 40105 }])
+    const next = await proxied(infoPath([BIG_ID]))
+    expect(next.status).toBe(409)
+    expect(codeOf(next)).toBe('connection_revoked')
+    expect(h.tiktokCalls('/advertiser/info/')).toHaveLength(1)
+  })
+
+  it('TikTok down or slow: 502 / 504 in the Worker’s envelope', async () => {
+    await connect(h)
+    h.tiktok.faults.add('read', { status: 503 })
+    // A 5xx from TikTok is TikTok's answer too: it passes through as it came.
+    expect((await proxied(infoPath([BIG_ID]))).status).toBe(503)
+    const down = await proxied(infoPath([BIG_ID]), {}, { ...keys, TIKTOK_API_BASE: 'https://unreachable.tiktok.example/open_api/v1.3' } as typeof keys)
+    expect(down.status).toBe(502)
+    expect(codeOf(down)).toBe('tiktok_unavailable')
+    h.unexpected.length = 0
+  })
+})
+
+describe('the app’s quota', () => {
+  // A tier of one call a second: the proxy's own ceiling leaves it that one.
+  const tiny = { ...keys, TIKTOK_QPS: '2', TIKTOK_QPM: '120', PROXY_MAX_WAIT_MS: '0' }
+
+  it('over budget, a proxy call waits at most PROXY_MAX_WAIT_MS, then answers 429 tiktok_quota_exhausted with Retry-After, TikTok not called', async () => {
+    await connect(h)
+    h.tiktok.requests.length = 0
+    const answers = []
+    for (let i = 0; i < 4; i++) answers.push(await proxied(infoPath([BIG_ID]), {}, tiny))
+    const statuses = answers.map((r) => r.status)
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0)
+    const refused = answers.filter((r) => r.status === 429)
+    expect(refused.length).toBeGreaterThan(0)
+    for (const r of refused) {
+      expect(codeOf(r)).toBe('tiktok_quota_exhausted')
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    }
+    expect(h.tiktokCalls('/advertiser/info/')).toHaveLength(statuses.filter((s) => s === 200).length)
+  })
+
+  it('a read TikTok throttled anyway goes once more when the budget is back within the wait; a write never', async () => {
+    await connect(h)
+    const patient = { ...keys, PROXY_MAX_WAIT_MS: '1000' }
+    h.tiktok.faults.add('read', { tiktokCode: 40100 })
+    const r = await proxied(infoPath([BIG_ID]), {}, patient)
+    expect(r.headers.get('x-tiktok-code')).toBe('0')
+    expect(h.tiktokCalls('/advertiser/info/')).toHaveLength(2)
+    expect(h.logs.map((l) => JSON.parse(l)).filter((l) => l.event === 'quota.backoff')).toHaveLength(1)
+  })
+})
