@@ -339,7 +339,7 @@ describe('connection events on PostgreSQL 15', () => {
       await connect(user, 't2')
       expect(await call(`tiktok_mark_revoked('${user}', 'sweep', 40105, '${old.connected_at}')`)).toEqual({ outcome: 'stale', event_id: null })
       expect((await row(user)).revoked_at).toBeNull()
-      await expect(call(`tiktok_mark_revoked('${user}', 'browser', 40105, '${old.connected_at}')`)).rejects.toThrow(/detected_by must be verify or sweep/)
+      await expect(call(`tiktok_mark_revoked('${user}', 'browser', 40105, '${old.connected_at}')`)).rejects.toThrow(/detected_by must be verify, sweep or proxy/)
       await expect(call(`tiktok_mark_revoked('${user}', null, 40105, '${old.connected_at}')`)).rejects.toThrow(/detected_by/)
       const nobody = await newUser()
       expect(await call(`tiktok_mark_revoked('${nobody}', 'sweep', 40105, '${old.connected_at}')`)).toEqual({ outcome: 'not_connected', event_id: null })
