@@ -8,4 +8,5 @@ export const SANDBOX_SECRETS: Readonly<Record<string, string>> = {
   SUPABASE_SECRET_KEY: 'sb_secret_sandbox-not-a-real-key',
   STATE_SECRET: 'sandbox-state-secret-not-for-production-use-0000',
   WEBHOOK_SECRET: 'whsec_urNtZMz38YqZvYOTDS9oRKrB2JBpPCxf24sC/Oe8+js=',
+  SERVICE_KEYS: 'sandbox:sandbox-service-key-not-for-production-0001',
 }
