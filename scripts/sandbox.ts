@@ -11,6 +11,8 @@ const { values } = parseArgs({
     port: { type: 'string', default: '8790' },
     'worker-origin': { type: 'string', multiple: true },
     quiet: { type: 'boolean', default: false },
+    // The benchmark measures the Worker, not TikTok's tier: `--no-tier` answers every call.
+    'no-tier': { type: 'boolean', default: false },
   },
 })
 const port = Number(values.port)
@@ -25,7 +27,7 @@ const sandbox = await createSandbox({
   webhookSecret: vars.WEBHOOK_SECRET,
   database: await openDatabase(),
   record: !values.quiet,
-  tiktokTier: sandboxTier(vars),
+  tiktokTier: values['no-tier'] ? undefined : sandboxTier(vars),
 })
 await serve(sandbox.app.fetch, port)
 console.log(`ready ${origin}`)
