@@ -4,6 +4,9 @@ import { AppError } from '../errors'
 import type { Logger } from '../log'
 import { compose, loggerFor, type Services } from '../services'
 
+// Handlers read variables with `c.get(name)`: Hono's `c.var` copies every variable into a new object
+// on each read, which the benchmark's profile showed on the hot path.
+
 /** What every request has once `requestContext` ran. */
 export type RequestEnv = { Bindings: Bindings; Variables: { requestId: string; log: Logger } }
 /** What every route under `/api/tiktok/` (but health) has: `withServices` ran before it. */

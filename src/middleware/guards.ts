@@ -16,7 +16,7 @@ const CLOCK_SKEW_SECONDS = 30
 const USER_ID = /^[A-Za-z0-9-]{1,64}$/
 const BEARER = /^Bearer ([A-Za-z0-9_.-]{1,8192})$/
 
-/** Guard: the request comes from an allowed origin, and the page's `Origin` header agrees; sets `c.var.origin`. */
+/** Guard: the request comes from an allowed origin, and the page's `Origin` header agrees; sets `c.get('origin')`. */
 export const requireOrigin = createMiddleware<GuardEnv<{ origin: string }>>(async (c, next) => {
   const origin = requestOrigin(c.req.url)
   assertAllowedOrigin(origin, c.get('services').config.allowedOrigins, c.req.header('origin'))
@@ -73,7 +73,7 @@ async function supabaseUser(s: Services, token: string): Promise<string> {
   return payload.sub
 }
 
-/** Guard: a verified Supabase user behind `Authorization: Bearer <access token>`; sets `c.var.userId`. */
+/** Guard: a verified Supabase user behind `Authorization: Bearer <access token>`; sets `c.get('userId')`. */
 export const requireUser = createMiddleware<GuardEnv<{ userId: string }>>(async (c, next) => {
   const header = c.req.header('authorization')
   const match = BEARER.exec(header ?? '')
@@ -107,7 +107,7 @@ type StateInput = { in: { json: { state: string } }; out: { json: { state: strin
 
 /**
  * Guard: the body's state is signed, fresh, minted on this origin, and bound to this browser's
- * cookie; sets `c.var.state`, `c.var.binding` (the cookie's value) and `c.var.userId` (the state's
+ * cookie; sets `c.get('state')`, `c.get('binding')` (the cookie's value) and `c.get('userId')` (the state's
  * user). Runs after `requireOrigin` and the body's validation.
  */
 export const requireBoundState = createMiddleware<GuardEnv<{ origin: string; state: StatePayload; binding: string; userId: string }>, string, StateInput>(
@@ -130,7 +130,7 @@ type TicketInput = { in: { json: { ticket: string } }; out: { json: { ticket: st
 
 /**
  * Guard: the body's selection ticket is signed, fresh, and sent beside the binding cookie of the
- * browser that finished the flow; sets `c.var.ticket` and `c.var.userId` (the ticket's user).
+ * browser that finished the flow; sets `c.get('ticket')` and `c.get('userId')` (the ticket's user).
  */
 export const requireTicket = createMiddleware<GuardEnv<{ ticket: TicketGrant; userId: string }>, string, TicketInput>(async (c, next) => {
   const s = c.get('services')
@@ -142,7 +142,7 @@ export const requireTicket = createMiddleware<GuardEnv<{ ticket: TicketGrant; us
   await next()
 })
 
-/** Guard: a product backend presenting one of `SERVICE_KEYS` as its bearer token; sets `c.var.serviceKeyId` (logged, never the key). */
+/** Guard: a product backend presenting one of `SERVICE_KEYS` as its bearer token; sets `c.get('serviceKeyId')` (logged, never the key). */
 export const requireServiceKey = createMiddleware<GuardEnv<{ serviceKeyId: string }>>(async (c, next) => {
   const s = c.get('services')
   const match = BEARER.exec(c.req.header('authorization') ?? '')
@@ -160,7 +160,7 @@ export const requireServiceKey = createMiddleware<GuardEnv<{ serviceKeyId: strin
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
-/** Guard: `X-TikTok-Connect-User` names the Supabase user whose connection the call uses; sets `c.var.userId`. */
+/** Guard: `X-TikTok-Connect-User` names the Supabase user whose connection the call uses; sets `c.get('userId')`. */
 export const requireConnectUser = createMiddleware<GuardEnv<{ userId: string }>>(async (c, next) => {
   const userId = c.req.header('x-tiktok-connect-user')
   if (!userId || !UUID.test(userId))

@@ -34,7 +34,7 @@ async function throttle(log: Logger, limiter: RateLimit, scope: Scope, key: stri
 /** Per signed-in user (after a guard that set `userId`); `when` limits only the requests it names. */
 export const limitPerUser = (scope: Scope, when: (c: Context) => boolean = () => true) =>
   createMiddleware<GuardEnv<{ userId: string }>>(async (c, next) => {
-    if (when(c)) await throttle(c.var.log, c.var.services.config.userRateLimit, scope, c.var.userId)
+    if (when(c)) await throttle(c.get('log'), c.get('services').config.userRateLimit, scope, c.get('userId'))
     await next()
   })
 
@@ -58,12 +58,12 @@ const clientOf = (c: Context) => clientKey(c.req.header('cf-connecting-ip'))
 /** Per client address, for a route with no signed-in user yet. */
 export const limitPerClient = (scope: Scope) =>
   createMiddleware<ApiEnv>(async (c, next) => {
-    await throttle(c.var.log, c.var.services.config.clientRateLimit, scope, clientOf(c))
+    await throttle(c.get('log'), c.get('services').config.clientRateLimit, scope, clientOf(c))
     await next()
   })
 
 /**
- * Per client address, the requests refused before their state verified (`c.var.state` unset): junk
+ * Per client address, the requests refused before their state verified (`c.get('state')` unset): junk
  * counts apart from the real flows behind the same address, and over its limit is answered 429.
  * Runs after the refusal, which Hono's compose has already turned into an answer (`c.error`, and
  * `c.res` with its status: a 4xx is the client's junk, a body that is not JSON included).
@@ -72,5 +72,5 @@ export const limitRejected = (scope: 'exchange') =>
   createMiddleware<GuardEnv<{ state?: unknown }>>(async (c, next) => {
     await next()
     if (c.error && c.res.status < 500 && !c.get('state'))
-      await throttle(c.var.log, c.var.services.config.clientRateLimit, `${scope}_rejected`, clientOf(c))
+      await throttle(c.get('log'), c.get('services').config.clientRateLimit, `${scope}_rejected`, clientOf(c))
   })

@@ -32,13 +32,13 @@ export const connection = new Hono<ApiEnv>()
  * check that calls TikTok is limited: reading the stored row costs no TikTok quota.
  */
 connection.get('/connection', requireOrigin, requireUser, limitPerUser('verify', verifying), async (c) => {
-  const { row, verified } = await readConnection(c.var.services, c.var.userId, verifying(c))
+  const { row, verified } = await readConnection(c.get('services'), c.get('userId'), verifying(c))
   if (!verified) return c.json(summary(row))
   return c.json({ ...summary(row), ...(verified.advertisers && { advertisers: verified.advertisers }), verified: true })
 })
 
 connection.delete('/connection', requireOrigin, requireUser, limitPerUser('disconnect'), async (c) => {
-  const { revoked, hadToken } = await disconnect(c.var.services, c.var.userId)
+  const { revoked, hadToken } = await disconnect(c.get('services'), c.get('userId'))
   return c.json({
     success: true,
     revoked,
@@ -52,6 +52,6 @@ connection.delete('/connection', requireOrigin, requireUser, limitPerUser('disco
 
 /** The product switches the advertiser later, with the user's access token, from the stored list only. */
 connection.post('/advertiser', requireOrigin, requireUser, limitPerUser('advertiser'), jsonOnly({ maxBytes: 2048 }), validJson(chooseBody), async (c) => {
-  const chosen = await chooseAdvertiser(c.var.services, c.var.userId, c.req.valid('json').advertiser_id, undefined)
+  const chosen = await chooseAdvertiser(c.get('services'), c.get('userId'), c.req.valid('json').advertiser_id, undefined)
   return c.json({ success: true, business_id: chosen.business_id, account_id: chosen.account_id, advertisers: chosen.advertisers, message: 'Advertiser saved' })
 })

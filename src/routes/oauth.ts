@@ -40,8 +40,8 @@ const exchangeAnswer = ({ connection, returnTo, selection, advertiserRequired }:
 export const oauth = new Hono<ApiEnv>()
 
 oauth.post('/start', requireOrigin, requireUser, limitPerUser('start'), jsonOnly({ maxBytes: 4096, optional: true }), validJson(startBody), async (c) => {
-  const { config, log, signer, clock } = c.var.services
-  const { origin, userId } = c.var
+  const { config, log, signer, clock } = c.get('services')
+  const origin = c.get('origin'), userId = c.get('userId')
   const returnTo = parseReturnTo(c.req.valid('json').return_to, origin)
 
   const { state, binding, expiresAt } = await mintState(signer, { userId, origin, returnTo }, clock.now())
@@ -73,10 +73,10 @@ oauth.post(
   limitPerClient('exchange'),
   async (c) => {
     const { auth_code: authCode } = c.req.valid('json')
-    c.var.services.log.protect(authCode)
-    const exchanged = await exchangeCode(c.var.services, c.var.state, authCode)
+    c.get('services').log.protect(authCode)
+    const exchanged = await exchangeCode(c.get('services'), c.get('state'), authCode)
     // The ticket opens nothing without this browser's cookie: it must outlive the ticket.
-    if (exchanged.selection) setBindingCookie(c, c.var.binding, TICKET_TTL_SECONDS)
+    if (exchanged.selection) setBindingCookie(c, c.get('binding'), TICKET_TTL_SECONDS)
     return c.json(exchangeAnswer(exchanged))
   },
 )
@@ -86,6 +86,6 @@ oauth.post(
  * holds no Supabase session. Only for the connection the ticket names, only in its browser.
  */
 oauth.post('/advertiser', requireOrigin, jsonOnly({ maxBytes: 2048 }), validJson(ticketChoiceBody), requireTicket, limitPerUser('advertiser'), async (c) => {
-  const chosen = await chooseAdvertiser(c.var.services, c.var.userId, c.req.valid('json').advertiser_id, c.var.ticket.connectedAt)
+  const chosen = await chooseAdvertiser(c.get('services'), c.get('userId'), c.req.valid('json').advertiser_id, c.get('ticket').connectedAt)
   return c.json({ success: true, business_id: chosen.business_id, account_id: chosen.account_id, advertisers: chosen.advertisers, message: 'Advertiser saved' })
 })

@@ -25,8 +25,8 @@ proxy.on(['GET', 'POST'], '/*', requireServiceKey, requireConnectUser, async (c,
   if (problem) throw new AppError('path_not_allowed', { reason: problem })
   const url = new URL(c.req.url)
   const method = c.req.method === 'POST' ? 'POST' : 'GET'
-  const forwarded = await proxyCall(c.var.services, {
-    userId: c.var.userId,
+  const forwarded = await proxyCall(c.get('services'), {
+    userId: c.get('userId'),
     method,
     path: raw,
     query: url.search,
