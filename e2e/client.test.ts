@@ -55,7 +55,7 @@ afterEach(async () => {
   await context.close()
 })
 
-const demoRow = async () => (await stack.sandbox.supabase.account(DEMO_USER.id))!
+const demoRow = async () => (await stack.sandbox.supabase.row(DEMO_USER.id))!
 const profileUrl = (mode = 'auto') => `${primary}/profile?supabase=${encodeURIComponent(`${stack.sandboxOrigin}/supabase`)}&mode=${mode}`
 const exchangeCalls = () => stack.sandbox.tiktok.requests.filter((r) => r.path.endsWith('/oauth2/access_token/')).length
 const sandboxPost = (path: string, body: unknown) =>
@@ -216,13 +216,13 @@ describe('connectTikTok in a popup', () => {
     const outcome = await clientOutcome()
     const row = await demoRow()
     expect(outcome.resolved).toEqual({ business_id: EU.id, account_id: EU.name, advertisers: DEMO_ADVERTISERS, connected_at: expect.any(String) })
-    expect(Date.parse(outcome.resolved.connected_at)).toBe(Date.parse(row.tiktok_connected_at as string))
+    expect(Date.parse(outcome.resolved.connected_at)).toBe(Date.parse(row.connected_at as string))
     const events = await clientEvents()
     expect(events.map((e) => e.type)).toEqual(['opened', 'authorized', 'advertiser_chosen', 'connected', 'closed'])
     expect(events[0]).toEqual({ type: 'opened', mode: 'popup' })
     expect(events[2]).toEqual({ type: 'advertiser_chosen', business_id: EU.id })
     expect(events[3]).toEqual({ type: 'connected', connection: outcome.resolved })
-    expect(row.tiktok_business_id).toBe(EU.id)
+    expect(row.advertiser_id).toBe(EU.id)
     expect(exchangeCalls()).toBe(1)
     // The access token never reached a URL; the popup's path started at the placeholder.
     const token = (await page.evaluate(() => JSON.parse(sessionStorage.getItem('demo_supabase_session')!).accessToken)) as string
@@ -249,7 +249,7 @@ describe('connectTikTok in a popup', () => {
     await page.waitForURL(`${primary}/profile`)
     await page.waitForSelector('body[data-state="connected"]')
     expect(context.pages()).toHaveLength(1)
-    expect((await demoRow()).tiktok_business_id).toBe(US.id)
+    expect((await demoRow()).advertiser_id).toBe(US.id)
   })
 
   it('closing the popup at TikTok rejects with popup_closed; closing it after TikTok said yes resolves with what was stored', { timeout: 90_000 }, async () => {
@@ -274,7 +274,7 @@ describe('connectTikTok in a popup', () => {
     await choosing.close()
     expect((await clientOutcome()).resolved).toMatchObject({ business_id: US.id })
     expect((await clientEvents()).map((e) => e.type)).toEqual(['opened', 'authorized', 'connected', 'closed'])
-    expect((await demoRow()).tiktok_business_id).toBe(US.id)
+    expect((await demoRow()).advertiser_id).toBe(US.id)
   })
 
   it('ignores a BroadcastChannel message of another flow and a postMessage from another origin (or this one)', async () => {
@@ -400,13 +400,13 @@ describe('the demo profile, through the client', () => {
     await page.waitForFunction((name) => document.querySelector('#advertiser-list .choice:has(.badge) .name')?.textContent === name, EU.name)
     expect(await page.textContent('#status')).toBe(`Connected: ${EU.name} (${EU.id})`)
     expect(await page.locator('#advertiser-list button[data-id]').evaluateAll((b) => b.map((x) => (x as HTMLElement).dataset.id))).toEqual([US.id])
-    expect((await demoRow()).tiktok_business_id).toBe(EU.id)
+    expect((await demoRow()).advertiser_id).toBe(EU.id)
 
     await page.click('#disconnect')
     await page.waitForSelector('body[data-state="not-connected"]')
     // Said once, not "TikTok disconnected, and TikTok confirmed…".
     expect(await page.textContent('#status')).toBe('TikTok is disconnected, and its access is revoked.')
-    expect((await demoRow()).tiktok_access_token).toBeNull()
+    expect((await demoRow()).access_token).toBeNull()
   })
 
   it('revoked at TikTok → Check with TikTok shows "TikTok access was removed" → Reconnect (popup) connects again', async () => {
@@ -416,7 +416,7 @@ describe('the demo profile, through the client', () => {
     await popup.waitForSelector('body[data-outcome="choose"]')
     await finishInPopup(popup, '#actions button')
     await page.waitForSelector('body[data-state="connected"]')
-    const token = (await demoRow()).tiktok_access_token as string
+    const token = (await demoRow()).access_token as string
     expect(await (await sandboxPost('/__sandbox/tiktok/revoke', { token })).json()).toEqual({ revoked: 1 })
 
     await page.click('#verify')
@@ -437,8 +437,8 @@ describe('the demo profile, through the client', () => {
     await finishInPopup(again, '#actions button')
     await page.waitForSelector('body[data-state="connected"]')
     const row = await demoRow()
-    expect(row.tiktok_revoked_at).toBeNull()
-    expect(row.tiktok_access_token).not.toBe(token)
+    expect(row.revoked_at).toBeNull()
+    expect(row.access_token).not.toBe(token)
   })
 })
 
@@ -487,7 +487,7 @@ describe('the callback page', () => {
     expect(await page.getAttribute('#icon', 'class')).toBe('icon done')
     await page.waitForURL(`${primary}/profile`)
     await page.waitForSelector('body[data-state="connected"]')
-    expect((await demoRow()).tiktok_business_id).toBe(EU.id)
+    expect((await demoRow()).advertiser_id).toBe(EU.id)
     expect(exchangeCalls()).toBe(1)
 
     // A revisit shows the last outcome without redirecting: the connected state, at rest.

@@ -46,7 +46,7 @@ afterEach(async () => {
   await context.close()
 })
 
-const demoRow = async () => (await stack.sandbox.supabase.account(DEMO_USER.id))!
+const demoRow = async () => (await stack.sandbox.supabase.row(DEMO_USER.id))!
 /** The demo profile opens TikTok in a popup by default; these tests take the full-page flow. */
 const supabaseParam = () => `?supabase=${encodeURIComponent(`${stack.sandboxOrigin}/supabase`)}&mode=redirect`
 
@@ -155,7 +155,7 @@ describe('sandbox side', () => {
 
   it("revoke at the sandbox's TikTok page: the Worker does not know until it asks; after ?verify=true the profile says access was removed, and Reconnect connects again", async () => {
     await connect()
-    const token = (await demoRow()).tiktok_access_token as string
+    const token = (await demoRow()).access_token as string
     await revokeAtTikTok('verify')
     expect(stack.sandbox.tiktok.tokenIsLive(token)).toBe(false)
 
@@ -180,9 +180,9 @@ describe('sandbox side', () => {
     await connect()
     expect(await page.getAttribute('body', 'data-reason')).toBe('')
     const row = await demoRow()
-    expect(row.tiktok_revoked_at).toBeNull()
-    expect(row.tiktok_access_token).not.toBe(token)
-    expect(stack.sandbox.tiktok.tokenIsLive(row.tiktok_access_token as string)).toBe(true)
+    expect(row.revoked_at).toBeNull()
+    expect(row.access_token).not.toBe(token)
+    expect(stack.sandbox.tiktok.tokenIsLive(row.access_token as string)).toBe(true)
   })
 })
 
@@ -195,7 +195,7 @@ describe('lifecycle events end to end', () => {
     const delayMs = Date.parse(connected.received_at) - answeredAt
     timings.exchange_answer_to_delivery_ms = delayMs
     console.log(`lifecycle: exchange answered → connected event at the receiver: ${delayMs} ms`)
-    const token = (await demoRow()).tiktok_access_token as string
+    const token = (await demoRow()).access_token as string
     expect(connected).toMatchObject({ valid: true, attempt: 1 })
     expect(payloadOf(connected)).toMatchObject({ id: connected.id, type: 'tiktok.connection.connected', user_id: DEMO_USER.id, business_id: DEMO_ADVERTISERS[0]!.id, reconnected: false })
     expect(JSON.stringify(connected.payload)).not.toContain(token)

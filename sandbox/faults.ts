@@ -21,11 +21,13 @@ export type Fault = {
 }
 
 /**
- * `rest`: any PostgREST call; `rpc`: only the completion (`/rest/v1/rpc/tiktok_complete_exchange`);
- * `webhook`: a delivery to the sandbox's receiver (`/webhooks`).
+ * `rest`: any PostgREST call but the schema check; `rpc`: only the completion
+ * (`/rest/v1/rpc/tiktok_complete_exchange`); `schema`: only the schema check
+ * (`/rest/v1/rpc/tiktok_connect_schema`, once per Worker isolate); `webhook`: a delivery to the
+ * sandbox's receiver (`/webhooks`).
  */
-export type FaultTarget = 'token' | 'advertisers' | 'revoke' | 'rest' | 'rpc' | 'jwks' | 'webhook'
-export const FAULT_TARGETS: readonly FaultTarget[] = ['token', 'advertisers', 'revoke', 'rest', 'rpc', 'jwks', 'webhook']
+export type FaultTarget = 'token' | 'advertisers' | 'revoke' | 'rest' | 'rpc' | 'schema' | 'jwks' | 'webhook'
+export const FAULT_TARGETS: readonly FaultTarget[] = ['token', 'advertisers', 'revoke', 'rest', 'rpc', 'schema', 'jwks', 'webhook']
 
 export class Faults {
   #queue = new Map<FaultTarget, Fault[]>()
