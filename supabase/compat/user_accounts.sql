@@ -114,8 +114,9 @@ begin
         how := case
           when has_column_privilege('public', 'public.user_accounts', col, privilege) then 'granted to PUBLIC'
           when acting <> api_role then format('as %I, a role %I is a member of', acting, api_role)
-          when has_table_privilege(acting, 'public.user_accounts', privilege) then format(
-            'a table-level grant: replace it with %s on the columns %I needs, none of them tiktok_ ones', privilege, acting)
+          when exists (select 1 from pg_class c, aclexplode(c.relacl) a
+                        where c.oid = 'public.user_accounts'::regclass and a.grantee = api_role::regrole and a.privilege_type = privilege) then format(
+            'a table-level grant to %I: replace it with %s on the columns it needs, none of them tiktok_ ones', api_role, privilege)
           else 'through a role it inherits' end;
         raise exception '% may % public.user_accounts.% (%): change that grant, then apply this file again', api_role, privilege, col, how;
       end loop;

@@ -45,16 +45,16 @@ create table if not exists public.tiktok_connections (
   verified_at timestamptz,
   -- The shape every reader relies on, whoever writes: ids are decimal strings, names strings. The
   -- first path refuses an element that is no object (lax mode would look inside a nested array).
-  constraint tiktok_connections_advertisers_check check (
+  constraint tiktok_connections_advertisers_shape check (
     jsonb_typeof(advertisers) = 'array'
     and not jsonb_path_exists(advertisers, 'strict $[*] ? (@.type() != "object")')
     and not jsonb_path_exists(advertisers,
       'lax $[*] ? (!(@.id.type() == "string" && @.id like_regex "^[0-9]{1,32}$" && @.name.type() == "string"))')),
   -- The chosen advertiser is always one the token reaches, as stored: no write can pick another.
-  constraint tiktok_connections_advertiser_check check (
+  constraint tiktok_connections_chosen_advertiser check (
     (advertiser_id is null and advertiser_name is null)
     or advertisers @> jsonb_build_array(jsonb_build_object('id', advertiser_id, 'name', advertiser_name))),
-  constraint tiktok_connections_revoked_code_check check (revoked_code is null or revoked_at is not null)
+  constraint tiktok_connections_revoked_code check (revoked_code is null or revoked_at is not null)
 );
 comment on table public.tiktok_connections is
   'tiktok-connect-edge: one TikTok advertiser connection per user; server roles only (browsers read tiktok_connection_status).';
