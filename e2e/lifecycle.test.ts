@@ -131,7 +131,7 @@ describe('sandbox side', () => {
         body,
       })
     }
-    const event = (type: string) => JSON.stringify({ id: crypto.randomUUID(), type: `tiktok.connection.${type}`, business_id: DEMO_ADVERTISERS[0]!.id, advertisers: DEMO_ADVERTISERS })
+    const event = (type: string) => JSON.stringify({ id: crypto.randomUUID(), type: `tiktok.connection.${type}`, advertiser: DEMO_ADVERTISERS[0], advertisers: DEMO_ADVERTISERS })
     expect((await send(event('connected'), stack.vars.WEBHOOK_SECRET!)).status).toBe(204)
     expect((await send(event('revoked'), `whsec_${Buffer.alloc(32, 7).toString('base64')}`)).status).toBe(400)
     expect((await deliveries()).map((d) => [d.type, d.valid])).toEqual([
@@ -197,7 +197,7 @@ describe('lifecycle events end to end', () => {
     console.log(`lifecycle: exchange answered → connected event at the receiver: ${delayMs} ms`)
     const token = (await demoRow()).access_token as string
     expect(connected).toMatchObject({ valid: true, attempt: 1 })
-    expect(payloadOf(connected)).toMatchObject({ id: connected.id, type: 'tiktok.connection.connected', user_id: DEMO_USER.id, business_id: DEMO_ADVERTISERS[0]!.id, reconnected: false })
+    expect(payloadOf(connected)).toMatchObject({ id: connected.id, type: 'tiktok.connection.connected', user_id: DEMO_USER.id, advertiser: DEMO_ADVERTISERS[0], reconnected: false })
     expect(JSON.stringify(connected.payload)).not.toContain(token)
 
     await revokeAtTikTok('sweep')
@@ -207,7 +207,7 @@ describe('lifecycle events end to end', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'profile-revoked-by-sweep.png') })
     const revoked = await untilDelivered(accepted('revoked'))
     expect(revoked).toMatchObject({ valid: true, attempt: 1 })
-    expect(payloadOf(revoked)).toMatchObject({ user_id: DEMO_USER.id, business_id: DEMO_ADVERTISERS[0]!.id, detected_by: 'sweep', code: 40105 })
+    expect(payloadOf(revoked)).toMatchObject({ user_id: DEMO_USER.id, advertiser: DEMO_ADVERTISERS[0], detected_by: 'sweep', code: 40105 })
 
     // Reconnect from the revoked profile.
     expect(await page.textContent('#connect')).toBe('Reconnect')
@@ -219,7 +219,7 @@ describe('lifecycle events end to end', () => {
     })
     expect(again.valid).toBe(true)
     expect(again.id).not.toBe(connected.id)
-    expect(payloadOf(again)).toMatchObject({ reconnected: true, business_id: DEMO_ADVERTISERS[0]!.id })
+    expect(payloadOf(again)).toMatchObject({ reconnected: true, advertiser: DEMO_ADVERTISERS[0] })
     // Every delivery verified, none failed: no retries on the happy path.
     expect((await deliveries()).map((d) => [d.type, d.valid, d.attempt, d.status])).toEqual([
       ['tiktok.connection.connected', true, 1, 204],
