@@ -727,8 +727,9 @@ $$;
 --   service_role   SELECT, INSERT, UPDATE, DELETE on the tables; SELECT on the view; EXECUTE on every function;
 --   authenticated  SELECT on the view, and on the view's columns of tiktok_connections (security_invoker
 --                  reads them as the user; the policy above limits it to its own row).
--- Last, what PostgreSQL says each browser role may do is checked: anything more, possible only if
--- a browser role may act as the owner, stops the file with an error.
+-- Last, what PostgreSQL says each browser role, and each role it may act as, may do is checked:
+-- anything more (possible only through a role it may act as: the owner, a predefined role such as
+-- pg_read_all_data) stops the file with an error.
 do $$
 declare
   tables constant regclass[] := array['public.tiktok_connections', 'public.tiktok_oauth_exchanges', 'public.tiktok_connection_events'];
@@ -755,6 +756,9 @@ declare
   fn regprocedure;
   holder text;
   role_name text;
+  acting text;
+  reader boolean;
+  via text;
 begin
   foreach object in array tables || status_view loop
     -- Table grants and column grants are separate lists; revoking a table's revokes its columns' too.
@@ -789,27 +793,28 @@ begin
     execute format('grant execute on function %s to service_role', fn);
   end loop;
 
+  -- Each browser role, and each role it may act as: MEMBER, not only inherited, since a NOINHERIT
+  -- member (as Supabase makes its roles) may still SET ROLE. Only authenticated itself may read, and
+  -- only the status.
   foreach role_name in array array['anon', 'authenticated'] loop
-    -- MEMBER, not only inherited: a NOINHERIT member (as Supabase makes its roles) may still SET ROLE.
-    if pg_has_role(role_name, (select relowner from pg_class where oid = tables[1]), 'MEMBER') then
-      raise exception '% is a member of %, which owns the connector''s tables: revoke that membership', role_name,
-        (select pg_get_userbyid(relowner) from pg_class where oid = tables[1]);
-    end if;
-    if has_column_privilege(role_name, 'public.tiktok_connections', 'access_token', 'SELECT')
-       or (role_name = 'anon' and has_table_privilege(role_name, status_view, 'SELECT')) then
-      raise exception '% may read public.tiktok_connections.access_token or tiktok_connection_status', role_name;
-    end if;
-    foreach object in array tables || status_view loop
-      if has_table_privilege(role_name, object, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
-         or has_any_column_privilege(role_name, object, 'INSERT, UPDATE, REFERENCES')
-         or (object not in ('public.tiktok_connections'::regclass, status_view) and has_any_column_privilege(role_name, object, 'SELECT')) then
-        raise exception '% holds a privilege on % that only service_role may hold', role_name, object;
+    for acting in select rolname from pg_roles where pg_has_role(role_name, oid, 'MEMBER') loop
+      reader := acting = 'authenticated';
+      via := case when acting = role_name then role_name else format('%s (as %s)', role_name, acting) end;
+      if has_column_privilege(acting, 'public.tiktok_connections', 'access_token', 'SELECT, REFERENCES') then
+        raise exception '% may read public.tiktok_connections.access_token', via;
       end if;
-    end loop;
-    foreach fn in array functions loop
-      if has_function_privilege(role_name, fn, 'EXECUTE') then
-        raise exception '% may execute %', role_name, fn;
-      end if;
+      foreach object in array tables || status_view loop
+        if has_table_privilege(acting, object, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+           or has_any_column_privilege(acting, object, 'INSERT, UPDATE, REFERENCES')
+           or (has_any_column_privilege(acting, object, 'SELECT') and not (reader and object in (tables[1], status_view))) then
+          raise exception '% holds a privilege on % that only service_role may hold', via, object;
+        end if;
+      end loop;
+      foreach fn in array functions loop
+        if has_function_privilege(acting, fn, 'EXECUTE') then
+          raise exception '% may execute %', via, fn;
+        end if;
+      end loop;
     end loop;
   end loop;
 end;

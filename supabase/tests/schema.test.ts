@@ -179,15 +179,20 @@ describe('the migration on PostgreSQL 15', () => {
     }
   })
 
-  it('refuses to finish when a browser role may act as the owner, and leaves nothing behind', async () => {
+  it('refuses to finish when a browser role may act as a role that reads everything (the owner, pg_read_all_data), and leaves nothing behind', async () => {
     const member = await project(pg, 'owner_member', { migrated: false })
-    await pg.sql('grant postgres to authenticated')
-    try {
-      await expect(member.sql(inOneTransaction(MIGRATION))).rejects.toThrow(/authenticated is a member of postgres, which owns the connector's tables/)
-      expect(await member.sql("select to_regclass('public.tiktok_connections') is null and to_regprocedure('public.tiktok_connect_schema()') is null")).toBe('t')
-    } finally {
-      await pg.sql('revoke postgres from authenticated')
+    const nothingLeft = "select to_regclass('public.tiktok_connections') is null and to_regprocedure('public.tiktok_connect_schema()') is null"
+    for (const [role, browser] of [['postgres', 'authenticated'], ['pg_read_all_data', 'anon']]) {
+      await pg.sql(`grant ${role} to ${browser}`)
+      try {
+        await expect(member.sql(inOneTransaction(MIGRATION)), role).rejects.toThrow(`${browser} (as ${role}) may read public.tiktok_connections.access_token`)
+        expect(await member.sql(nothingLeft)).toBe('t')
+      } finally {
+        await pg.sql(`revoke ${role} from ${browser}`)
+      }
     }
+    await member.sql(inOneTransaction(MIGRATION))
+    expect(await member.sql(nothingLeft)).toBe('f')
   })
 
   it('answers its version and file to service_role: the ones this Worker checks, naming a file that exists', async () => {
