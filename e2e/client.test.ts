@@ -61,13 +61,13 @@ describe('connectTikTok in a popup', () => {
     const outcome = await clientOutcome(page)
     const row = await demoRow(demo)
     expect(outcome.resolved).toEqual({ business_id: EU.id, account_id: EU.name, advertisers: DEMO_ADVERTISERS, connected_at: expect.any(String) })
-    expect(Date.parse(outcome.resolved.connected_at)).toBe(Date.parse(row.tiktok_connected_at as string))
+    expect(Date.parse(outcome.resolved.connected_at)).toBe(Date.parse(row.connected_at as string))
     const events = await clientEvents(page)
     expect(events.map((e) => e.type)).toEqual(['opened', 'authorized', 'advertiser_chosen', 'connected', 'closed'])
     expect(events[0]).toEqual({ type: 'opened', mode: 'popup' })
     expect(events[2]).toEqual({ type: 'advertiser_chosen', business_id: EU.id })
     expect(events[3]).toEqual({ type: 'connected', connection: outcome.resolved })
-    expect(row.tiktok_business_id).toBe(EU.id)
+    expect(row.advertiser_id).toBe(EU.id)
     expect(exchangeCalls(demo)).toBe(1)
     // The access token never reached a URL; the popup's path started at the placeholder.
     const token = (await page.evaluate(() => JSON.parse(sessionStorage.getItem('demo_supabase_session')!).accessToken)) as string
@@ -95,7 +95,7 @@ describe('connectTikTok in a popup', () => {
     await page.waitForURL(`${primary}/profile`)
     await page.waitForSelector('body[data-state="connected"]')
     expect(context.pages()).toHaveLength(1)
-    expect((await demoRow(demo)).tiktok_business_id).toBe(US.id)
+    expect((await demoRow(demo)).advertiser_id).toBe(US.id)
   })
 
   it('ignores a BroadcastChannel message of another flow and a postMessage from another origin (or this one)', async () => {
@@ -223,21 +223,21 @@ describe('the demo profile, through the client', () => {
     expect(await page.textContent('#status')).toBe(`TikTok is connected. This product uses ${EU.name}.`)
     expect(await page.textContent('#advertiser-feedback')).toBe(`This product now uses ${EU.name}.`)
     expect(await page.locator('#advertiser-list button[data-id]').evaluateAll((b) => b.map((x) => (x as HTMLElement).dataset.id))).toEqual([US.id])
-    expect((await demoRow(demo)).tiktok_business_id).toBe(EU.id)
+    expect((await demoRow(demo)).advertiser_id).toBe(EU.id)
 
     await page.click('#disconnect')
     await page.click('#confirm-yes')
     await page.waitForSelector('body[data-state="not-connected"]')
     // Said once, not "TikTok disconnected, and TikTok confirmed…".
     expect(await page.textContent('#status')).toBe('TikTok is disconnected, and its access is revoked.')
-    expect((await demoRow(demo)).tiktok_access_token).toBeNull()
+    expect((await demoRow(demo)).access_token).toBeNull()
   })
 
   it('revoked at TikTok → Check with TikTok shows "TikTok access … was removed" → Reconnect (popup) connects again', async () => {
     const { page } = demo
     await signIn(demo)
     await connectInPopup(demo)
-    const token = (await demoRow(demo)).tiktok_access_token as string
+    const token = (await demoRow(demo)).access_token as string
     expect(await (await sandboxPost(demo, '/__sandbox/tiktok/revoke', { token })).json()).toEqual({ revoked: 1 })
 
     await page.click('#verify')
@@ -255,8 +255,8 @@ describe('the demo profile, through the client', () => {
     // Reconnect is the same button, on the revoked profile.
     await connectInPopup(demo)
     const row = await demoRow(demo)
-    expect(row.tiktok_revoked_at).toBeNull()
-    expect(row.tiktok_access_token).not.toBe(token)
+    expect(row.revoked_at).toBeNull()
+    expect(row.access_token).not.toBe(token)
   })
 })
 
@@ -308,7 +308,7 @@ describe('the callback page', () => {
     expect(await page.getAttribute('#icon', 'class')).toBe('icon done')
     await page.waitForURL(`${primary}/profile`)
     await page.waitForSelector('body[data-state="connected"]')
-    expect((await demoRow(demo)).tiktok_business_id).toBe(EU.id)
+    expect((await demoRow(demo)).advertiser_id).toBe(EU.id)
     expect(exchangeCalls(demo)).toBe(1)
 
     // A revisit shows the last outcome without redirecting: the connected state, at rest.

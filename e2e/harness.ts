@@ -64,7 +64,7 @@ export function useDemo(name: string, ports: { worker: number; sandbox: number }
   return demo
 }
 
-export const demoRow = async (demo: Demo) => (await demo.stack.sandbox.supabase.account(DEMO_USER.id))!
+export const demoRow = async (demo: Demo) => (await demo.stack.sandbox.supabase.row(DEMO_USER.id))!
 export const exchangeCalls = (demo: Demo) => demo.stack.sandbox.tiktok.requests.filter((r) => r.path.endsWith('/oauth2/access_token/')).length
 export const sandboxPost = (demo: Demo, path: string, body: unknown) =>
   fetch(`${demo.stack.sandboxOrigin}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })

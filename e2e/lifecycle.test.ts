@@ -46,7 +46,7 @@ afterEach(async () => {
   await context.close()
 })
 
-const demoRow = async () => (await stack.sandbox.supabase.account(DEMO_USER.id))!
+const demoRow = async () => (await stack.sandbox.supabase.row(DEMO_USER.id))!
 /** The demo profile opens TikTok in a popup by default; these tests take the full-page flow. */
 const FULL_PAGE = '?mode=redirect'
 
@@ -131,7 +131,7 @@ describe('sandbox side', () => {
         body,
       })
     }
-    const event = (type: string) => JSON.stringify({ id: crypto.randomUUID(), type: `tiktok.connection.${type}`, business_id: DEMO_ADVERTISERS[0]!.id, advertisers: DEMO_ADVERTISERS })
+    const event = (type: string) => JSON.stringify({ id: crypto.randomUUID(), type: `tiktok.connection.${type}`, advertiser: DEMO_ADVERTISERS[0], advertisers: DEMO_ADVERTISERS })
     expect((await send(event('connected'), stack.vars.WEBHOOK_SECRET!)).status).toBe(204)
     expect((await send(event('revoked'), `whsec_${Buffer.alloc(32, 7).toString('base64')}`)).status).toBe(400)
     expect((await deliveries()).map((d) => [d.type, d.valid])).toEqual([
@@ -155,7 +155,7 @@ describe('sandbox side', () => {
 
   it("revoke at the sandbox's TikTok page: the Worker does not know until it asks; after ?verify=true the profile says access was removed, and Reconnect connects again", async () => {
     await connect()
-    const token = (await demoRow()).tiktok_access_token as string
+    const token = (await demoRow()).access_token as string
     await revokeAtTikTok('verify')
     expect(stack.sandbox.tiktok.tokenIsLive(token)).toBe(false)
 
@@ -179,9 +179,9 @@ describe('sandbox side', () => {
     await connect()
     expect(await page.getAttribute('body', 'data-reason')).toBe('')
     const row = await demoRow()
-    expect(row.tiktok_revoked_at).toBeNull()
-    expect(row.tiktok_access_token).not.toBe(token)
-    expect(stack.sandbox.tiktok.tokenIsLive(row.tiktok_access_token as string)).toBe(true)
+    expect(row.revoked_at).toBeNull()
+    expect(row.access_token).not.toBe(token)
+    expect(stack.sandbox.tiktok.tokenIsLive(row.access_token as string)).toBe(true)
   })
 })
 
@@ -194,9 +194,9 @@ describe('lifecycle events end to end', () => {
     const delayMs = Date.parse(connected.received_at) - answeredAt
     timings.exchange_answer_to_delivery_ms = delayMs
     console.log(`lifecycle: exchange answered → connected event at the receiver: ${delayMs} ms`)
-    const token = (await demoRow()).tiktok_access_token as string
+    const token = (await demoRow()).access_token as string
     expect(connected).toMatchObject({ valid: true, attempt: 1 })
-    expect(payloadOf(connected)).toMatchObject({ id: connected.id, type: 'tiktok.connection.connected', user_id: DEMO_USER.id, business_id: DEMO_ADVERTISERS[0]!.id, reconnected: false })
+    expect(payloadOf(connected)).toMatchObject({ id: connected.id, type: 'tiktok.connection.connected', user_id: DEMO_USER.id, advertiser: DEMO_ADVERTISERS[0], reconnected: false })
     expect(JSON.stringify(connected.payload)).not.toContain(token)
 
     await revokeAtTikTok('sweep')
@@ -206,7 +206,7 @@ describe('lifecycle events end to end', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'profile-revoked-by-sweep.png') })
     const revoked = await untilDelivered(accepted('revoked'))
     expect(revoked).toMatchObject({ valid: true, attempt: 1 })
-    expect(payloadOf(revoked)).toMatchObject({ user_id: DEMO_USER.id, business_id: DEMO_ADVERTISERS[0]!.id, detected_by: 'sweep', code: 40105 })
+    expect(payloadOf(revoked)).toMatchObject({ user_id: DEMO_USER.id, advertiser: DEMO_ADVERTISERS[0], detected_by: 'sweep', code: 40105 })
 
     // Reconnect from the revoked profile.
     expect(await page.textContent('#connect')).toBe('Reconnect')
@@ -218,7 +218,7 @@ describe('lifecycle events end to end', () => {
     })
     expect(again.valid).toBe(true)
     expect(again.id).not.toBe(connected.id)
-    expect(payloadOf(again)).toMatchObject({ reconnected: true, business_id: DEMO_ADVERTISERS[0]!.id })
+    expect(payloadOf(again)).toMatchObject({ reconnected: true, advertiser: DEMO_ADVERTISERS[0] })
     // Every delivery verified, none failed: no retries on the happy path.
     expect((await deliveries()).map((d) => [d.type, d.valid, d.attempt, d.status])).toEqual([
       ['tiktok.connection.connected', true, 1, 204],

@@ -61,7 +61,7 @@ describe('the callback page, choosing', () => {
     await page.click('#actions a')
     await page.waitForURL(`${primary}/profile`)
     await page.waitForSelector('body[data-state="connected"]')
-    expect((await demoRow(demo)).tiktok_business_id).toBe(US.id)
+    expect((await demoRow(demo)).advertiser_id).toBe(US.id)
   })
 
   it('speaks Russian to a browser that prefers it: the choice, an API error in its own words, the placeholder; <html lang="ru">', async () => {
@@ -231,7 +231,7 @@ describe('the demo profile', () => {
     await page.click('#confirm-no')
     await page.waitForSelector('#confirm-disconnect', { state: 'hidden' })
     expect(await page.getAttribute('body', 'data-state')).toBe('connected')
-    expect((await demoRow(demo)).tiktok_access_token).not.toBeNull()
+    expect((await demoRow(demo)).access_token).not.toBeNull()
     expect(demo.stack.sandbox.tiktok.requests.filter((r) => r.path.endsWith('/oauth2/revoke_token/'))).toEqual([])
 
     await page.click('#disconnect')
@@ -239,7 +239,7 @@ describe('the demo profile', () => {
     await page.waitForSelector('body[data-state="not-connected"]')
     expect(await page.textContent('#status')).toBe('TikTok is disconnected, and its access is revoked.')
     expect(await page.isVisible('#mode')).toBe(true)
-    expect((await demoRow(demo)).tiktok_access_token).toBeNull()
+    expect((await demoRow(demo)).access_token).toBeNull()
   })
 })
 

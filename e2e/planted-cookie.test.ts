@@ -33,12 +33,12 @@ afterAll(async () => {
 
 beforeEach(async () => {
   await fetch(`${stack.sandboxOrigin}/__sandbox/reset`, { method: 'POST' })
-  await stack.sandbox.supabase.database.rows('insert into public.user_accounts (id, email) values ($1, $2) returning id', [ATTACKER.id, ATTACKER.email])
+  await stack.sandbox.supabase.database.rows('insert into auth.users (id, email) values ($1, $2) returning id', [ATTACKER.id, ATTACKER.email])
   context = await browser.newContext()
   page = await context.newPage()
 })
 
-const tokenOf = async (id: string) => (await stack.sandbox.supabase.account(id))?.tiktok_access_token ?? null
+const tokenOf = async (id: string) => (await stack.sandbox.supabase.row(id))?.access_token ?? null
 
 /** POST /start as `userId` from a page on the product in `on` (a browser context): the authorize URL. */
 async function startIn(on: Page, userId: string): Promise<string> {

@@ -81,7 +81,7 @@ describe('a closed popup', () => {
     // Closed after TikTok said yes: the exchange had stored the first advertiser.
     expect((await clientOutcome(page)).resolved).toMatchObject({ business_id: US.id })
     expect((await clientEvents(page)).map((e) => e.type)).toEqual(['opened', 'authorized', 'connected', 'closed'])
-    expect((await demoRow(demo)).tiktok_business_id).toBe(US.id)
+    expect((await demoRow(demo)).advertiser_id).toBe(US.id)
   })
 
   it('a click while the earlier popup is closed opens a new one at once; the earlier flow ends with popup_closed, said to nobody', async () => {
@@ -102,7 +102,7 @@ describe('a closed popup', () => {
     await second.waitForSelector('body[data-outcome="choose"]')
     await finishInPopup(second, `button.choice[data-id="${EU.id}"]`)
     await page.waitForSelector('body[data-state="connected"]')
-    expect((await demoRow(demo)).tiktok_business_id).toBe(EU.id)
+    expect((await demoRow(demo)).advertiser_id).toBe(EU.id)
   })
 })
 
@@ -153,7 +153,7 @@ describe('signed out', () => {
     await page.waitForSelector('#sign-in-feedback:not(:empty)')
     expect(await page.textContent('#sign-in-feedback')).toBe('TikTok is connected, but you were signed out here. Sign in again to see it.')
     expect(await page.isVisible('#sign-in-button')).toBe(true)
-    expect((await demoRow(demo)).tiktok_business_id).toBe(EU.id)
+    expect((await demoRow(demo)).advertiser_id).toBe(EU.id)
 
     await page.click('#sign-in-button')
     await page.waitForSelector('body[data-state="connected"]')

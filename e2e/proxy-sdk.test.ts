@@ -60,7 +60,7 @@ describe("TikTok's JS SDK through the proxy", () => {
     for (const id of ids) expect(id).toMatch(/^\d{19}$/)
 
     // What TikTok received: the connection's token, never the SDK's placeholder nor the service key.
-    const stored = (await stack.sandbox.supabase.account(DEMO_USER.id))!.tiktok_access_token as string
+    const stored = (await stack.sandbox.supabase.row(DEMO_USER.id))!.access_token as string
     const sent = stack.sandbox.tiktok.requests.filter((r) => r.path.includes('/advertiser/info/') || r.path.includes('/campaign/get/'))
     expect(sent).toHaveLength(2)
     for (const request of sent) {

@@ -42,7 +42,7 @@ afterEach(async () => {
 })
 
 const exchangeCalls = () => stack.sandbox.tiktok.requests.filter((r) => r.path.endsWith('/oauth2/access_token/')).length
-const demoRow = async () => (await stack.sandbox.supabase.account(DEMO_USER.id))!
+const demoRow = async () => (await stack.sandbox.supabase.row(DEMO_USER.id))!
 /** The demo profile opens TikTok in a popup by default; these round trips are the full-page flow. */
 const FULL_PAGE = '?mode=redirect'
 
@@ -126,7 +126,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
       [DEMO_ADVERTISERS[1]!.name, `ID ${DEMO_ADVERTISERS[1]!.id}`, 'Use this account'],
     ])
     // Usable before the choice: the first advertiser is stored at once.
-    expect((await demoRow()).tiktok_business_id).toBe(DEMO_ADVERTISERS[0]!.id)
+    expect((await demoRow()).advertiser_id).toBe(DEMO_ADVERTISERS[0]!.id)
     await page.screenshot({ path: join(ARTIFACTS, 'callback-choose.png') })
 
     await page.click(`button.choice[data-id="${DEMO_ADVERTISERS[1]!.id}"]`)
@@ -141,11 +141,11 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     // Nothing of the connection outlives the flow in the browser's storage, least of all the token.
     const storage = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }))
     expect(storage).not.toContain('tiktok_connection')
-    expect(storage).not.toContain((await demoRow()).tiktok_access_token as string)
+    expect(storage).not.toContain((await demoRow()).access_token as string)
     await page.screenshot({ path: join(ARTIFACTS, 'profile-connected.png') })
 
-    expect(await demoRow()).toMatchObject({ tiktok_business_id: DEMO_ADVERTISERS[1]!.id, tiktok_account_id: DEMO_ADVERTISERS[1]!.name })
-    expect((await demoRow()).tiktok_access_token).toMatch(/^[0-9a-f]{40}$/)
+    expect(await demoRow()).toMatchObject({ advertiser_id: DEMO_ADVERTISERS[1]!.id, advertiser_name: DEMO_ADVERTISERS[1]!.name })
+    expect((await demoRow()).access_token).toMatch(/^[0-9a-f]{40}$/)
     expect(exchangeCalls()).toBe(1)
 
     // Nothing the callback page asked for left the product's origin.
@@ -172,7 +172,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
       await page.waitForURL(`${origin}/profile`)
       await page.waitForSelector('body[data-connected="yes"]')
       expect(await page.textContent('#status')).toContain(advertiser.name)
-      expect((await demoRow()).tiktok_business_id).toBe(advertiser.id)
+      expect((await demoRow()).advertiser_id).toBe(advertiser.id)
       // HttpOnly: the product page's script cannot read it.
       expect(await page.evaluate(() => document.cookie)).not.toContain(BINDING_COOKIE)
     }
@@ -202,14 +202,14 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     await openTikTok(primary)
     await page.click('#authorize')
     await page.waitForSelector('body[data-outcome="choose"]')
-    const token = (await demoRow()).tiktok_access_token as string
+    const token = (await demoRow()).access_token as string
     await page.goto(`${primary}/profile${FULL_PAGE}`)
     await page.waitForSelector('body[data-connected="yes"]')
     await page.click('#disconnect')
     await page.click('#confirm-yes')
     await page.waitForSelector('body[data-connected="no"]')
     expect(await page.textContent('#status')).toBe('TikTok is disconnected, and its access is revoked.')
-    expect((await demoRow()).tiktok_access_token).toBeNull()
+    expect((await demoRow()).access_token).toBeNull()
     expect(stack.sandbox.tiktok.tokenIsLive(token)).toBe(false)
   })
 
@@ -222,7 +222,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     expect(shown.message).toMatch(/cancelled or denied/)
     await page.screenshot({ path: join(ARTIFACTS, 'callback-denied.png') })
     expect(exchangeCalls()).toBe(0)
-    expect((await demoRow()).tiktok_access_token).toBeNull()
+    expect((await demoRow()).access_token).toBeNull()
   })
 
   it('reloading the callback page after success shows the outcome again without a second exchange', async () => {
@@ -266,7 +266,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     expect(shown).toMatchObject({ outcome: 'invalid_state', title: 'This link is not valid' })
     await page.screenshot({ path: join(ARTIFACTS, 'callback-invalid-state.png') })
     expect(exchangeCalls()).toBe(0)
-    expect((await demoRow()).tiktok_access_token).toBeNull()
+    expect((await demoRow()).access_token).toBeNull()
   })
 
   it('an expired state says so and asks to start again', async () => {

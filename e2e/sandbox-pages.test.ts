@@ -101,7 +101,7 @@ async function audit(page: Page, key: string): Promise<{ violations: AxeViolatio
 
 const pages = [
   { name: 'root', url: () => `${stack.sandboxOrigin}/`, ready: '#grants' },
-  { name: 'database', url: () => `${stack.sandboxOrigin}/supabase/`, ready: '#accounts' },
+  { name: 'database', url: () => `${stack.sandboxOrigin}/supabase/`, ready: '#connections .card' },
   { name: 'tiktok-authorize', url: () => authorizeUrl, ready: '#authorize' },
   { name: 'webhooks', url: () => `${stack.sandboxOrigin}/webhooks`, ready: '#deliveries' },
 ] as const

@@ -86,8 +86,8 @@ export async function createSandbox(config: SandboxConfig) {
     url: `${config.origin}/supabase`,
     secretKey: config.supabaseSecretKey,
     database: config.database,
-    accounts: [{ id: DEMO_USER.id, email: DEMO_USER.email }],
-    users: [DEMO_USER],
+    users: [{ id: DEMO_USER.id, email: DEMO_USER.email }],
+    passwords: { [DEMO_USER.email]: DEMO_USER.password },
     record: config.record,
   })
   const receiver = createReceiver({ secret: config.webhookSecret, record: config.record })
@@ -108,7 +108,7 @@ export async function createSandbox(config: SandboxConfig) {
     }
     if (body.target) {
       if (!FAULT_TARGETS.includes(body.target)) return c.json({ error: `target must be one of ${FAULT_TARGETS.join(', ')}` }, 400)
-      const faults = body.target === 'webhook' ? receiver.faults : ['rest', 'rpc', 'jwks'].includes(body.target) ? supabase.faults : tiktok.faults
+      const faults = body.target === 'webhook' ? receiver.faults : ['rest', 'rpc', 'schema', 'jwks'].includes(body.target) ? supabase.faults : tiktok.faults
       faults.add(body.target, body.fault ?? {}, body.times ?? 1)
     }
     return c.json({ ok: true })

@@ -11,13 +11,15 @@ export const TOKEN_HEADER = 'x-sandbox-token'
 /**
  * Serves one database per `DATABASE_HEADER` value. A database given back (DELETE /) is emptied and
  * handed to the next key: opening one costs a second of this process's only thread, emptying it
- * milliseconds, and test files come and go far more often than they overlap.
+ * milliseconds, and test files come and go far more often than they overlap. One whose schema a
+ * script changed (`/exec`) is closed instead: emptying would not undo the change.
  */
 export function databaseServer(open: () => Promise<SandboxDatabase>, token: string) {
   const databases = new Map<string, Promise<SandboxDatabase>>()
   const idle: SandboxDatabase[] = []
   // Keys already given back: a late request must not take a database it would never return.
   const closed = new Set<string>()
+  const changed = new Set<string>()
   const app = new Hono<{ Variables: { db: SandboxDatabase } }>()
   app.use(async (c, next) => {
     if (c.req.header(TOKEN_HEADER) !== token) return c.json({ message: 'unknown caller' }, 403)
@@ -28,7 +30,8 @@ export function databaseServer(open: () => Promise<SandboxDatabase>, token: stri
       closed.add(key)
       const db = await databases.get(key)?.catch(() => undefined)
       databases.delete(key)
-      if (db) {
+      if (db && changed.delete(key)) await db.close()
+      else if (db) {
         await db.reset([])
         idle.push(db)
       }
@@ -49,6 +52,15 @@ export function databaseServer(open: () => Promise<SandboxDatabase>, token: stri
     const { sql, params } = await c.req.json<{ sql: string; params?: unknown[] }>()
     try {
       return c.json(await c.var.db.rows(sql, params))
+    } catch (error) {
+      return c.json({ message: error instanceof Error ? error.message : String(error) }, 400)
+    }
+  })
+  app.post('/exec', async (c) => {
+    changed.add(c.req.header(DATABASE_HEADER)!)
+    try {
+      await c.var.db.exec(await c.req.text())
+      return c.body(null, 204)
     } catch (error) {
       return c.json({ message: error instanceof Error ? error.message : String(error) }, 400)
     }
@@ -92,8 +104,12 @@ export function remoteDatabase(server: { url: string; token: string }, key: stri
       return send(url.pathname + url.search, { method: request.method, headers: request.headers, body })
     },
     rows: async <T>(sql: string, params: unknown[] = []) => (await (await post('/rows', { sql, params })).json()) as T[],
-    async reset(accounts) {
-      await post('/reset', accounts)
+    async exec(script) {
+      const response = await send('/exec', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: script })
+      if (!response.ok) throw new Error(`sandbox database /exec: ${response.status} ${await response.text()}`)
+    },
+    async reset(users) {
+      await post('/reset', users)
     },
     async close() {
       await send('/', { method: 'DELETE' })

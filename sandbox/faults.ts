@@ -21,11 +21,14 @@ export type Fault = {
 }
 
 /**
- * `read`: TikTok's read endpoints (advertiser/info, campaign/get, report/integrated/get); `rest`: any PostgREST call; `rpc`: only the completion (`/rest/v1/rpc/tiktok_complete_exchange`);
- * `webhook`: a delivery to the sandbox's receiver (`/webhooks`).
+ * `read`: TikTok's read endpoints (advertiser/info, campaign/get, report/integrated/get); `rest`: any
+ * PostgREST call but the schema check; `rpc`: only the completion
+ * (`/rest/v1/rpc/tiktok_complete_exchange`); `schema`: only the schema check
+ * (`/rest/v1/rpc/tiktok_connect_schema`, once per Worker isolate); `webhook`: a delivery to the
+ * sandbox's receiver (`/webhooks`).
  */
-export type FaultTarget = 'token' | 'advertisers' | 'revoke' | 'read' | 'rest' | 'rpc' | 'jwks' | 'webhook'
-export const FAULT_TARGETS: readonly FaultTarget[] = ['token', 'advertisers', 'revoke', 'read', 'rest', 'rpc', 'jwks', 'webhook']
+export type FaultTarget = 'token' | 'advertisers' | 'revoke' | 'read' | 'rest' | 'rpc' | 'schema' | 'jwks' | 'webhook'
+export const FAULT_TARGETS: readonly FaultTarget[] = ['token', 'advertisers', 'revoke', 'read', 'rest', 'rpc', 'schema', 'jwks', 'webhook']
 
 export class Faults {
   #queue = new Map<FaultTarget, Fault[]>()

@@ -108,28 +108,30 @@ const cell = (value: unknown, row: Record<string, unknown>) => {
   if (value === null || value === undefined) return html`<span class="muted">null</span>`
   if (isAdvertiserList(value))
     return html`<ul class="advertisers">${value.map(
-      (a) => html`<li>${a.name ?? '(no name)'} — <code>${a.id}</code>${a.id === row.tiktok_business_id ? html` <span class="muted">(chosen)</span>` : ''}</li>`,
+      (a) => html`<li>${a.name ?? '(no name)'} — <code>${a.id}</code>${a.id === row.advertiser_id ? html` <span class="muted">(chosen)</span>` : ''}</li>`,
     )}</ul>`
   if (value instanceof Date) return html`<code>${value.toISOString()}</code>`
   return html`<code>${typeof value === 'object' ? JSON.stringify(value) : String(value)}</code>`
 }
 
-/** Every row of `user_accounts` as a card of column / value pairs, in the table's column order. */
-export const databasePage = (rows: Record<string, unknown>[]) =>
+/** Every row of the connector's `tiktok_connections` as a card of column / value pairs, in the table's column order, titled by the user's email. */
+export const databasePage = (connections: { email: string; row: Record<string, unknown> }[]) =>
   layout(
-    'Supabase (sandbox): user_accounts',
+    'Supabase (sandbox): tiktok_connections',
     html`<p><span class="badge">Supabase sandbox</span></p>
-      <h1><code>public.user_accounts</code></h1>
-      <p>Each row as the Worker wrote it, token masked. <a href="/supabase/">Reload</a> · <a href="/">Sandbox</a></p>
-      <div id="accounts">
-        ${rows.map(
-          (row) => html`<article class="card" data-id="${String(row.id)}">
-            <h2>${String(row.email ?? row.id)}</h2>
-            <dl class="fields">
-              ${Object.entries(row).map(([name, value]) => html`<dt>${name}</dt><dd>${cell(value, row)}</dd>`)}
-            </dl>
-          </article>`,
-        )}
+      <h1><code>public.tiktok_connections</code></h1>
+      <p>The connector's own table: one row per connected user, as the Worker wrote it, token masked. A user without a row is not connected. <a href="/supabase/">Reload</a> · <a href="/">Sandbox</a></p>
+      <div id="connections">
+        ${connections.length === 0
+          ? html`<p id="no-connections">No connection yet. Connect TikTok from the demo profile to make one.</p>`
+          : connections.map(
+              ({ email, row }) => html`<article class="card" data-user-id="${String(row.user_id)}">
+                <h2>${email}</h2>
+                <dl class="fields">
+                  ${Object.entries(row).map(([name, value]) => html`<dt>${name}</dt><dd>${cell(value, row)}</dd>`)}
+                </dl>
+              </article>`,
+            )}
       </div>`,
     'wide',
   )
@@ -151,7 +153,7 @@ export const sandboxPage = (input: {
     'tiktok-connect-edge sandbox',
     html`<h1>tiktok-connect-edge sandbox</h1>
       <ul>
-        <li><a href="/supabase/">Supabase: what <code>user_accounts</code> holds</a></li>
+        <li><a href="/supabase/">Supabase: what <code>tiktok_connections</code> holds</a></li>
         <li><a href="/webhooks">Webhook receiver: the lifecycle events the Worker delivered</a></li>
         <li>TikTok API for Business: <code>${input.origin}/tiktok/open_api/v1.3</code></li>
         <li>Supabase: <code>${input.origin}/supabase</code> (demo user ${input.demoUser.email} / ${input.demoUser.password})</li>

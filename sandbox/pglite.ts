@@ -1,12 +1,13 @@
-// The sandbox's PostgreSQL in Node: PGlite (PostgreSQL compiled to WASM), with the product's schema
-// and every migration applied. Booting and migrating takes seconds; loading a migrated data folder
-// takes well under one, so the migrated folder is kept on disk, keyed by what produced it.
+// The sandbox's PostgreSQL in Node: PGlite (PostgreSQL compiled to WASM), with Supabase's set-up, the
+// product's schema and every migration applied. Booting and migrating takes seconds; loading a
+// migrated data folder takes well under one, so the migrated folder is kept on disk, keyed by what
+// produced it.
 import { PGlite } from '@electric-sql/pglite'
 import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { sqlDatabase, type SandboxDatabase } from './database.ts'
-import { MIGRATIONS_SQL, PRODUCT_SQL } from './schema.ts'
+import { MIGRATIONS_SQL, PRODUCT_SQL, SUPABASE_SQL } from './schema.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const CACHE = join(ROOT, 'node_modules/.cache/tiktok-connect-sandbox')
@@ -16,7 +17,7 @@ let template: Promise<Blob> | undefined
 /** The migrated data folder as a tarball: from the disk cache, or built once per process. */
 function migratedTemplate(): Promise<Blob> {
   template ??= (async () => {
-    const sql = [PRODUCT_SQL, ...MIGRATIONS_SQL]
+    const sql = [SUPABASE_SQL, PRODUCT_SQL, ...MIGRATIONS_SQL]
     const version = JSON.parse(readFileSync(join(ROOT, 'node_modules/@electric-sql/pglite/package.json'), 'utf8')).version as string
     const file = join(CACHE, `${createHash('sha256').update(version).update(sql.join('\0')).digest('hex').slice(0, 16)}.tar.gz`)
     try {

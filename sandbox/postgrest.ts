@@ -141,7 +141,7 @@ type Answer = { status: number; body: string }
  * `request` (a `/rest/v1/...` URL) answered as PostgREST would. The session must already run as the
  * key's role with its claims set (sqlDatabase does it once): one round trip per request, not four.
  */
-export function createPostgrest(db: Sql) {
+export function createPostgrest(db: Sql): ((request: Request) => Promise<Response>) & { reload(): void } {
   let schema: Promise<SchemaCache> | undefined
 
   async function rpc(cache: SchemaCache, name: string, input: Record<string, unknown>, run: (sql: string, args: unknown[]) => Promise<string>): Promise<Answer> {
@@ -212,7 +212,7 @@ export function createPostgrest(db: Sql) {
     throw new PostgrestError(405, 'PGRST117', `Unsupported HTTP method: ${request.method}`)
   }
 
-  return async function handle(request: Request): Promise<Response> {
+  async function handle(request: Request): Promise<Response> {
     const url = new URL(request.url)
     const path = url.pathname.replace(/^\/rest\/v1\//, '')
     const singular = (request.headers.get('accept') ?? '').includes('application/vnd.pgrst.object+json')
@@ -245,4 +245,7 @@ export function createPostgrest(db: Sql) {
       return Response.json({ code: pg.code ?? null, details: pg.detail ?? null, hint: pg.hint ?? null, message: pg.message ?? String(error) }, { status: statusOf(pg.code) })
     }
   }
+
+  // PostgREST reads the schema once and again on NOTIFY pgrst, which Supabase sends after any DDL.
+  return Object.assign(handle, { reload: () => void (schema = undefined) })
 }

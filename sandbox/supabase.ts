@@ -2,7 +2,7 @@ import { Hono } from 'hono'
 import { sign } from 'hono/jwt'
 import { faultResponse, Faults } from './faults.ts'
 import { databasePage, mask } from './pages.ts'
-import type { Account, Row, SandboxDatabase } from './database.ts'
+import type { Row, SandboxDatabase, User } from './database.ts'
 import type { RecordedRequest } from './tiktok.ts'
 
 export type SupabaseOptions = {
@@ -12,11 +12,12 @@ export type SupabaseOptions = {
   secretKey: string
   /** A legacy service_role JWT, accepted as `apikey` and as bearer. */
   legacyServiceKey?: string
-  /** The database behind `/rest/v1`; emptied and seeded with `accounts` on creation and on reset. */
+  /** The database behind `/rest/v1`; emptied and seeded with `users` on creation and on reset. */
   database: SandboxDatabase
-  accounts: Account[]
-  /** Who may sign in with a password; `id` must match a row. */
-  users?: { id: string; email: string; password: string }[]
+  /** The rows of `auth.users`. */
+  users: User[]
+  /** The password of each user who may sign in, by email (Supabase Auth keeps a hash; the demo keeps it here). */
+  passwords?: Record<string, string>
   /** Keep every REST request for inspection (default); the benchmark turns it off. */
   record?: boolean
 }
@@ -56,7 +57,7 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
   }
 
   const { database } = options
-  await database.reset(options.accounts)
+  await database.reset(options.users)
 
   const authorizeKey = (headers: Headers): Response | undefined => {
     const apikey = headers.get('apikey')
@@ -81,8 +82,15 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
       headers: Object.fromEntries(c.req.raw.headers),
       body: c.req.method === 'GET' ? '' : await c.req.raw.clone().text(),
     })
+    // The schema check is its own target: the Worker makes it once per isolate, so a fault queued for
+    // "the next call" must not depend on whether the isolate has asked yet.
+    const schemaCheck = url.pathname.endsWith('/rpc/tiktok_connect_schema')
     const specific = url.pathname.endsWith('/rpc/tiktok_complete_exchange') ? faults.take('rpc', c.req.header('x-sandbox-fault')) : {}
-    const fault = Object.keys(specific).length ? specific : faults.take('rest', c.req.header('x-sandbox-fault'))
+    const fault = schemaCheck
+      ? faults.take('schema', c.req.header('x-sandbox-fault'))
+      : Object.keys(specific).length
+        ? specific
+        : faults.take('rest', c.req.header('x-sandbox-fault'))
     await faults.delay(fault)
     const faulted = faultResponse(fault)
     if (faulted) return faulted
@@ -116,8 +124,9 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
   app.post('/auth/v1/token', async (c) => {
     if (c.req.query('grant_type') !== 'password')
       return c.json({ code: 400, error_code: 'validation_failed', msg: 'Unsupported grant type' }, 400)
-    const body = (await c.req.json().catch(() => ({}))) as { email?: string; password?: string }
-    const user = options.users?.find((u) => u.email === body.email && u.password === body.password)
+    const body = (await c.req.json().catch(() => ({}))) as { email?: unknown; password?: unknown }
+    const known = typeof body.email === 'string' && options.passwords?.[body.email] !== undefined && options.passwords[body.email] === body.password
+    const [user] = known ? await database.rows<User>('select id, email from auth.users where email = $1', [body.email]) : []
     if (!user) return c.json({ code: 400, error_code: 'invalid_credentials', msg: 'Invalid login credentials' }, 400)
     const accessToken = await signAccessToken(user.id, { email: user.email })
     return c.json({
@@ -130,13 +139,25 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
     })
   })
 
-  /** One account's row as PostgREST renders it; undefined when there is none. */
-  const account = async (id: string): Promise<Row | undefined> => (await database.rows('select * from public.user_accounts where id = $1', [id]))[0]
+  /**
+   * A user's connection as PostgreSQL renders it, every column of `tiktok_connections`; each null
+   * when the user is not connected. Undefined when there is no such user.
+   */
+  const row = async (userId: string): Promise<Row | undefined> =>
+    (
+      await database.rows(
+        `select u.id as user_id, c.access_token, c.advertiser_id, c.advertiser_name, c.advertisers, c.connected_at, c.revoked_at, c.revoked_code, c.verified_at
+           from auth.users u left join public.tiktok_connections c on c.user_id = u.id where u.id = $1`,
+        [userId],
+      )
+    )[0]
 
-  /** The rows as a page, token masked: what the round trip wrote. */
+  /** The connector's table as a page, token masked: what the round trip wrote. */
   app.get('/', async (c) => {
-    const rows = await database.rows('select * from public.user_accounts order by email')
-    return c.html(databasePage(rows.map((r) => ({ ...r, tiktok_access_token: mask(r.tiktok_access_token ?? null) }))))
+    const rows = await database.rows<Row & { email: string }>(
+      'select c.*, u.email from public.tiktok_connections c join auth.users u on u.id = c.user_id order by u.email, c.user_id',
+    )
+    return c.html(databasePage(rows.map(({ email, ...r }) => ({ email, row: { ...r, access_token: mask(r.access_token) } }))))
   })
 
   return {
@@ -144,13 +165,13 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
     faults,
     requests,
     database,
-    account,
+    row,
     /** Every claim in tiktok_oauth_exchanges, oldest first. */
     exchanges: () => database.rows('select * from public.tiktok_oauth_exchanges order by created_at'),
     signingKey: key,
     signAccessToken,
     async reset() {
-      await database.reset(options.accounts)
+      await database.reset(options.users)
       faults.clear()
       requests.length = 0
     },

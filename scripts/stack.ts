@@ -99,6 +99,7 @@ export type Stack = {
 
 /** Each problem the Worker's health names, where that setting came from, and what to do. */
 export function describeProblems(health: WorkerHealth, fromDevVars: string[]): string {
+  if (health.problems.length === 0) return describeSchema(health)
   const source = (name: string) =>
     /_RATE_LIMIT$/.test(name) ? 'wrangler.toml' : fromDevVars.includes(name) ? '.dev.vars' : 'sandbox/dev.env'
   const lines = health.problems.map((p) => `    ${p.name} (${source(p.name)}): ${p.problem}${p.reason === 'not set' ? '' : ` — ${p.reason}`}`)
@@ -108,6 +109,19 @@ export function describeProblems(health: WorkerHealth, fromDevVars: string[]): s
     ...lines,
     '    Fix them in .dev.vars (.dev.vars.example says what each one is and how to make it), or delete',
     "    a line there to use the sandbox's value; then stop and start npm run dev again.",
+  ].join('\n')
+}
+
+/** Settings fine, schema not: what the database lacks, and the file to apply. */
+function describeSchema(health: WorkerHealth): string {
+  if (health.schema === 'unknown')
+    return [
+      "  ✗ The Worker is running, but the database did not answer whether it holds the Worker's schema:",
+      '    check SUPABASE_URL and SUPABASE_SECRET_KEY (every API call fails until it answers).',
+    ].join('\n')
+  return [
+    `  ✗ The Worker is running, but the database's schema is ${health.schema}: every API call answers 500`,
+    `    "misconfigured" until ${health.schema_file} is applied (supabase db push, or the SQL editor).`,
   ].join('\n')
 }
 

@@ -8,7 +8,7 @@ import { AppError, answerFor } from './errors'
 import type { Services } from './services'
 import { sha256 } from './signed'
 import type { StatePayload } from './state'
-import type { Claim, ClaimInput, ConnectionRow, ConnectionSummary, Revoked } from './supabase'
+import type { Claim, ClaimInput, ConnectionRow, ConnectionSummary, DetectedBy, Revoked } from './supabase'
 import { mintTicket } from './ticket'
 import { type Advertiser, TikTokError } from './tiktok'
 
@@ -23,8 +23,8 @@ export const REPLAY_POLL_MS = 500
  */
 const FLOW_SPAN_MS = 2000
 
-/** Connected and not revoked at TikTok. */
-export const isLive = (row: ConnectionRow): boolean => row.tiktok_connected_at !== null && row.tiktok_revoked_at === null
+/** Stored and not revoked at TikTok. */
+export const isLive = (row: ConnectionRow | undefined): row is ConnectionRow & { revoked_at: null } => row !== undefined && row.revoked_at === null
 
 /** A finished exchange: the connection as stored, where the page goes next, and a ticket to change the choice. */
 export type Exchanged = {
@@ -59,7 +59,7 @@ export async function exchangeCode(s: Services, state: StatePayload, authCode: s
   // Who holds the claim is decided by a value only this request knows, never by a request header.
   const claim = { nonce: state.n, userId, codeHash: encodeHex(await sha256(authCode)), claimedBy: crypto.randomUUID() }
   const answer = async (connection: ConnectionSummary, returnTo: string): Promise<Exchanged> => {
-    const advertiserRequired = connection.business_id === null
+    const advertiserRequired = connection.advertiser === null
     const choosing = connection.advertisers.length > 1 || (advertiserRequired && connection.advertisers.length > 0)
     const selection = choosing
       ? await mintTicket(s.signer, { userId, connectedAt: connection.connected_at, binding: state.n }, s.clock.now())
@@ -97,14 +97,22 @@ async function finish(s: Services, claim: ClaimInput, authCode: string, returnTo
     // picks; with several, the answer carries a ticket to change it.
     const chosen = advertisers[0]
     if (!chosen) throw new AppError('no_advertisers')
-    const result = { business_id: chosen.id, account_id: chosen.name, advertisers, return_to: returnTo }
     const storedToken = await s.tokens.encrypt(accessToken, claim.userId)
-    const written = await s.db.completeExchange({ nonce: claim.nonce, userId: claim.userId, claimedBy: claim.claimedBy, storedToken, result })
+    const written = await s.db.completeExchange({
+      nonce: claim.nonce,
+      userId: claim.userId,
+      claimedBy: claim.claimedBy,
+      storedToken,
+      advertiserId: chosen.id,
+      advertisers,
+      returnTo,
+    })
     // claim_lost: this request's claim is no longer pending (a retried completion that had committed
     // is recovered below, when the release finds the claim done).
-    if (written.outcome !== 'ok') throw written.outcome === 'account_not_found' ? new AppError('account_not_found') : new AppError('state_used')
-    s.log.info('oauth.success', { outcome: 'ok', user_id: claim.userId, business_id: chosen.id, advertisers: advertisers.length })
-    return { connection: { ...result, connected_at: written.connected_at }, returnTo }
+    if (written.outcome !== 'ok') throw new AppError('state_used')
+    s.log.info('oauth.success', { outcome: 'ok', user_id: claim.userId, advertiser_id: chosen.id, advertisers: advertisers.length })
+    const { advertiser, connected_at } = written
+    return { connection: { advertiser, advertisers: written.advertisers, connected_at }, returnTo }
   } catch (error) {
     const recovered = await giveBack(s, claim, accessToken, error)
     if (!recovered) throw error
@@ -150,7 +158,7 @@ export type Checked = { kind: 'listed'; advertisers: Advertiser[] } | { kind: 'r
  * marked revoked with its code and its event queued; any other failure is thrown for the caller.
  * `attempts`: the sweep asks for one, since it would rather stop than spend the app's quota.
  */
-export async function checkConnection(s: Services, item: ConnectionToCheck, detectedBy: 'verify' | 'sweep', attempts?: number): Promise<Checked> {
+export async function checkConnection(s: Services, item: ConnectionToCheck, detectedBy: DetectedBy, attempts?: number): Promise<Checked> {
   const token = await s.tokens.decrypt(item.storedToken, item.userId, s.log)
   try {
     return { kind: 'listed', advertisers: await s.tiktok.listAdvertisers(token, attempts) }
@@ -162,23 +170,20 @@ export async function checkConnection(s: Services, item: ConnectionToCheck, dete
   }
 }
 
-/** The user's connection; with `verify`, after asking TikTok whether its token still works. */
+/** The user's connection (undefined: not connected); with `verify`, after asking TikTok whether its token still works. */
 export async function readConnection(
   s: Services,
   userId: string,
   verify: boolean,
-): Promise<{ row: ConnectionRow; verified?: { advertisers: Advertiser[] | undefined } }> {
+): Promise<{ row: ConnectionRow | undefined; verified?: { advertisers: Advertiser[] | undefined } }> {
   const row = await s.db.readConnection(userId, verify)
-  if (!row) throw new AppError('account_not_found')
-  if (!verify || !row.tiktok_access_token || !isLive(row)) return { row }
-  const checked = await checkConnection(s, { userId, connectedAt: row.tiktok_connected_at!, storedToken: row.tiktok_access_token }, 'verify')
+  if (!verify || !isLive(row) || !row.access_token) return { row }
+  const checked = await checkConnection(s, { userId, connectedAt: row.connected_at, storedToken: row.access_token }, 'verify')
   if (checked.kind === 'listed') return { row, verified: { advertisers: checked.advertisers } }
   if (checked.recorded === 'ok' || checked.recorded === 'already_revoked')
-    return { row: { ...row, tiktok_revoked_at: new Date(s.clock.now()).toISOString() }, verified: { advertisers: undefined } }
+    return { row: { ...row, revoked_at: new Date(s.clock.now()).toISOString() }, verified: { advertisers: undefined } }
   // Replaced or disconnected while TikTok was asked: the refused token is not the stored one now.
-  const now = await s.db.readConnection(userId)
-  if (!now) throw new AppError('account_not_found')
-  return { row: now }
+  return { row: await s.db.readConnection(userId) }
 }
 
 /** False when the token cannot be revoked: TikTok unsure, or a stored token that no key opens. */
@@ -200,17 +205,17 @@ async function revokeStored(s: Services, stored: string, userId: string): Promis
  */
 export async function disconnect(s: Services, userId: string): Promise<{ revoked: boolean; hadToken: boolean }> {
   const row = await s.db.readConnection(userId, true)
-  if (!row) throw new AppError('account_not_found')
-  const hadToken = !!row.tiktok_access_token
-  const revoked = row.tiktok_access_token ? await revokeStored(s, row.tiktok_access_token, userId) : false
   // With nothing stored there is nothing to clear, and a clear without a connection to name would
   // also remove one a concurrent exchange has just stored.
-  const cleared =
-    row.tiktok_connected_at || row.tiktok_access_token ? await s.db.disconnect(userId, revoked, row.tiktok_connected_at) : { outcome: 'not_connected' as const }
-  s.log.info('oauth.disconnect', { outcome: cleared.outcome, user_id: userId, revoked, had_token: hadToken })
-  if (cleared.outcome === 'account_not_found') throw new AppError('account_not_found')
+  if (!row?.access_token) {
+    s.log.info('oauth.disconnect', { outcome: 'not_connected', user_id: userId, revoked: false, had_token: false })
+    return { revoked: false, hadToken: false }
+  }
+  const revoked = await revokeStored(s, row.access_token, userId)
+  const cleared = await s.db.disconnect(userId, revoked, row.connected_at)
+  s.log.info('oauth.disconnect', { outcome: cleared.outcome, user_id: userId, revoked, had_token: true })
   if (cleared.outcome === 'stale') throw new AppError('connection_changed')
-  return { revoked, hadToken }
+  return { revoked, hadToken: true }
 }
 
 /**
@@ -221,14 +226,13 @@ export async function chooseAdvertiser(s: Services, userId: string, advertiserId
   let connection = connectedAt
   if (connection === undefined) {
     const row = await s.db.readConnection(userId)
-    if (!row) throw new AppError('account_not_found')
     if (!isLive(row)) throw new AppError('not_connected')
-    connection = row.tiktok_connected_at!
+    connection = row.connected_at
   }
   // The database checks the id against the list stored with that connection, if it is still the live one.
   const chosen = await s.db.chooseAdvertiser(userId, advertiserId, connection)
   if (chosen.outcome === 'not_allowed') throw new AppError('advertiser_not_allowed', { detail: { advertiser_id: advertiserId } })
   if (chosen.outcome !== 'ok') throw connectedAt !== undefined ? new AppError('invalid_ticket', { reason: 'stale' }) : new AppError('not_connected')
-  s.log.info('oauth.advertiser_chosen', { outcome: 'ok', user_id: userId, business_id: chosen.business_id, changed: chosen.event_id !== null })
+  s.log.info('oauth.advertiser_chosen', { outcome: 'ok', user_id: userId, advertiser_id: chosen.advertiser.id, changed: chosen.event_id !== null })
   return chosen
 }

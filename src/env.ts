@@ -15,7 +15,7 @@ import { parseServiceKeys } from './service-keys'
 export type Bindings = Env & QuotaEnv & {
   /** TikTok app secret. `wrangler secret put TIKTOK_APP_SECRET`. */
   TIKTOK_APP_SECRET?: string
-  /** Supabase server key that may update `user_accounts`: `sb_secret_...` or a legacy service_role JWT. */
+  /** Supabase server key that calls the connector's functions: `sb_secret_...` or a legacy service_role JWT. */
   SUPABASE_SECRET_KEY?: string
   /** Legacy HS256 JWT secret; only for projects whose user tokens are still HS256. */
   SUPABASE_JWT_SECRET?: string

@@ -41,10 +41,6 @@ const TABLE = {
     status: 403,
     message: 'This advertiser choice was opened in another browser. Choose the advertiser from your profile in this browser.',
   },
-  account_not_found: {
-    status: 404,
-    message: 'Your account was not found, so the TikTok connection could not be saved. Sign out and in again, or contact support.',
-  },
   not_connected: { status: 404, message: 'No TikTok account is connected. Connect TikTok first, then choose an advertiser.' },
   not_found: { status: 404, message: 'There is no such endpoint.' },
   method_not_allowed: { status: 405, message: 'This endpoint does not accept that HTTP method.' },

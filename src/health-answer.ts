@@ -5,7 +5,21 @@
 export type ConfigProblem = { name: string; problem: 'missing' | 'malformed'; reason: string }
 
 /**
- * What `GET /api/tiktok/health` answers. Dependency-free, so the tooling (`scripts/stack.ts`) reads
- * the Worker's own shape rather than restating it.
+ * Whether the database holds the schema this Worker needs: `missing` (never applied), `outdated` (an
+ * older version), `ok`, or `unknown` (the settings do not allow asking, or the database did not
+ * answer).
  */
-export type HealthAnswer = { ok: boolean; missing: string[]; malformed: string[]; problems: ConfigProblem[] }
+export type SchemaHealth = 'ok' | 'missing' | 'outdated' | 'unknown'
+
+/**
+ * What `GET /api/tiktok/health` answers. Dependency-free, so the tooling (`scripts/stack.ts`) reads
+ * the Worker's own shape rather than restating it. `schema_file` is the migration this Worker needs.
+ */
+export type HealthAnswer = {
+  ok: boolean
+  missing: string[]
+  malformed: string[]
+  problems: ConfigProblem[]
+  schema: SchemaHealth
+  schema_file: string
+}

@@ -44,9 +44,9 @@ export type ProxyCall = { userId: string; method: 'GET' | 'POST'; path: string; 
  */
 export async function proxyCall(s: Services, call: ProxyCall): Promise<Forwarded> {
   const row = await s.db.readConnection(call.userId, true)
-  if (!row?.tiktok_connected_at || !row.tiktok_access_token) throw new AppError('not_connected')
-  if (row.tiktok_revoked_at) throw new AppError('connection_revoked')
-  const accessToken = await s.tokens.decrypt(row.tiktok_access_token, call.userId, s.log)
+  if (!row?.access_token) throw new AppError('not_connected')
+  if (row.revoked_at) throw new AppError('connection_revoked')
+  const accessToken = await s.tokens.decrypt(row.access_token, call.userId, s.log)
   const tiktok = s.tiktok.at('proxy')
   const started = s.clock.now()
   const send = (maxWaitMs?: number) =>
@@ -76,7 +76,7 @@ export async function proxyCall(s: Services, call: ProxyCall): Promise<Forwarded
   if (forwarded.code !== undefined && kindOfCode(forwarded.code) === 'token_rejected') {
     // The caller gets TikTok's answer whatever the write does; the next call finds the mark.
     await s.db
-      .markRevoked(call.userId, 'proxy', forwarded.code, row.tiktok_connected_at)
+      .markRevoked(call.userId, 'proxy', forwarded.code, row.connected_at)
       .then((marked) => s.log.info('tiktok.token_revoked', { user_id: call.userId, tiktok_code: forwarded.code, detected_by: 'proxy', outcome: marked.outcome }))
       .catch((error: unknown) => s.log.warn('tiktok.token_revoked', { user_id: call.userId, outcome: 'error', error }))
   }

@@ -9,7 +9,8 @@ import { Quota } from './quota/client'
 import { ServiceKeys } from './service-keys'
 import { hmacKey, TokenSigner } from './signed'
 import { StoredTokens } from './stored-token'
-import { postgrestClient, SupabaseStore } from './supabase'
+import type { SchemaStatus } from './schema'
+import { postgrestClient, SchemaCheck, SupabaseStore } from './supabase'
 import { TikTokClient } from './tiktok'
 import { importTokenKeys } from './token-crypto'
 
@@ -39,7 +40,7 @@ export type Services = {
 type Isolate = {
   checked: ReturnType<typeof readConfig>
   secretForms: string[]
-  parts?: Pick<Services, 'signer' | 'tokens' | 'userKeys' | 'webhookKey' | 'serviceKeys'> & { postgrest: ReturnType<typeof postgrestClient> }
+  parts?: Pick<Services, 'signer' | 'tokens' | 'userKeys' | 'webhookKey' | 'serviceKeys'> & { postgrest: ReturnType<typeof postgrestClient>; schema: SchemaCheck }
 }
 
 // The bindings object lives as long as the isolate: its settings are checked, and its keys and
@@ -55,8 +56,10 @@ function isolateOf(env: Bindings): Isolate {
   return isolate
 }
 
-const partsOf = (isolate: Isolate, config: Config): NonNullable<Isolate['parts']> =>
-  (isolate.parts ??= {
+const partsOf = (isolate: Isolate, config: Config): NonNullable<Isolate['parts']> => {
+  if (isolate.parts) return isolate.parts
+  const postgrest = postgrestClient({ url: config.supabaseUrl, secretKey: config.supabaseSecretKey, timeoutMs: config.upstreamTimeoutMs })
+  return (isolate.parts = {
     signer: new TokenSigner(hmacKey(config.stateSecret)),
     tokens: new StoredTokens(config.tokenEncryptionKeys ? importTokenKeys(config.tokenEncryptionKeys) : undefined),
     userKeys: {
@@ -65,11 +68,26 @@ const partsOf = (isolate: Isolate, config: Config): NonNullable<Isolate['parts']
     },
     webhookKey: config.webhook ? webhookSigningKey(config.webhook.secret) : undefined,
     serviceKeys: new ServiceKeys(config.serviceKeys),
-    postgrest: postgrestClient({ url: config.supabaseUrl, secretKey: config.supabaseSecretKey, timeoutMs: config.upstreamTimeoutMs }),
+    postgrest,
+    schema: new SchemaCheck(postgrest),
   })
+}
 
 /** The settings and their problems, checked once per isolate (health reads them without building anything). */
 export const checkedConfig = (env: Bindings): ReturnType<typeof readConfig> => isolateOf(env).checked
+
+/**
+ * Whether the database holds this Worker's schema, for health (once per isolate while it does):
+ * `unknown` when the settings do not allow asking, or the database did not answer.
+ */
+export async function checkedSchema(env: Bindings, log: Logger): Promise<SchemaStatus | 'unknown'> {
+  const isolate = isolateOf(env)
+  const { config } = isolate.checked
+  if (!config) return 'unknown'
+  return partsOf(isolate, config)
+    .schema.status(log)
+    .catch(() => 'unknown' as const)
+}
 
 /**
  * A logger whose lines carry `id` (a request id, `queue:<uuid>`, `cron:<uuid>`) and `context`, with
@@ -94,7 +112,7 @@ export function compose(
     log.error('config.invalid', { settings: problems })
     return { problems }
   }
-  const { postgrest, ...parts } = partsOf(isolate, config)
+  const { postgrest, schema, ...parts } = partsOf(isolate, config)
   const background = (work: Promise<unknown>) => ctx.waitUntil(work)
   const events = new EventOutbox({ queue: config.eventsQueue, delivering: !!config.webhook, background }, log)
   const quota = new Quota(
@@ -112,5 +130,5 @@ export function compose(
     clock,
     quota,
   )
-  return { services: { config, log, clock, db: new SupabaseStore(postgrest, log, events), tiktok, events, background, ...parts } }
+  return { services: { config, log, clock, db: new SupabaseStore(postgrest, log, events, schema), tiktok, events, background, ...parts } }
 }

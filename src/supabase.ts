@@ -3,28 +3,22 @@ import { AppError } from './errors'
 import { fetchWithTimeout } from './http'
 import type { EventOutbox } from './events/outbox'
 import type { Logger } from './log'
+import { SCHEMA, type SchemaStatus } from './schema'
 import type { Advertiser } from './tiktok'
 
-const ACCOUNTS = 'user_accounts'
+const CONNECTIONS = 'tiktok_connections'
 const ATTEMPTS = 2
-// PostgreSQL's foreign_key_violation: a claim for a user that has no user_accounts row.
+// PostgreSQL's foreign_key_violation: a claim for a user no longer in auth.users.
 const FOREIGN_KEY_VIOLATION = '23503'
-
-/** What the exchange answers; the completion stores it with the connection. */
-export type ExchangeResult = {
-  business_id: string
-  account_id: string
-  advertisers: Advertiser[]
-  return_to: string
-}
+// PostgREST's "no such function": the migration that defines it was never applied.
+const NO_SUCH_FUNCTION = 'PGRST202'
 
 /**
- * The live connection as stored now; `connected_at` identifies it. No chosen advertiser (null ids)
+ * The live connection as stored now; `connected_at` identifies it. No chosen advertiser (null)
  * after the sweep found the chosen one removed: the user must choose again.
  */
 export type ConnectionSummary = {
-  business_id: string | null
-  account_id: string | null
+  advertiser: Advertiser | null
   advertisers: Advertiser[]
   connected_at: string
 }
@@ -32,12 +26,17 @@ export type ConnectionSummary = {
 /** Every change's answer names the event it wrote, or null when it wrote none. */
 type WithEvent<T> = T & { event_id: string | null }
 
+export type Completed =
+  | WithEvent<{ outcome: 'ok'; connected_at: string; advertiser: Advertiser; advertisers: Advertiser[] }>
+  | WithEvent<{ outcome: 'claim_lost' }>
 export type Chosen =
-  | WithEvent<{ outcome: 'ok'; business_id: string; account_id: string; advertisers: Advertiser[] }>
+  | WithEvent<{ outcome: 'ok'; advertiser: Advertiser; advertisers: Advertiser[] }>
   | WithEvent<{ outcome: 'not_allowed' | 'stale' | 'not_connected' }>
 export type Revoked = WithEvent<{ outcome: 'ok' | 'already_revoked' | 'stale' | 'not_connected' }>
-export type Disconnected = WithEvent<{ outcome: 'ok' | 'not_connected' | 'stale' | 'account_not_found' }>
+export type Disconnected = WithEvent<{ outcome: 'ok' | 'not_connected' | 'stale' }>
 export type Verified = WithEvent<{ outcome: 'ok' | 'advertiser_removed' | 'revoked' | 'stale' }>
+/** Who noticed that TikTok refused a token. */
+export type DetectedBy = 'verify' | 'sweep' | 'proxy'
 
 /** A live connection the sweep took: pass `connected_at` back, so an answer about an old token never touches a newer connection. */
 export type SweepItem = { user_id: string; connected_at: string; access_token: string }
@@ -56,16 +55,17 @@ export type Claim =
   | { outcome: 'used' }
   | { outcome: 'locked' }
 
+/** A row of `tiktok_connections`, the token only when asked for. */
 export type ConnectionRow = {
-  tiktok_access_token?: string | null
-  tiktok_business_id: string | null
-  tiktok_account_id: string | null
-  tiktok_advertisers: Advertiser[] | null
-  tiktok_connected_at: string | null
-  tiktok_revoked_at: string | null
+  access_token?: string
+  advertiser_id: string | null
+  advertiser_name: string | null
+  advertisers: Advertiser[]
+  connected_at: string
+  revoked_at: string | null
 }
 
-const CONNECTION_COLUMNS = 'tiktok_business_id,tiktok_account_id,tiktok_advertisers,tiktok_connected_at,tiktok_revoked_at'
+const CONNECTION_COLUMNS = 'advertiser_id,advertiser_name,advertisers,connected_at,revoked_at'
 
 /** Legacy keys are JWTs and go as a bearer token too; Supabase refuses an `sb_secret_` key there. */
 export const supabaseHeaders = (key: string): Record<string, string> =>
@@ -84,21 +84,73 @@ export const postgrestClient = (options: { url: string; secretKey: string; timeo
   })
 
 /**
- * The Worker's view of the product database, over PostgREST. Every change is one SQL function that
+ * Whether the database holds this Worker's schema (`tiktok_connect_schema()`), asked once per
+ * isolate: an `ok` is kept for the isolate's life, so a warm isolate pays nothing for it; `missing`
+ * and `outdated` are asked again by the next unit of work, so applying the migration needs no
+ * redeploy. Callers at the same moment share one question. One per isolate, built by the
+ * composition root.
+ */
+export class SchemaCheck {
+  readonly #client: PostgrestClient
+  #ok = false
+  #inflight: Promise<SchemaStatus> | undefined
+
+  constructor(client: PostgrestClient) {
+    this.#client = client
+  }
+
+  /** The schema's status; throws `storage_unavailable` when the database does not answer. */
+  async status(log: Logger): Promise<SchemaStatus> {
+    if (this.#ok) return 'ok'
+    this.#inflight ??= this.#ask(log).finally(() => (this.#inflight = undefined))
+    const status = await this.#inflight
+    if (status === 'ok') this.#ok = true
+    return status
+  }
+
+  /** Throws `misconfigured`, naming the file to apply, unless the schema is there. */
+  async require(log: Logger): Promise<void> {
+    const status = await this.status(log)
+    if (status !== 'ok') throw new AppError('misconfigured', { reason: `schema_${status}`, detail: { apply: SCHEMA.file } })
+  }
+
+  // One attempt, never retried: a failure fails this unit of work, and the next one asks again.
+  async #ask(log: Logger): Promise<SchemaStatus> {
+    const started = Date.now()
+    const answer = (await this.#client.rpc('tiktok_connect_schema', {})) as Answer
+    const fields = { http_status: answer.status, duration_ms: Date.now() - started }
+    if (answer.error && answer.error.code !== NO_SUCH_FUNCTION) {
+      log.warn('supabase.schema', { ...fields, outcome: 'error', postgrest_code: answer.error.code, error: answer.error.message })
+      throw new AppError('storage_unavailable', { detail: { event: 'supabase.schema', http_status: answer.status, postgrest_code: answer.error.code } })
+    }
+    const version = answer.error ? null : ((answer.data as { version?: unknown } | null)?.version ?? null)
+    const status = answer.error ? 'missing' : typeof version === 'number' && version >= SCHEMA.version ? 'ok' : 'outdated'
+    if (status === 'ok') log.info('supabase.schema', { ...fields, outcome: status, version })
+    else log.warn('supabase.schema', { ...fields, outcome: status, version, needed: SCHEMA.version, apply: SCHEMA.file })
+    return status
+  }
+}
+
+/**
+ * The Worker's view of the connector's tables, over PostgREST. Every change is one SQL function that
  * writes it with its event in one transaction. An operation that is safe to repeat (claims carry who
  * made them, the completion is checked against the claim, the others find their change already
  * made) is retried once when the first attempt got no answer or a 5xx; the two that are not say so.
- * The event a committed change wrote goes to `events` from here, so no caller can forget it.
+ * The event a committed change wrote goes to `events` from here, so no caller can forget it. Before
+ * its first call in an isolate, the store checks the schema: a database the migration never reached
+ * answers `misconfigured` naming the file, not a storage outage.
  */
 export class SupabaseStore {
   readonly #client: PostgrestClient
   readonly #log: Logger
   readonly #events: EventOutbox
+  readonly #schema: SchemaCheck
 
-  constructor(client: PostgrestClient, log: Logger, events: EventOutbox) {
+  constructor(client: PostgrestClient, log: Logger, events: EventOutbox, schema: SchemaCheck) {
     this.#client = client
     this.#log = log
     this.#events = events
+    this.#schema = schema
   }
 
   /** A change's answer, once committed: its event goes to the queue. */
@@ -118,6 +170,7 @@ export class SupabaseStore {
     tolerate: (error: Answer['error']) => boolean = () => false,
     attempts = ATTEMPTS,
   ): Promise<Answer> {
+    await this.#schema.require(this.#log)
     for (let attempt = 1; ; attempt++) {
       const started = Date.now()
       const answer = await operation()
@@ -135,7 +188,8 @@ export class SupabaseStore {
 
   /**
    * Claims a state for this request (`claimedBy` is generated by the Worker per request). The
-   * database decides between racers and counts failed attempts; see `Claim`.
+   * database decides between racers and counts failed attempts; see `Claim`. A user deleted from
+   * auth.users since its access token was issued has no session left to connect with.
    */
   async claimExchange(input: ClaimInput): Promise<Claim> {
     const answer = await this.#run(
@@ -149,7 +203,7 @@ export class SupabaseStore {
         }),
       (error) => error?.code === FOREIGN_KEY_VIOLATION,
     )
-    if (answer.error) throw new AppError('account_not_found')
+    if (answer.error) throw new AppError('unauthorized', { reason: 'user_deleted' })
     return this.#outcome<Claim>('supabase.claim', answer.data, ['claimed', 'done', 'pending', 'used', 'locked'])
   }
 
@@ -164,24 +218,31 @@ export class SupabaseStore {
     return this.#outcome<{ outcome: 'released' | 'done' | 'gone' }>('supabase.release', answer.data, ['released', 'done', 'gone']).outcome
   }
 
-  /** Writes the connection and marks the claim done in one transaction (`tiktok_complete_exchange`). */
+  /**
+   * Stores the connection with `advertiserId` (one of `advertisers`) chosen, and marks the claim done,
+   * in one transaction (`tiktok_complete_exchange`).
+   */
   async completeExchange(input: {
     nonce: string
     userId: string
     claimedBy: string
     storedToken: string
-    result: ExchangeResult
-  }): Promise<WithEvent<{ outcome: 'ok'; connected_at: string }> | WithEvent<{ outcome: 'claim_lost' | 'account_not_found' }>> {
+    advertiserId: string
+    advertisers: Advertiser[]
+    returnTo: string
+  }): Promise<Completed> {
     const answer = await this.#run('supabase.write', () =>
       this.#rpc('tiktok_complete_exchange', {
         p_state_nonce: input.nonce,
         p_user_id: input.userId,
         p_claimed_by: input.claimedBy,
         p_access_token: input.storedToken,
-        p_result: input.result,
+        p_advertiser_id: input.advertiserId,
+        p_advertisers: input.advertisers,
+        p_return_to: input.returnTo,
       }),
     )
-    return this.#committed(this.#outcome('supabase.write', answer.data, ['ok', 'claim_lost', 'account_not_found']))
+    return this.#committed(this.#outcome<Completed>('supabase.write', answer.data, ['ok', 'claim_lost']))
   }
 
   /** An RPC's `{ outcome }` answer, checked against what the function can answer. */
@@ -191,10 +252,10 @@ export class SupabaseStore {
     throw new AppError('storage_unavailable', { detail: { event, unexpected: typeof outcome === 'string' ? outcome : typeof data } })
   }
 
-  /** The user's connection columns; the token only when asked for. Undefined: no such user. */
+  /** The user's connection; the token only when asked for. Undefined: not connected. */
   async readConnection(userId: string, withToken = false): Promise<ConnectionRow | undefined> {
-    const columns = withToken ? `tiktok_access_token,${CONNECTION_COLUMNS}` : CONNECTION_COLUMNS
-    const answer = await this.#run('supabase.read', () => this.#client.from(ACCOUNTS).select(columns).eq('id', userId))
+    const columns = withToken ? `access_token,${CONNECTION_COLUMNS}` : CONNECTION_COLUMNS
+    const answer = await this.#run('supabase.read', () => this.#client.from(CONNECTIONS).select(columns).eq('user_id', userId))
     return Array.isArray(answer.data) ? (answer.data[0] as ConnectionRow | undefined) : undefined
   }
 
@@ -211,7 +272,7 @@ export class SupabaseStore {
   }
 
   /** TikTok refused the token of the connection made at `connectedAt`: marks it revoked once. */
-  async markRevoked(userId: string, detectedBy: 'verify' | 'sweep' | 'proxy', code: number, connectedAt: string): Promise<Revoked> {
+  async markRevoked(userId: string, detectedBy: DetectedBy, code: number, connectedAt: string): Promise<Revoked> {
     const answer = await this.#run('supabase.mark_revoked', () =>
       this.#rpc('tiktok_mark_revoked', { p_user_id: userId, p_detected_by: detectedBy, p_code: code, p_connected_at: connectedAt }),
     )
@@ -226,7 +287,7 @@ export class SupabaseStore {
     const answer = await this.#run('supabase.disconnect', () =>
       this.#rpc('tiktok_disconnect', { p_user_id: userId, p_revoked_at_tiktok: revokedAtTikTok, p_connected_at: connectedAt }),
     )
-    return this.#committed(this.#outcome<Disconnected>('supabase.disconnect', answer.data, ['ok', 'not_connected', 'stale', 'account_not_found']))
+    return this.#committed(this.#outcome<Disconnected>('supabase.disconnect', answer.data, ['ok', 'not_connected', 'stale']))
   }
 
   /** The sweep's answer for one connection: TikTok's advertiser list for its token, fetched now. */

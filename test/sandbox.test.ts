@@ -91,11 +91,11 @@ describe('Supabase stand-in: PostgREST over the migrations', () => {
   const REST = 'https://abc.supabase.co/rest/v1'
   const headers = { apikey: 'sb_secret_x', 'content-type': 'application/json' }
   const supabase = () =>
-    createSupabase({ url: 'https://abc.supabase.co', secretKey: 'sb_secret_x', legacyServiceKey: 'eyJlegacy.key.sig', database, accounts: [{ id: U1, email: 'a@example.com' }] })
+    createSupabase({ url: 'https://abc.supabase.co', secretKey: 'sb_secret_x', legacyServiceKey: 'eyJlegacy.key.sig', database, users: [{ id: U1, email: 'a@example.com' }] })
 
   it('checks apikey, refuses an sb_secret key as bearer, accepts a legacy JWT key as bearer', async () => {
     const s = await supabase()
-    const url = `${REST}/user_accounts?id=eq.${U1}&select=id`
+    const url = `${REST}/profiles?id=eq.${U1}&select=id`
     expect((await s.app.request(url)).status).toBe(401)
     expect(await json(s.app.request(url, { headers: { apikey: 'sb_secret_x' } }))).toEqual([{ id: U1 }])
     expect((await s.app.request(url, { headers: { apikey: 'sb_secret_x', authorization: 'Bearer sb_secret_x' } })).status).toBe(401)
@@ -104,10 +104,10 @@ describe('Supabase stand-in: PostgREST over the migrations', () => {
 
   it('PATCH that matches nothing is a success: 204, or 200 [] with return=representation', async () => {
     const s = await supabase()
-    const url = `${REST}/user_accounts?id=eq.${NOBODY}`
-    const plain = await s.app.request(url, { method: 'PATCH', headers, body: '{"tiktok_business_id":"1"}' })
+    const url = `${REST}/profiles?id=eq.${NOBODY}`
+    const plain = await s.app.request(url, { method: 'PATCH', headers, body: '{"display_name":"x"}' })
     expect(plain.status).toBe(204)
-    const rep = await s.app.request(`${url}&select=id`, { method: 'PATCH', headers: { ...headers, prefer: 'return=representation' }, body: '{"tiktok_business_id":"1"}' })
+    const rep = await s.app.request(`${url}&select=id`, { method: 'PATCH', headers: { ...headers, prefer: 'return=representation' }, body: '{"display_name":"x"}' })
     expect(rep.status).toBe(200)
     expect(await rep.json()).toEqual([])
     const unknownColumn = await s.app.request(url, { method: 'PATCH', headers, body: '{"nope":"1"}' })
@@ -117,12 +117,17 @@ describe('Supabase stand-in: PostgREST over the migrations', () => {
 
   it('PATCH writes through filters; timestamps and jsonb read back as PostgreSQL renders them', async () => {
     const s = await supabase()
-    const url = `${REST}/user_accounts?id=eq.${U1}&tiktok_revoked_at=is.null&select=tiktok_advertisers,tiktok_connected_at`
-    const body = JSON.stringify({ tiktok_advertisers: [{ id: '7012345678901234567', name: 'A' }], tiktok_connected_at: '2026-11-25T10:00:00.123456Z' })
+    await database.rows(`insert into public.tiktok_connections (user_id, access_token, advertisers, connected_at) values ($1, 't', '[]', now()) returning user_id`, [U1])
+    const url = `${REST}/tiktok_connections?user_id=eq.${U1}&revoked_at=is.null&select=advertisers,connected_at`
+    const body = JSON.stringify({ advertisers: [{ id: '7012345678901234567', name: 'A' }], connected_at: '2026-11-25T10:00:00.123456Z' })
     const rep = await json(s.app.request(url, { method: 'PATCH', headers: { ...headers, prefer: 'return=representation' }, body }))
-    expect(rep).toEqual([{ tiktok_advertisers: [{ id: '7012345678901234567', name: 'A' }], tiktok_connected_at: '2026-11-25T10:00:00.123456+00:00' }])
-    const filtered = await json(s.app.request(`${REST}/user_accounts?tiktok_connected_at=eq.2026-11-25T10:00:00.123456%2B00:00&select=id`, { headers }))
-    expect(filtered).toEqual([{ id: U1 }])
+    expect(rep).toEqual([{ advertisers: [{ id: '7012345678901234567', name: 'A' }], connected_at: '2026-11-25T10:00:00.123456+00:00' }])
+    const filtered = await json(s.app.request(`${REST}/tiktok_connections?connected_at=eq.2026-11-25T10:00:00.123456%2B00:00&select=user_id`, { headers }))
+    expect(filtered).toEqual([{ user_id: U1 }])
+    // The table's own rules hold through PostgREST as anywhere: a malformed list is refused (23514).
+    const malformed = await s.app.request(url, { method: 'PATCH', headers, body: JSON.stringify({ advertisers: [{ id: 7012345678901234567, name: 'A' }] }) })
+    expect(malformed.status).toBe(400)
+    expect((await json(malformed)).code).toBe('23514')
   })
 
   it("maps PostgreSQL's errors as PostgREST does: 23503 and 23505 are 409, a bad uuid 400", async () => {
@@ -142,7 +147,7 @@ describe('Supabase stand-in: PostgREST over the migrations', () => {
       body: JSON.stringify({ state_nonce: 'n1', user_id: U1, code_hash: 'h2', claimed_by: 'c2' }),
     })
     expect(await json(ignored)).toEqual([])
-    const badUuid = await s.app.request(`${REST}/user_accounts?id=eq.nobody`, { headers })
+    const badUuid = await s.app.request(`${REST}/profiles?id=eq.nobody`, { headers })
     expect(badUuid.status).toBe(400)
     expect((await json(badUuid)).code).toBe('22P02')
   })
@@ -150,18 +155,18 @@ describe('Supabase stand-in: PostgREST over the migrations', () => {
   it('a singular answer that is not one row is 406 PGRST116, and its write is rolled back', async () => {
     const s = await supabase()
     const single = { ...headers, accept: 'application/vnd.pgrst.object+json', prefer: 'return=representation' }
-    const none = await s.app.request(`${REST}/user_accounts?id=eq.${NOBODY}`, { headers: single })
+    const none = await s.app.request(`${REST}/profiles?id=eq.${NOBODY}`, { headers: single })
     expect(none.status).toBe(406)
     expect((await json(none)).code).toBe('PGRST116')
-    const all = await s.app.request(`${REST}/user_accounts`, { method: 'PATCH', headers: single, body: '{"display_name":"x"}' })
+    const all = await s.app.request(`${REST}/profiles`, { method: 'PATCH', headers: single, body: '{"display_name":"x"}' })
     expect(all.status).toBe(200)
     await database.reset([
       { id: U1, email: 'a@example.com' },
       { id: NOBODY, email: 'b@example.com' },
     ])
-    const two = await s.app.request(`${REST}/user_accounts`, { method: 'PATCH', headers: single, body: '{"display_name":"x"}' })
+    const two = await s.app.request(`${REST}/profiles`, { method: 'PATCH', headers: single, body: '{"display_name":"x"}' })
     expect(two.status).toBe(406)
-    expect(await database.rows('select display_name from public.user_accounts where display_name is not null')).toEqual([])
+    expect(await database.rows('select display_name from public.profiles where display_name is not null')).toEqual([])
   })
 
   it("calls the migrations' functions with typed named arguments; unknown tables and functions are 404", async () => {
@@ -183,13 +188,13 @@ describe('Supabase stand-in: PostgREST over the migrations', () => {
   it('refuses what it does not implement instead of approximating it: order/limit, unknown Prefer, a filter without operator', async () => {
     const s = await supabase()
     for (const query of ['order=email', 'limit=1', 'or=(id.eq.x)']) {
-      const res = await s.app.request(`${REST}/user_accounts?${query}`, { headers })
+      const res = await s.app.request(`${REST}/profiles?${query}`, { headers })
       expect(res.status, query).toBe(501)
       expect((await json(res)).code).toBe('PGRST_SANDBOX')
     }
-    const counted = await s.app.request(`${REST}/user_accounts`, { headers: { ...headers, prefer: 'count=exact' } })
+    const counted = await s.app.request(`${REST}/profiles`, { headers: { ...headers, prefer: 'count=exact' } })
     expect(counted.status).toBe(501)
-    const noOperator = await s.app.request(`${REST}/user_accounts?email=eqx`, { headers })
+    const noOperator = await s.app.request(`${REST}/profiles?email=eqx`, { headers })
     expect(noOperator.status).toBe(400)
     expect((await json(noOperator)).code).toBe('PGRST100')
     const notAnObject = await s.app.request(`${REST}/rpc/tiktok_prune_events`, { method: 'POST', headers, body: 'null' })
@@ -241,7 +246,7 @@ describe('sandbox: advertiser controls at TikTok and the webhook receiver', () =
     })
   }
   const deliveries = async (s: Sandbox) => (await json(s.app.request(`${ORIGIN}/webhooks.json`))).deliveries
-  const event = (type: string) => JSON.stringify({ id: crypto.randomUUID(), type: `tiktok.connection.${type}`, business_id: ADVERTISERS[0]!.id, detected_by: 'sweep' })
+  const event = (type: string) => JSON.stringify({ id: crypto.randomUUID(), type: `tiktok.connection.${type}`, advertiser: ADVERTISERS[0], detected_by: 'sweep' })
 
   it('revoke by token, by advertiser or by the page\'s grant name: the advertiser list then answers 40105, and revoke_token too (one grant, one end)', async () => {
     const s = await sandbox()
@@ -407,8 +412,10 @@ describe('sandbox: advertiser controls at TikTok and the webhook receiver', () =
     // createSandbox seeded the demo account.
     const U = DEMO_USER.id
     const token = 'tok_0123456789abcdef'
+    expect(await (await s.app.request(`${ORIGIN}/supabase/`)).text()).toContain('No connection yet')
     await database.rows(
-      `update public.user_accounts set tiktok_access_token = $1, tiktok_business_id = $2, tiktok_advertisers = $3::jsonb where id = $4 returning id`,
+      `insert into public.tiktok_connections (user_id, access_token, advertiser_id, advertiser_name, advertisers, connected_at)
+       values ($4, $1, $2, '<b>B</b>', $3::jsonb, now()) returning user_id`,
       [token, ADVERTISERS[1]!.id, JSON.stringify([ADVERTISERS[0], { id: ADVERTISERS[1]!.id, name: '<b>B</b>' }]), U],
     )
     const page = await (await s.app.request(`${ORIGIN}/supabase/`)).text()
@@ -416,7 +423,8 @@ describe('sandbox: advertiser controls at TikTok and the webhook receiver', () =
     expect(page).toContain('<link rel="stylesheet" href="/sandbox.css" />')
     expect(page).toContain(`<li>A — <code>${ADVERTISERS[0]!.id}</code></li>`)
     expect(page).toContain(`<li>&lt;b&gt;B&lt;/b&gt; — <code>${ADVERTISERS[1]!.id}</code> <span class="muted">(chosen)</span></li>`)
-    expect(page).toContain('<dt>tiktok_revoked_at</dt><dd><span class="muted">null</span></dd>')
+    expect(page).toContain('<h2>demo@example.com</h2>')
+    expect(page).toContain('<dt>revoked_at</dt><dd><span class="muted">null</span></dd>')
     expect(page).toContain('tok_…cdef')
     expect(page).not.toContain(token)
     expect(page).not.toContain('&quot;id&quot;')

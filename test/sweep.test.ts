@@ -65,10 +65,11 @@ async function seed(options: { granted?: string[]; chosen?: string; stored?: (to
   const token = ((await res.json()) as { data: { access_token: string } }).data.access_token
   h.tiktok.requests.length = 0
   const chosen = ADVERTISERS.find((a) => a.id === (options.chosen ?? BIG_ID))!
+  await h.sql(`insert into auth.users (id, email) values ($1, $2) returning id`, [userId, `sweep${seeded}@example.com`])
   await h.sql(
-    `insert into public.user_accounts (id, email, tiktok_access_token, tiktok_business_id, tiktok_account_id, tiktok_advertisers, tiktok_connected_at)
-     values ($1, $2, $3, $4, $5, $6::jsonb, clock_timestamp()) returning id`,
-    [userId, `sweep${seeded}@example.com`, options.stored ? await options.stored(token, userId) : token, chosen.id, chosen.name, JSON.stringify(ADVERTISERS)],
+    `insert into public.tiktok_connections (user_id, access_token, advertiser_id, advertiser_name, advertisers, connected_at)
+     values ($1, $2, $3, $4, $5::jsonb, clock_timestamp()) returning user_id`,
+    [userId, options.stored ? await options.stored(token, userId) : token, chosen.id, chosen.name, JSON.stringify(ADVERTISERS)],
   )
   return { userId, token }
 }
@@ -136,18 +137,18 @@ describe('the sweep, one run through the cron', () => {
     expect(listedTokens().sort()).toEqual([live.token, removed.token, empty.token, revoked.token].sort())
 
     // Listed, same choice: the list is recorded, nothing to tell.
-    expect(await row(live.userId)).toMatchObject({ tiktok_revoked_at: null, tiktok_business_id: BIG_ID, tiktok_verified_at: expect.any(String) })
+    expect(await row(live.userId)).toMatchObject({ revoked_at: null, advertiser_id: BIG_ID, verified_at: expect.any(String) })
     expect(await eventsOf(live.userId)).toEqual([])
     // The chosen advertiser is gone: the choice is cleared, the user must choose again.
-    expect(await row(removed.userId)).toMatchObject({ tiktok_revoked_at: null, tiktok_business_id: null, tiktok_advertisers: [ADVERTISERS[0]] })
+    expect(await row(removed.userId)).toMatchObject({ revoked_at: null, advertiser_id: null, advertisers: [ADVERTISERS[0]] })
     expect((await eventsOf(removed.userId)).map((e) => e.payload)).toMatchObject([
-      { type: 'tiktok.connection.advertiser_changed', reason: 'advertiser_removed', previous_business_id: BIG_ID_2, business_id: null },
+      { type: 'tiktok.connection.advertiser_changed', reason: 'advertiser_removed', previous_advertiser_id: BIG_ID_2, advertiser: null },
     ])
     // An empty list reaches nothing: revoked.
-    expect((await row(empty.userId)).tiktok_revoked_at).not.toBeNull()
+    expect((await row(empty.userId)).revoked_at).not.toBeNull()
     expect((await eventsOf(empty.userId)).map((e) => e.payload)).toMatchObject([{ type: 'tiktok.connection.revoked', detected_by: 'sweep', code: null }])
     // A rejected token: revoked, with TikTok's code.
-    expect((await row(revoked.userId)).tiktok_revoked_at).not.toBeNull()
+    expect((await row(revoked.userId)).revoked_at).not.toBeNull()
     expect((await eventsOf(revoked.userId)).map((e) => e.payload)).toMatchObject([{ type: 'tiktok.connection.revoked', detected_by: 'sweep', code: 40105 }])
 
     const written = [...(await eventsOf(removed.userId)), ...(await eventsOf(empty.userId)), ...(await eventsOf(revoked.userId))]
@@ -162,7 +163,7 @@ describe('the sweep, one run through the cron', () => {
     // One checker, so the faults meet the connections in order; paced() keeps its second call from waiting a real second.
     expect((await paced({ SWEEP_CONCURRENCY: '1' })).summary).toMatchObject({ checked: 1, revoked: 1, errors: 1 })
     expect((await eventsOf(a.userId)).map((e) => e.payload)).toMatchObject([{ type: 'tiktok.connection.revoked', code: 40102 }])
-    expect((await row(b.userId)).tiktok_revoked_at).toBeNull()
+    expect((await row(b.userId)).revoked_at).toBeNull()
   })
 
   it.each([
@@ -176,7 +177,7 @@ describe('the sweep, one run through the cron', () => {
     // A short deadline of its own: the hanging case waits for it on the real clock.
     await cron(cronEnv({ UPSTREAM_TIMEOUT_MS: '300' }))
     expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
-    expect(await row(a.userId)).toMatchObject({ tiktok_revoked_at: null, tiktok_business_id: BIG_ID })
+    expect(await row(a.userId)).toMatchObject({ revoked_at: null, advertiser_id: BIG_ID })
     expect(await eventsOf(a.userId)).toEqual([])
     expect(runLine()).toMatchObject({ checked: 0, errors: 1, stopped_early: false })
     expect(lines().find((l) => l.event === 'sweep.check')).toMatchObject({ outcome: 'error', user_id: a.userId })
@@ -187,7 +188,7 @@ describe('the sweep, one run through the cron', () => {
     const changed = { code: 0, message: 'OK', request_id: '2026x', data: { list: [{ advertiser_id: BIG_ID, advertiser_name: 'Brand A' }, { id: BIG_ID_2 }] } }
     h.tiktok.faults.add('advertisers', { json: changed })
     await cron(cronEnv())
-    expect(await row(a.userId)).toMatchObject({ tiktok_revoked_at: null, tiktok_business_id: BIG_ID_2, tiktok_advertisers: ADVERTISERS })
+    expect(await row(a.userId)).toMatchObject({ revoked_at: null, advertiser_id: BIG_ID_2, advertisers: ADVERTISERS })
     expect(await eventsOf(a.userId)).toEqual([])
     expect(lines().find((l) => l.event === 'tiktok.advertisers' && l.outcome === 'bad_envelope')).toMatchObject({ reason: 'unreadable_advertiser', entries: 2, readable: 1 })
   })
@@ -198,7 +199,7 @@ describe('the sweep, one run through the cron', () => {
     const changed = { code: 0, message: 'OK', request_id: '2026x', data: { list: [{ id: BIG_ID, name: 'Brand A' }, { advertiser_id: null }] } }
     h.tiktok.faults.add('advertisers', { json: changed })
     await cron(cronEnv())
-    expect(await row(a.userId)).toMatchObject({ tiktok_revoked_at: null, tiktok_business_id: BIG_ID, tiktok_advertisers: ADVERTISERS })
+    expect(await row(a.userId)).toMatchObject({ revoked_at: null, advertiser_id: BIG_ID, advertisers: ADVERTISERS })
     expect(await eventsOf(a.userId)).toEqual([])
     expect(lines().find((l) => l.event === 'tiktok.advertisers' && l.outcome === 'bad_envelope')).toMatchObject({ reason: 'no_readable_advertiser', entries: 2 })
     expect(runLine()).toMatchObject({ checked: 0, revoked: 0, errors: 1 })
@@ -212,7 +213,7 @@ describe('the sweep, one run through the cron', () => {
     await cron(cronEnv({ TOKEN_ENCRYPTION_KEY: key, SWEEP_CONCURRENCY: '10' }))
     expect(listedTokens()).toEqual([sealed.token])
     expect(runLine()).toMatchObject({ checked: 1, errors: 1 })
-    expect((await row(unreadable.userId)).tiktok_revoked_at).toBeNull()
+    expect((await row(unreadable.userId)).revoked_at).toBeNull()
     for (const line of h.logs) expect(line).not.toContain(sealed.token)
   })
 
@@ -223,15 +224,18 @@ describe('the sweep, one run through the cron', () => {
     h.tiktok.requests.length = 0
     // One run leases its batch at one instant: age the three apart, so the order has something to follow.
     for (const [i, age] of [[0, '10 minutes'], [1, '1 hour'], [2, '5 minutes']] as const)
-      await h.sql(`update public.user_accounts set tiktok_verified_at = now() - $2::interval where id = $1 returning id`, [seeds[i]!.userId, age])
+      await h.sql(`update public.tiktok_connections set verified_at = now() - $2::interval where user_id = $1 returning user_id`, [seeds[i]!.userId, age])
     await cron(cronEnv({ SWEEP_MAX_PER_RUN: '3', SWEEP_CONCURRENCY: '10' }))
     // The two never checked, then the one checked longest ago.
     expect(listedTokens().sort()).toEqual([seeds[3]!.token, seeds[4]!.token, seeds[1]!.token].sort())
   })
 
-  it('revoked, disconnected and never-connected rows are not swept', async () => {
+  it('revoked connections are not swept, nor disconnected users (their row is gone)', async () => {
     const revoked = await seed()
-    await h.sql(`update public.user_accounts set tiktok_revoked_at = now() where id = $1 returning id`, [revoked.userId])
+    await h.sql(`update public.tiktok_connections set revoked_at = now() where user_id = $1 returning user_id`, [revoked.userId])
+    const disconnected = await seed()
+    await h.sql(`select public.tiktok_disconnect($1, true) as answer`, [disconnected.userId])
+    expect(await row(disconnected.userId)).toMatchObject({ access_token: null, connected_at: null })
     await cron(cronEnv())
     expect(h.tiktok.requests).toEqual([])
     expect(runLine()).toMatchObject({ checked: 0, errors: 0 })
@@ -258,7 +262,7 @@ describe('the sweep’s pace', () => {
     expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(2)
     expect(runLine()).toMatchObject({ level: 'warn', stopped_early: true })
     for (const s of seeds) {
-      expect((await row(s.userId)).tiktok_revoked_at).toBeNull()
+      expect((await row(s.userId)).revoked_at).toBeNull()
       expect(await eventsOf(s.userId)).toEqual([])
     }
   })

@@ -46,7 +46,9 @@ export default {
           p_user_id: env.FLOOR_USER_ID,
           p_claimed_by: 'floor',
           p_access_token: token.data.access_token,
-          p_result: { business_id: first.advertiser_id, account_id: first.advertiser_name, advertisers: list.data.list, return_to: '/' },
+          p_advertiser_id: first.advertiser_id,
+          p_advertisers: list.data.list.map((a) => ({ id: a.advertiser_id, name: a.advertiser_name })),
+          p_return_to: '/',
         }),
       })
     ).json()) as { outcome: string; connected_at?: string }

@@ -23,6 +23,10 @@ const TOKEN =
 const ADVERTISERS =
   '{"code": 0, "message": "OK", "request_id": "20261795576527870b35de500e11e", "data": {"list": [{"advertiser_id": "7412345678901234567", "advertiser_name": "Demo Advertiser (US)"}, {"advertiser_id": "7412345678901234599", "advertiser_name": "Demo Advertiser (EU)"}]}}'
 
+const SCHEMA = '{"file": "supabase/migrations/20261125000000_tiktok_connect.sql", "version": 1}'
+const COMPLETED =
+  '{"outcome": "ok", "event_id": "5b8e0c1a-4f2d-4e6b-9a7c-3d1e2f4a5b6c", "advertiser": {"id": "7412345678901234567", "name": "Demo Advertiser (US)"}, "advertisers": [{"id": "7412345678901234567", "name": "Demo Advertiser (US)"}, {"id": "7412345678901234599", "name": "Demo Advertiser (EU)"}], "connected_at": "2026-11-25T12:00:00.000000+00:00"}'
+
 let signedIn: Promise<{ token: string; jwks: string }> | undefined
 const signIn = async (vars: Vars) => {
   const key = await createSigningKey('bench-key')
@@ -37,9 +41,11 @@ let jwks = ''
 globalThis.fetch = (async (input: RequestInfo | URL) => {
   const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url
   if (url.includes('/jwks.json')) return json(jwks)
-  // The claim and the completion, as the SQL functions answer them (supabase/migrations).
+  // The schema check (once per isolate), the claim and the completion, as the SQL functions answer
+  // them (supabase/migrations).
+  if (url.endsWith('/rpc/tiktok_connect_schema')) return json(SCHEMA)
   if (url.endsWith('/rpc/tiktok_claim_exchange')) return json('{"outcome":"claimed"}')
-  if (url.endsWith('/rpc/tiktok_complete_exchange')) return json('{"outcome":"ok","connected_at":"2026-11-25T12:00:00.000000+00:00"}')
+  if (url.endsWith('/rpc/tiktok_complete_exchange')) return json(COMPLETED)
   if (url.includes('/access_token/')) return json(TOKEN)
   if (url.includes('/advertiser/get/')) return json(ADVERTISERS)
   return new Response('not found', { status: 404 })

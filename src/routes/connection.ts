@@ -6,22 +6,33 @@ import type { ApiEnv } from '../middleware/context'
 import { requireOrigin, requireUser } from '../middleware/guards'
 import { limitPerUser } from '../middleware/limits'
 import type { ConnectionRow } from '../supabase'
+import type { Advertiser } from '../tiktok'
 
 const chooseBody = z.object({ advertiser_id: z.string('must be a string').check(z.regex(/^\d{1,32}$/, 'must be a decimal id string')) })
 
-const summary = (row: ConnectionRow) => {
+/** The connection as this API answers it; the HTTP names are the original integration's (business_id: the advertiser's id, account_id: its name). */
+const summary = (row: ConnectionRow | undefined) => {
   const connected = isLive(row)
   return {
     connected,
-    business_id: row.tiktok_business_id,
-    account_id: row.tiktok_account_id,
-    advertisers: row.tiktok_advertisers ?? [],
-    connected_at: row.tiktok_connected_at,
-    ...(!connected && { reason: row.tiktok_revoked_at ? 'revoked' : 'not_connected' }),
+    business_id: row?.advertiser_id ?? null,
+    account_id: row?.advertiser_name ?? null,
+    advertisers: row?.advertisers ?? [],
+    connected_at: row?.connected_at ?? null,
+    ...(!connected && { reason: row?.revoked_at ? 'revoked' : 'not_connected' }),
     // The sweep found the chosen advertiser gone from TikTok's list and cleared the choice.
-    ...(connected && row.tiktok_business_id === null && { advertiser_required: true }),
+    ...(connected && row.advertiser_id === null && { advertiser_required: true }),
   }
 }
+
+/** A stored choice as this API answers it. */
+export const chosenAnswer = ({ advertiser, advertisers }: { advertiser: Advertiser; advertisers: Advertiser[] }) => ({
+  success: true,
+  business_id: advertiser.id,
+  account_id: advertiser.name,
+  advertisers,
+  message: 'Advertiser saved',
+})
 
 const verifying = (c: { req: { query(name: string): string | undefined } }) => c.req.query('verify') === 'true'
 
@@ -52,6 +63,5 @@ connection.delete('/connection', requireOrigin, requireUser, limitPerUser('disco
 
 /** The product switches the advertiser later, with the user's access token, from the stored list only. */
 connection.post('/advertiser', requireOrigin, requireUser, limitPerUser('advertiser'), jsonOnly({ maxBytes: 2048 }), validJson(chooseBody), async (c) => {
-  const chosen = await chooseAdvertiser(c.get('services'), c.get('userId'), c.req.valid('json').advertiser_id, undefined)
-  return c.json({ success: true, business_id: chosen.business_id, account_id: chosen.account_id, advertisers: chosen.advertisers, message: 'Advertiser saved' })
+  return c.json(chosenAnswer(await chooseAdvertiser(c.get('services'), c.get('userId'), c.req.valid('json').advertiser_id, undefined)))
 })

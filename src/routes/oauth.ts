@@ -9,6 +9,7 @@ import type { ApiEnv } from '../middleware/context'
 import { requireBoundState, requireOrigin, requireTicket, requireUser } from '../middleware/guards'
 import { limitPerClient, limitPerUser, limitRejected } from '../middleware/limits'
 import { parseReturnTo } from '../origin'
+import { chosenAnswer } from './connection'
 import { mintState, STATE_TTL_SECONDS } from '../state'
 import { TICKET_TTL_SECONDS } from '../ticket'
 
@@ -25,11 +26,14 @@ const ticketChoiceBody = z.object({ advertiser_id: advertiserId, ticket: text(10
 const setBindingCookie = (c: Context, binding: string, maxAge: number) =>
   setCookie(c, BINDING_COOKIE, binding, { path: '/', httpOnly: true, secure: true, sameSite: 'Lax', maxAge })
 
-/** The exchange's answer; `business_id` and `account_id` are the names the original integration's frontend reads. */
+/**
+ * The exchange's answer; `business_id` (the advertiser's id) and `account_id` (its name) are the
+ * names the original integration's frontend reads.
+ */
 const exchangeAnswer = ({ connection, returnTo, selection, advertiserRequired }: Exchanged) => ({
   success: true,
-  business_id: connection.business_id,
-  account_id: connection.account_id,
+  business_id: connection.advertiser?.id ?? null,
+  account_id: connection.advertiser?.name ?? null,
   advertisers: connection.advertisers,
   return_to: returnTo,
   ...(selection && { selection }),
@@ -86,6 +90,5 @@ oauth.post(
  * holds no Supabase session. Only for the connection the ticket names, only in its browser.
  */
 oauth.post('/advertiser', requireOrigin, jsonOnly({ maxBytes: 2048 }), validJson(ticketChoiceBody), requireTicket, limitPerUser('advertiser'), async (c) => {
-  const chosen = await chooseAdvertiser(c.get('services'), c.get('userId'), c.req.valid('json').advertiser_id, c.get('ticket').connectedAt)
-  return c.json({ success: true, business_id: chosen.business_id, account_id: chosen.account_id, advertisers: chosen.advertisers, message: 'Advertiser saved' })
+  return c.json(chosenAnswer(await chooseAdvertiser(c.get('services'), c.get('userId'), c.req.valid('json').advertiser_id, c.get('ticket').connectedAt)))
 })

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type Postgres, startPostgres } from './postgres.ts'
-import { ALICE, BOB, MIGRATION, SEED } from './seed.ts'
+import type { Postgres } from './postgres.ts'
+import { ALICE, type Database, inOneTransaction, MIGRATION, project, startCluster } from './seed.ts'
 
 const EVENTS = 'public.tiktok_connection_events'
 const BIG_A = '7012345678901234567' // > 2^53: a JSON number would round it
@@ -10,164 +10,82 @@ const ADVERTISERS = [
   { id: BIG_A, name: 'Brand A' },
   { id: BIG_B, name: 'Brand B' },
 ]
+const A = ADVERTISERS[0]!
+const B = ADVERTISERS[1]!
 
 type Answer = { outcome: string; event_id: string | null; [key: string]: unknown }
-type Payload = Record<string, unknown> & { id: string; type: string; advertisers: { id: string; name: string }[] }
+type Payload = Record<string, unknown> & { id: string; type: string; advertiser: { id: string; name: string } | null; advertisers: { id: string; name: string }[] }
 
 let pg: Postgres
+let db: Database
 let users = 0
 let nonces = 0
 
 beforeAll(async () => {
-  pg = startPostgres()
-  await pg.sql(SEED)
+  pg = await startCluster()
+  db = await project(pg, 'events')
 })
 afterAll(() => pg?.stop())
 
-// As an API role, with the JWT subject PostgREST would set.
-const as = (role: string, statement: string, sub = ALICE) => pg.sql(`set role ${role}; set request.jwt.claim.sub = '${sub}'; ${statement}`)
-const svc = (statement: string) => as('service_role', statement)
+const sql = (statement: string) => db.sql(statement)
+const svc = (statement: string) => db.as('service_role', statement)
 const call = async (fn: string): Promise<Answer> => JSON.parse(await svc(`select public.${fn}`)) as Answer
 const q = (value: unknown) => `'${typeof value === 'string' ? value : JSON.stringify(value).replaceAll("'", "''")}'`
 
-/** A fresh user_accounts row (ids sort in creation order). */
+/** A fresh Supabase user (ids sort in creation order). */
 async function newUser(): Promise<string> {
   users++
   const id = `aaaaaaaa-0000-4000-8000-${String(users).padStart(12, '0')}`
-  await pg.sql(`insert into public.user_accounts (id, email) values ('${id}', 'user${users}@example.com')`)
+  await sql(`insert into auth.users (id, email) values ('${id}', 'user${users}@example.com')`)
   return id
 }
 
-/** Claim and complete, as the Worker does; answers the completion's jsonb. */
-async function connect(user: string, token: string, advertisers: unknown = ADVERTISERS): Promise<Answer & { connected_at: string }> {
+/** Claim and complete, as the Worker does (the first advertiser chosen); answers the completion's jsonb. */
+async function connect(user: string, token: string, advertisers: { id: string; name: string }[] = ADVERTISERS): Promise<Answer & { connected_at: string }> {
   const nonce = `nonce-${++nonces}`
   expect(await svc(`select public.tiktok_claim_exchange('${nonce}', '${user}', 'h', 'r-${nonce}') ->> 'outcome'`)).toBe('claimed')
-  const list = advertisers as { id: unknown; name: string }[]
-  const result = { business_id: String(list[0]?.id), account_id: list[0]?.name, advertisers, return_to: '/profile' }
-  return (await call(`tiktok_complete_exchange('${nonce}', '${user}', 'r-${nonce}', '${token}', ${q(result)})`)) as Answer & { connected_at: string }
+  return (await call(`tiktok_complete_exchange('${nonce}', '${user}', 'r-${nonce}', '${token}', '${advertisers[0]!.id}', ${q(advertisers)}, '/profile')`)) as Answer & {
+    connected_at: string
+  }
 }
 
 /** The user's events, oldest first. */
 async function events(user: string): Promise<Payload[]> {
-  return JSON.parse(await pg.sql(`select coalesce(jsonb_agg(payload order by created_at, payload ->> 'occurred_at'), '[]') from ${EVENTS} where user_id = '${user}'`)) as Payload[]
+  return JSON.parse(await sql(`select coalesce(jsonb_agg(payload order by created_at, payload ->> 'occurred_at'), '[]') from ${EVENTS} where user_id = '${user}'`)) as Payload[]
 }
 
 type Row = {
   token: string | null
-  business_id: string | null
-  account_id: string | null
+  advertiser_id: string | null
+  advertiser_name: string | null
   advertisers: { id: string; name: string }[] | null
   connected_at: string | null
   revoked_at: string | null
+  revoked_code: number | null
   verified_at: string | null
 }
+/** The user's connection, each column null when there is none. */
 async function row(user: string): Promise<Row> {
   return JSON.parse(
-    await pg.sql(
-      `select jsonb_build_object('token', tiktok_access_token, 'business_id', tiktok_business_id, 'account_id', tiktok_account_id,
-              'advertisers', tiktok_advertisers, 'connected_at', tiktok_connected_at, 'revoked_at', tiktok_revoked_at,
-              'verified_at', tiktok_verified_at)
-         from public.user_accounts where id = '${user}'`,
+    await sql(
+      `select jsonb_build_object('token', c.access_token, 'advertiser_id', c.advertiser_id, 'advertiser_name', c.advertiser_name,
+              'advertisers', c.advertisers, 'connected_at', c.connected_at, 'revoked_at', c.revoked_at, 'revoked_code', c.revoked_code,
+              'verified_at', c.verified_at)
+         from auth.users u left join public.tiktok_connections c on c.user_id = u.id where u.id = '${user}'`,
     ),
   ) as Row
 }
+const NOT_CONNECTED: Row = { token: null, advertiser_id: null, advertiser_name: null, advertisers: null, connected_at: null, revoked_at: null, revoked_code: null, verified_at: null }
 
 /** Every id in a payload is a JSON string. */
 function expectStringIds(payload: Payload) {
-  for (const key of ['id', 'user_id', 'business_id', 'previous_business_id'])
+  for (const key of ['id', 'user_id', 'previous_advertiser_id'])
     if (payload[key] !== null && payload[key] !== undefined) expect(typeof payload[key], key).toBe('string')
+  if (payload.advertiser) expect(typeof payload.advertiser.id).toBe('string')
   for (const a of payload.advertisers) expect(typeof a.id).toBe('string')
 }
 
 describe('connection events on PostgreSQL 15', () => {
-  it('applies twice without error, after the earlier migrations', async () => {
-    await pg.sql(MIGRATION)
-    await pg.sql(MIGRATION)
-    expect(await pg.sql(`select to_regclass('${EVENTS}') is not null`)).toBe('t')
-    expect(
-      await pg.sql(
-        "select string_agg(indexname, ',' order by indexname) from pg_indexes where tablename in ('tiktok_connection_events', 'user_accounts') and indexname like '%tiktok%'",
-      ),
-    ).toBe('tiktok_connection_events_created,tiktok_connection_events_pkey,tiktok_connection_events_undelivered,tiktok_connection_events_user_created,user_accounts_tiktok_sweep')
-    // Still one completion, the five-argument one, now writing events.
-    expect(await pg.sql("select string_agg(oid::regprocedure::text, ' ') from pg_proc where proname = 'tiktok_complete_exchange'")).toBe(
-      'tiktok_complete_exchange(text,uuid,text,text,jsonb)',
-    )
-  })
-
-  it('keeps the events table and every function away from anon and authenticated, open to service_role', async () => {
-    for (const role of ['anon', 'authenticated']) {
-      await expect(as(role, `select * from ${EVENTS}`)).rejects.toThrow(/permission denied/)
-      await expect(as(role, `select payload from ${EVENTS}`)).rejects.toThrow(/permission denied/)
-      await expect(as(role, `insert into ${EVENTS} (user_id, type, payload) values ('${ALICE}', 'tiktok.connection.connected', '{}')`)).rejects.toThrow(
-        /permission denied/,
-      )
-      await expect(as(role, `update ${EVENTS} set delivered_at = now()`)).rejects.toThrow(/permission denied/)
-      await expect(as(role, `delete from ${EVENTS}`)).rejects.toThrow(/permission denied/)
-    }
-    expect(await pg.sql(`select relrowsecurity from pg_class where oid = '${EVENTS}'::regclass`)).toBe('t')
-    expect(await pg.sql(`select count(*) from pg_policies where tablename = 'tiktok_connection_events'`)).toBe('0')
-    expect(await svc(`select count(*) >= 0 from ${EVENTS}`)).toBe('t')
-
-    // Every tiktok_ function, whatever Supabase's default privileges granted at creation.
-    const functions = (await pg.sql("select string_agg(oid::regprocedure::text, '|' order by proname) from pg_proc where proname like 'tiktok\\_%'")).split('|')
-    expect(functions).toEqual(
-      expect.arrayContaining([
-        'tiktok_choose_advertiser(uuid,text,timestamp with time zone)',
-        'tiktok_complete_exchange(text,uuid,text,text,jsonb)',
-        'tiktok_disconnect(uuid,boolean,timestamp with time zone)',
-        'tiktok_event_for_delivery(uuid)',
-        'tiktok_events_to_deliver(interval,integer)',
-        'tiktok_mark_event_delivered(uuid)',
-        'tiktok_mark_revoked(uuid,text,integer,timestamp with time zone)',
-        'tiktok_prune_events(interval)',
-        'tiktok_record_event_failure(uuid,text)',
-        'tiktok_record_verification(uuid,timestamp with time zone,jsonb)',
-        'tiktok_sweep_batch(integer)',
-        'tiktok_write_event(uuid,text,timestamp with time zone,timestamp with time zone,text,text,jsonb,jsonb)',
-      ]),
-    )
-    const access = await pg.sql(
-      `select string_agg(r || ':' || p.oid::regprocedure::text, ',') from pg_proc p, unnest(array['anon', 'authenticated', 'public']) r
-        where p.proname like 'tiktok\\_%' and (case when r = 'public' then exists (select 1 from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a where a.grantee = 0) else has_function_privilege(r, p.oid, 'EXECUTE') end)`,
-    )
-    expect(access).toBe('')
-    expect(await pg.sql(`select bool_and(has_function_privilege('service_role', oid, 'EXECUTE')) from pg_proc where proname like 'tiktok\\_%'`)).toBe('t')
-    expect(await pg.sql(`select bool_and(not prosecdef) from pg_proc where proname like 'tiktok\\_%'`)).toBe('t')
-
-    // And called, as PostgREST would for a browser's token.
-    const at = "'2026-11-26T00:00:00Z'"
-    const id = "'00000000-0000-4000-8000-000000000000'"
-    for (const fn of [
-      `tiktok_choose_advertiser('${ALICE}', '${BIG_A}', ${at})`,
-      `tiktok_mark_revoked('${ALICE}', 'verify', 40105, ${at})`,
-      `tiktok_disconnect('${ALICE}', true)`,
-      `tiktok_record_verification('${ALICE}', ${at}, '[]')`,
-      'tiktok_sweep_batch(10)',
-      "tiktok_events_to_deliver('0', 10)",
-      `tiktok_event_for_delivery(${id})`,
-      `tiktok_mark_event_delivered(${id})`,
-      `tiktok_record_event_failure(${id}, 'x')`,
-      'tiktok_prune_events()',
-      `tiktok_write_event('${ALICE}', 'tiktok.connection.connected', now(), now(), '1', 'x', '[]', '{}')`,
-    ]) {
-      for (const role of ['anon', 'authenticated']) await expect(as(role, `select * from public.${fn}`), `${role} ${fn}`).rejects.toThrow(/permission denied/)
-    }
-  })
-
-  it('lets a user read when its own connection was last verified, never write it', async () => {
-    await svc(`update public.user_accounts set tiktok_verified_at = '2026-11-26T10:00:00Z' where id = '${ALICE}'`)
-    expect(await as('authenticated', `select tiktok_verified_at = '2026-11-26T10:00:00Z' from public.user_accounts where id = '${ALICE}'`)).toBe('t')
-    // RLS still decides the row: Bob's is invisible to Alice.
-    expect(await as('authenticated', `select count(*) from public.user_accounts where id = '${BOB}'`)).toBe('0')
-    await expect(as('authenticated', `update public.user_accounts set tiktok_verified_at = now() where id = '${ALICE}'`)).rejects.toThrow(/permission denied/)
-    await expect(
-      as('authenticated', `insert into public.user_accounts (id, tiktok_verified_at) values ('66666666-6666-4666-8666-666666666666', now())`, '66666666-6666-4666-8666-666666666666'),
-    ).rejects.toThrow(/permission denied/)
-    expect(await pg.sql("select has_column_privilege('authenticated', 'public.user_accounts', 'tiktok_verified_at', 'INSERT')")).toBe('f')
-    expect(await pg.sql("select has_column_privilege('authenticated', 'public.user_accounts', 'tiktok_access_token', 'SELECT')")).toBe('f')
-  })
-
   it('completion writes connected: reconnected false, then true over a stored connection, false again after a disconnect', async () => {
     const user = await newUser()
     const first = await connect(user, 'secret-token-1')
@@ -181,8 +99,7 @@ describe('connection events on PostgreSQL 15', () => {
         occurred_at: first.connected_at,
         user_id: user,
         connected_at: first.connected_at,
-        business_id: BIG_A,
-        account_id: 'Brand A',
+        advertiser: A,
         advertisers: ADVERTISERS,
         reconnected: false,
       },
@@ -190,9 +107,9 @@ describe('connection events on PostgreSQL 15', () => {
     // Verified at connection time: the completion has just listed the advertisers.
     expect((await row(user)).verified_at).not.toBeNull()
 
-    const second = await connect(user, 'secret-token-2', [{ id: BIG_B, name: 'Brand B' }])
+    const second = await connect(user, 'secret-token-2', [B])
     list = await events(user)
-    expect(list.map((e) => [e.type, e.reconnected, e.business_id, e.connected_at])).toEqual([
+    expect(list.map((e) => [e.type, e.reconnected, e.advertiser?.id, e.connected_at])).toEqual([
       ['tiktok.connection.connected', false, BIG_A, first.connected_at],
       ['tiktok.connection.connected', true, BIG_B, second.connected_at],
     ])
@@ -203,7 +120,7 @@ describe('connection events on PostgreSQL 15', () => {
     await connect(user, 'secret-token-3')
     expect((await events(user)).at(-1)).toMatchObject({ type: 'tiktok.connection.connected', reconnected: true })
 
-    // After a disconnect the columns are clear: a new connection, not a reconnection.
+    // A disconnect deletes the row: the next one is a new connection, not a reconnection.
     expect((await call(`tiktok_disconnect('${user}', true)`)).outcome).toBe('ok')
     await connect(user, 'secret-token-4')
     list = await events(user)
@@ -217,7 +134,7 @@ describe('connection events on PostgreSQL 15', () => {
     ])
 
     // Never the token, in any event, as stored.
-    const stored = await pg.sql(`select string_agg(payload::text, ' ') from ${EVENTS} where user_id = '${user}'`)
+    const stored = await sql(`select string_agg(payload::text, ' ') from ${EVENTS} where user_id = '${user}'`)
     expect(stored).toContain(BIG_A)
     expect(stored).not.toContain('secret-token')
     for (const payload of list) expectStringIds(payload)
@@ -226,25 +143,25 @@ describe('connection events on PostgreSQL 15', () => {
   it('a completion that loses its claim writes no event and answers event_id null', async () => {
     const user = await newUser()
     expect(await svc(`select public.tiktok_claim_exchange('lost-1', '${user}', 'h', 'mine') ->> 'outcome'`)).toBe('claimed')
-    const answer = await call(`tiktok_complete_exchange('lost-1', '${user}', 'not-mine', 't', ${q({ business_id: BIG_A, account_id: 'A', advertisers: ADVERTISERS })})`)
+    const answer = await call(`tiktok_complete_exchange('lost-1', '${user}', 'not-mine', 't', '${BIG_A}', ${q(ADVERTISERS)}, '/')`)
     expect(answer).toEqual({ outcome: 'claim_lost', event_id: null })
     expect(await events(user)).toEqual([])
   })
 
-  it('ids stay strings: an id stored as a JSON number comes out as its exact decimal string', async () => {
+  it('ids stay strings: an id as a JSON number is refused before anything is stored, so every stored and sent id is a string', async () => {
     const user = await newUser()
-    // Not what the Worker sends; what a hand-made row could hold. jsonb keeps the number exact (the
-    // text goes to PostgreSQL as is: JSON.parse here would already round it).
+    // Not what the Worker sends; what another writer could. jsonb would keep the number exact (the
+    // text goes to PostgreSQL as is: JSON.parse here would already round it), but a consumer would not.
     expect(await svc(`select public.tiktok_claim_exchange('numbers-1', '${user}', 'h', 'r') ->> 'outcome'`)).toBe('claimed')
-    const answer = await call(
-      `tiktok_complete_exchange('numbers-1', '${user}', 'r', 't', '{"business_id": "${BIG_A}", "account_id": "Brand A", "advertisers": [{"id": ${BIG_A}, "name": "Brand A"}]}')`,
+    await expect(call(`tiktok_complete_exchange('numbers-1', '${user}', 'r', 't', '${BIG_A}', '[{"id": ${BIG_A}, "name": "Brand A"}]', '/')`)).rejects.toThrow(
+      /tiktok_connections_advertisers_shape/,
     )
-    expect(await pg.sql(`select jsonb_typeof(tiktok_advertisers -> 0 -> 'id') from public.user_accounts where id = '${user}'`)).toBe('number')
+    expect(await row(user)).toEqual(NOT_CONNECTED)
+    expect(await events(user)).toEqual([])
+    const answer = await call(`tiktok_complete_exchange('numbers-1', '${user}', 'r', 't', '${BIG_A}', '[{"id": "${BIG_A}", "name": "Brand A"}]', '/')`)
     const [event] = await events(user)
-    expect(event!.advertisers).toEqual([{ id: BIG_A, name: 'Brand A' }])
     expectStringIds(event!)
-    expect(await pg.sql(`select jsonb_typeof(payload -> 'advertisers' -> 0 -> 'id') from ${EVENTS} where id = '${answer.event_id}'`)).toBe('string')
-    expect(await pg.sql(`select jsonb_typeof(payload -> 'business_id') from ${EVENTS} where id = '${answer.event_id}'`)).toBe('string')
+    expect(await sql(`select jsonb_typeof(payload -> 'advertisers' -> 0 -> 'id') || jsonb_typeof(payload -> 'advertiser' -> 'id') from ${EVENTS} where id = '${answer.event_id}'`)).toBe('stringstring')
   })
 
   describe('tiktok_choose_advertiser', () => {
@@ -252,9 +169,9 @@ describe('connection events on PostgreSQL 15', () => {
       const user = await newUser()
       const { connected_at } = await connect(user, 'secret-choose')
       const chosen = await call(`tiktok_choose_advertiser('${user}', '${BIG_B}', '${connected_at}')`)
-      expect(chosen).toEqual({ outcome: 'ok', business_id: BIG_B, account_id: 'Brand B', advertisers: ADVERTISERS, event_id: expect.any(String) })
+      expect(chosen).toEqual({ outcome: 'ok', advertiser: B, advertisers: ADVERTISERS, event_id: expect.any(String) })
       const row1 = await row(user)
-      expect([row1.business_id, row1.account_id]).toEqual([BIG_B, 'Brand B'])
+      expect([row1.advertiser_id, row1.advertiser_name]).toEqual([BIG_B, 'Brand B'])
       const list = await events(user)
       expect(list).toHaveLength(2)
       expect(list[1]).toEqual({
@@ -263,16 +180,15 @@ describe('connection events on PostgreSQL 15', () => {
         occurred_at: expect.any(String),
         user_id: user,
         connected_at,
-        business_id: BIG_B,
-        account_id: 'Brand B',
+        advertiser: B,
         advertisers: ADVERTISERS,
         reason: 'user_choice',
-        previous_business_id: BIG_A,
+        previous_advertiser_id: BIG_A,
       })
       expectStringIds(list[1]!)
 
       const again = await call(`tiktok_choose_advertiser('${user}', '${BIG_B}', '${connected_at}')`)
-      expect(again).toEqual({ outcome: 'ok', business_id: BIG_B, account_id: 'Brand B', advertisers: ADVERTISERS, event_id: null })
+      expect(again).toEqual({ outcome: 'ok', advertiser: B, advertisers: ADVERTISERS, event_id: null })
       expect(await events(user)).toHaveLength(2)
     })
 
@@ -312,10 +228,11 @@ describe('connection events on PostgreSQL 15', () => {
       expect(first.outcome).toBe('ok')
       const marked = await row(user)
       expect(marked.revoked_at).not.toBeNull()
+      expect(marked.revoked_code).toBe(40105)
       // The connection is kept, revoked, so the product can say what was lost.
-      expect([marked.token, marked.business_id]).toEqual(['secret-revoke', BIG_A])
+      expect([marked.token, marked.advertiser_id]).toEqual(['secret-revoke', BIG_A])
       expect(await call(`tiktok_mark_revoked('${user}', 'sweep', 40102, '${connected_at}')`)).toEqual({ outcome: 'already_revoked', event_id: null })
-      expect((await row(user)).revoked_at).toBe(marked.revoked_at)
+      expect(await row(user)).toEqual(marked)
       const list = await events(user)
       expect(list).toHaveLength(2)
       expect(list[1]).toEqual({
@@ -324,13 +241,19 @@ describe('connection events on PostgreSQL 15', () => {
         occurred_at: expect.any(String),
         user_id: user,
         connected_at,
-        business_id: BIG_A,
-        account_id: 'Brand A',
+        advertiser: A,
         advertisers: ADVERTISERS,
         detected_by: 'verify',
         code: 40105,
       })
       expect(JSON.stringify(list)).not.toContain('secret-revoke')
+    })
+
+    it('takes detected_by proxy too (a product call through the Worker met the refusal)', async () => {
+      const user = await newUser()
+      const { connected_at } = await connect(user, 't')
+      expect((await call(`tiktok_mark_revoked('${user}', 'proxy', 40105, '${connected_at}')`)).outcome).toBe('ok')
+      expect((await events(user)).at(-1)).toMatchObject({ type: 'tiktok.connection.revoked', detected_by: 'proxy', code: 40105 })
     })
 
     it('leaves a newer connection alone (stale), says not_connected without one, and refuses an unknown detected_by', async () => {
@@ -349,20 +272,13 @@ describe('connection events on PostgreSQL 15', () => {
   })
 
   describe('tiktok_disconnect', () => {
-    it('clears every connection column and writes disconnected with what was connected, once', async () => {
+    it('deletes the connection and writes disconnected with what was connected, once', async () => {
       const user = await newUser()
       const { connected_at } = await connect(user, 'secret-bye')
       const answer = await call(`tiktok_disconnect('${user}', true)`)
       expect(answer.outcome).toBe('ok')
-      expect(await row(user)).toEqual({
-        token: null,
-        business_id: null,
-        account_id: null,
-        advertisers: null,
-        connected_at: null,
-        revoked_at: null,
-        verified_at: null,
-      })
+      expect(await row(user)).toEqual(NOT_CONNECTED)
+      expect(await sql(`select count(*) from public.tiktok_connections where user_id = '${user}'`)).toBe('0')
       const list = await events(user)
       expect(list[1]).toEqual({
         id: answer.event_id,
@@ -370,8 +286,7 @@ describe('connection events on PostgreSQL 15', () => {
         occurred_at: expect.any(String),
         user_id: user,
         connected_at,
-        business_id: BIG_A,
-        account_id: 'Brand A',
+        advertiser: A,
         advertisers: ADVERTISERS,
         revoked_at_tiktok: true,
       })
@@ -380,7 +295,7 @@ describe('connection events on PostgreSQL 15', () => {
       expect(JSON.stringify(list)).not.toContain('secret-bye')
     })
 
-    it('reports revoked_at_tiktok false, clears leftovers without an event, spares a newer connection, knows a missing row', async () => {
+    it('reports revoked_at_tiktok false, spares a newer connection, says not_connected for a user never connected', async () => {
       const user = await newUser()
       const old = await connect(user, 't1')
       const current = await connect(user, 't2')
@@ -391,12 +306,10 @@ describe('connection events on PostgreSQL 15', () => {
       expect(answer.outcome).toBe('ok')
       expect((await events(user)).at(-1)).toMatchObject({ type: 'tiktok.connection.disconnected', revoked_at_tiktok: false, connected_at: current.connected_at })
 
-      // A token with no connected_at (a hand-edited row): cleared, but there was no connection to report.
-      await pg.sql(`update public.user_accounts set tiktok_access_token = 'leftover' where id = '${user}'`)
-      expect(await call(`tiktok_disconnect('${user}', true)`)).toEqual({ outcome: 'not_connected', event_id: null })
-      expect((await row(user)).token).toBeNull()
+      expect(await row(user)).toEqual(NOT_CONNECTED)
       expect(await events(user)).toHaveLength(3)
-      expect(await call(`tiktok_disconnect('99999999-9999-4999-8999-999999999999', true)`)).toEqual({ outcome: 'account_not_found', event_id: null })
+      expect(await call(`tiktok_disconnect('${await newUser()}', true)`)).toEqual({ outcome: 'not_connected', event_id: null })
+      expect(await call(`tiktok_disconnect('99999999-9999-4999-8999-999999999999', true)`)).toEqual({ outcome: 'not_connected', event_id: null })
     })
   })
 
@@ -404,11 +317,11 @@ describe('connection events on PostgreSQL 15', () => {
     it('same list: verified, nothing else, no event', async () => {
       const user = await newUser()
       const { connected_at } = await connect(user, 't')
-      await pg.sql(`update public.user_accounts set tiktok_verified_at = '2026-01-01T00:00:00Z' where id = '${user}'`)
+      await sql(`update public.tiktok_connections set verified_at = '2026-01-01T00:00:00Z' where user_id = '${user}'`)
       expect(await call(`tiktok_record_verification('${user}', '${connected_at}', ${q(ADVERTISERS)})`)).toEqual({ outcome: 'ok', event_id: null })
       const after = await row(user)
       expect(new Date(after.verified_at!).getTime()).toBeGreaterThan(Date.parse('2026-01-02T00:00:00Z'))
-      expect([after.business_id, after.account_id, after.advertisers]).toEqual([BIG_A, 'Brand A', ADVERTISERS])
+      expect([after.advertiser_id, after.advertiser_name, after.advertisers]).toEqual([BIG_A, 'Brand A', ADVERTISERS])
       expect(await events(user)).toHaveLength(1)
     })
 
@@ -421,7 +334,7 @@ describe('connection events on PostgreSQL 15', () => {
       ]
       expect(await call(`tiktok_record_verification('${user}', '${connected_at}', ${q(changed)})`)).toEqual({ outcome: 'ok', event_id: null })
       const after = await row(user)
-      expect([after.business_id, after.account_id, after.advertisers]).toEqual([
+      expect([after.advertiser_id, after.advertiser_name, after.advertisers]).toEqual([
         BIG_A,
         'Brand A (renamed)',
         [
@@ -439,7 +352,7 @@ describe('connection events on PostgreSQL 15', () => {
       const answer = await call(`tiktok_record_verification('${user}', '${connected_at}', ${q(remaining)})`)
       expect(answer.outcome).toBe('advertiser_removed')
       const after = await row(user)
-      expect([after.business_id, after.account_id, after.advertisers, after.revoked_at]).toEqual([null, null, remaining, null])
+      expect([after.advertiser_id, after.advertiser_name, after.advertisers, after.revoked_at]).toEqual([null, null, remaining, null])
       const event = (await events(user))[1]!
       expect(event).toEqual({
         id: answer.event_id,
@@ -447,11 +360,10 @@ describe('connection events on PostgreSQL 15', () => {
         occurred_at: expect.any(String),
         user_id: user,
         connected_at,
-        business_id: null,
-        account_id: null,
+        advertiser: null,
         advertisers: remaining,
         reason: 'advertiser_removed',
-        previous_business_id: BIG_A,
+        previous_advertiser_id: BIG_A,
       })
       expectStringIds(event)
       // Nothing chosen now: a further change of the list has no choice to lose.
@@ -468,15 +380,14 @@ describe('connection events on PostgreSQL 15', () => {
       expect(answer.outcome).toBe('revoked')
       const after = await row(user)
       expect(after.revoked_at).not.toBeNull()
-      expect([after.business_id, after.advertisers]).toEqual([BIG_A, ADVERTISERS])
+      expect([after.advertiser_id, after.advertisers, after.revoked_code]).toEqual([BIG_A, ADVERTISERS, null])
       expect((await events(user))[1]).toEqual({
         id: answer.event_id,
         type: 'tiktok.connection.revoked',
         occurred_at: expect.any(String),
         user_id: user,
         connected_at,
-        business_id: BIG_A,
-        account_id: 'Brand A',
+        advertiser: A,
         advertisers: ADVERTISERS,
         detected_by: 'sweep',
         code: null,
@@ -514,9 +425,11 @@ describe('connection events on PostgreSQL 15', () => {
         ['7012345678901234567'],
         [{ id: '1'.repeat(33), name: 'A' }],
       ]) {
-        await expect(call(`tiktok_record_verification('${user}', '${connected_at}', ${q(bad)})`), JSON.stringify(bad)).rejects.toThrow(/advertisers must be/)
+        await expect(call(`tiktok_record_verification('${user}', '${connected_at}', ${q(bad)})`), JSON.stringify(bad)).rejects.toThrow(
+          /advertisers must be a JSON array|violates check constraint "tiktok_connections_(advertisers_shape|chosen_advertiser)"/,
+        )
       }
-      await expect(call(`tiktok_record_verification('${user}', '${connected_at}', null)`)).rejects.toThrow(/advertisers must be/)
+      await expect(call(`tiktok_record_verification('${user}', '${connected_at}', null)`)).rejects.toThrow(/advertisers must be a JSON array, not null/)
       expect(await row(user)).toEqual(before)
     })
   })
@@ -525,7 +438,7 @@ describe('connection events on PostgreSQL 15', () => {
     // A trigger that fails the event's insert on demand, after the change was made in the same
     // function; and one that fails the completion's last step, after its event was written.
     beforeAll(async () => {
-      await pg.sql(`
+      await sql(`
         create function public.test_fail() returns trigger language plpgsql as $$
         begin
           if current_setting('test.fail', true) = TG_TABLE_NAME then
@@ -539,7 +452,7 @@ describe('connection events on PostgreSQL 15', () => {
       `)
     })
     afterAll(async () => {
-      await pg.sql(`
+      await sql(`
         drop trigger test_fail on public.tiktok_connection_events;
         drop trigger test_fail on public.tiktok_oauth_exchanges;
         drop function public.test_fail();
@@ -564,7 +477,7 @@ describe('connection events on PostgreSQL 15', () => {
       expect(await events(user)).toHaveLength(1)
 
       expect(await svc(`select public.tiktok_claim_exchange('atomic-1', '${user}', 'h', 'r') ->> 'outcome'`)).toBe('claimed')
-      const complete = `tiktok_complete_exchange('atomic-1', '${user}', 'r', 't2', ${q({ business_id: BIG_B, account_id: 'Brand B', advertisers: ADVERTISERS })})`
+      const complete = `tiktok_complete_exchange('atomic-1', '${user}', 'r', 't2', '${BIG_B}', ${q(ADVERTISERS)}, '/')`
       await expect(failing('tiktok_connection_events', complete)).rejects.toThrow(/forced failure/)
       expect(await row(user)).toEqual(before)
       // The event is written before the claim is marked done: a failure there takes the event back too.
@@ -582,7 +495,7 @@ describe('connection events on PostgreSQL 15', () => {
       const user = await newUser()
       const { connected_at } = await connect(user, 't1')
       await svc(`begin; select public.tiktok_choose_advertiser('${user}', '${BIG_B}', '${connected_at}'); rollback;`)
-      expect((await row(user)).business_id).toBe(BIG_A)
+      expect((await row(user)).advertiser_id).toBe(BIG_A)
       expect(await events(user)).toHaveLength(1)
     })
   })
@@ -590,25 +503,23 @@ describe('connection events on PostgreSQL 15', () => {
   describe('tiktok_sweep_batch', () => {
     it('hands out live connections least recently verified first (never first), at most p_limit, with token and connected_at', async () => {
       // Only this test's connections are live.
-      await pg.sql('update public.user_accounts set tiktok_revoked_at = now() where tiktok_connected_at is not null and tiktok_revoked_at is null')
-      const [never1, never2, old, recent, revoked, cleared, tokenless] = [
-        await newUser(), await newUser(), await newUser(), await newUser(), await newUser(), await newUser(), await newUser(),
-      ] as [string, string, string, string, string, string, string]
-      const at: Record<string, string> = {}
-      for (const [user, token] of [[never1, 'tok-n1'], [never2, 'tok-n2'], [old, 'tok-old'], [recent, 'tok-recent'], [revoked, 'tok-rev'], [cleared, 'tok-clr'], [tokenless, 'tok-less']] as const)
-        at[user] = (await connect(user, token)).connected_at
-      await pg.sql(`
-        update public.user_accounts set tiktok_verified_at = null where id in ('${never1}', '${never2}');
-        update public.user_accounts set tiktok_verified_at = now() - interval '2 days' where id = '${old}';
-        update public.user_accounts set tiktok_verified_at = now() - interval '1 hour' where id = '${recent}';
-        update public.user_accounts set tiktok_revoked_at = now(), tiktok_verified_at = null where id = '${revoked}';
-        update public.user_accounts set tiktok_access_token = null, tiktok_verified_at = null where id = '${tokenless}';`)
+      await sql('update public.tiktok_connections set revoked_at = now() where revoked_at is null')
+      const [never1, never2, old, recent, revoked, cleared] = [await newUser(), await newUser(), await newUser(), await newUser(), await newUser(), await newUser()] as [
+        string, string, string, string, string, string,
+      ]
+      for (const [user, token] of [[never1, 'tok-n1'], [never2, 'tok-n2'], [old, 'tok-old'], [recent, 'tok-recent'], [revoked, 'tok-rev'], [cleared, 'tok-clr']] as const)
+        await connect(user, token)
+      await sql(`
+        update public.tiktok_connections set verified_at = null where user_id in ('${never1}', '${never2}');
+        update public.tiktok_connections set verified_at = now() - interval '2 days' where user_id = '${old}';
+        update public.tiktok_connections set verified_at = now() - interval '1 hour' where user_id = '${recent}';
+        update public.tiktok_connections set revoked_at = now(), verified_at = null where user_id = '${revoked}';`)
       await call(`tiktok_disconnect('${cleared}', true)`)
 
       const batch = async (limit: string) =>
-        (await svc(`select b.user_id || '|' || b.access_token || '|' || (b.connected_at = u.tiktok_connected_at)
+        (await svc(`select b.user_id || '|' || b.access_token || '|' || (b.connected_at = c.connected_at)
                       from public.tiktok_sweep_batch(${limit}) with ordinality b(user_id, connected_at, access_token, n)
-                      join public.user_accounts u on u.id = b.user_id order by b.n`))
+                      join public.tiktok_connections c on c.user_id = b.user_id order by b.n`))
           .split('\n')
           .filter(Boolean)
       expect(await batch('3')).toEqual([`${never1}|tok-n1|true`, `${never2}|tok-n2|true`, `${old}|tok-old|true`])
@@ -618,20 +529,19 @@ describe('connection events on PostgreSQL 15', () => {
       expect(await svc(`select count(*) from public.tiktok_sweep_batch(0)`)).toBe('0')
       expect(await svc(`select count(*) from public.tiktok_sweep_batch(-5)`)).toBe('0')
       expect(await svc(`select count(*) from public.tiktok_sweep_batch(null)`)).toBe('0')
-      // Revoked, disconnected and token-less rows are never handed out, nor leased.
-      expect(await pg.sql(`select count(*) from public.user_accounts where id in ('${revoked}', '${cleared}', '${tokenless}') and tiktok_verified_at is not null`)).toBe('0')
+      // A revoked connection is never handed out, nor leased; a disconnected one has no row.
+      expect(await sql(`select count(*) from public.tiktok_connections where user_id in ('${revoked}', '${cleared}') and verified_at is not null`)).toBe('0')
       // The query uses the partial index.
-      const plan = await pg.sql(`set enable_seqscan = off; explain select id from public.user_accounts
-         where tiktok_connected_at is not null and tiktok_revoked_at is null and tiktok_access_token is not null
-         order by tiktok_verified_at nulls first, id limit 10`)
-      expect(plan).toContain('user_accounts_tiktok_sweep')
+      const plan = await sql(`set enable_seqscan = off; explain select user_id from public.tiktok_connections
+         where revoked_at is null order by verified_at nulls first, user_id limit 10`)
+      expect(plan).toContain('tiktok_connections_sweep')
     })
 
     it('two overlapping runs take different connections', async () => {
-      await pg.sql('update public.user_accounts set tiktok_revoked_at = now() where tiktok_connected_at is not null and tiktok_revoked_at is null')
+      await sql('update public.tiktok_connections set revoked_at = now() where revoked_at is null')
       const fresh = [await newUser(), await newUser(), await newUser(), await newUser()]
       for (const user of fresh) await connect(user, `tok-${user.slice(-2)}`)
-      await pg.sql(`update public.user_accounts set tiktok_verified_at = null where id in (${fresh.map((u) => `'${u}'`).join(',')})`)
+      await sql(`update public.tiktok_connections set verified_at = null where user_id in (${fresh.map((u) => `'${u}'`).join(',')})`)
       // The first run holds its transaction open while the second asks.
       const run = (hold: number) =>
         svc(`begin; select string_agg(user_id::text, ',' order by user_id) from public.tiktok_sweep_batch(2); select pg_sleep(${hold}); commit;`)
@@ -653,8 +563,8 @@ describe('connection events on PostgreSQL 15', () => {
       expect(ids).toHaveLength(3)
       const [e1, e2, e3] = ids as [string, string, string]
       // Only this test's events matter from here.
-      await pg.sql(`update ${EVENTS} set delivered_at = now() where user_id <> '${user}' and delivered_at is null`)
-      await pg.sql(`
+      await sql(`update ${EVENTS} set delivered_at = now() where user_id <> '${user}' and delivered_at is null`)
+      await sql(`
         update ${EVENTS} set created_at = now() - interval '3 hours' where id = '${e1}';
         update ${EVENTS} set created_at = now() - interval '2 hours' where id = '${e2}';`)
 
@@ -668,24 +578,24 @@ describe('connection events on PostgreSQL 15', () => {
 
       const got = JSON.parse(await svc(`select public.tiktok_event_for_delivery('${e2}')`)) as { id: string; type: string; payload: Payload; attempts: number }
       expect(got).toMatchObject({ id: e2, type: 'tiktok.connection.advertiser_changed', attempts: 0 })
-      expect(got.payload).toMatchObject({ id: e2, business_id: BIG_B, reason: 'user_choice' })
+      expect(got.payload).toMatchObject({ id: e2, advertiser: B, reason: 'user_choice' })
       expect(JSON.stringify(got)).not.toContain('secret-deliver')
 
       const failure = await call(`tiktok_record_event_failure('${e2}', ${q('HTTP 503: ' + 'x'.repeat(2000))})`)
       expect(failure).toEqual({ outcome: 'ok', attempts: 1 })
       expect((await call(`tiktok_record_event_failure('${e2}', 'timeout')`)).attempts).toBe(2)
-      expect(await pg.sql(`select attempts || ':' || last_error from ${EVENTS} where id = '${e2}'`)).toBe('2:timeout')
+      expect(await sql(`select attempts || ':' || last_error from ${EVENTS} where id = '${e2}'`)).toBe('2:timeout')
       await call(`tiktok_record_event_failure('${e2}', ${q('HTTP 503: ' + 'x'.repeat(2000))})`)
-      expect(await pg.sql(`select length(last_error) from ${EVENTS} where id = '${e2}'`)).toBe('500')
+      expect(await sql(`select length(last_error) from ${EVENTS} where id = '${e2}'`)).toBe('500')
 
       expect(await call(`tiktok_mark_event_delivered('${e2}')`)).toEqual({ outcome: 'ok' })
-      const deliveredAt = await pg.sql(`select delivered_at from ${EVENTS} where id = '${e2}'`)
-      expect(await pg.sql(`select attempts from ${EVENTS} where id = '${e2}'`)).toBe('4')
+      const deliveredAt = await sql(`select delivered_at from ${EVENTS} where id = '${e2}'`)
+      expect(await sql(`select attempts from ${EVENTS} where id = '${e2}'`)).toBe('4')
       expect(await call(`tiktok_mark_event_delivered('${e2}')`)).toEqual({ outcome: 'already_delivered' })
-      expect(await pg.sql(`select delivered_at from ${EVENTS} where id = '${e2}'`)).toBe(deliveredAt)
+      expect(await sql(`select delivered_at from ${EVENTS} where id = '${e2}'`)).toBe(deliveredAt)
       // A late failure report never un-delivers it, nor counts.
       expect(await call(`tiktok_record_event_failure('${e2}', 'late')`)).toEqual({ outcome: 'already_delivered', attempts: null })
-      expect(await pg.sql(`select attempts || ':' || (delivered_at is not null) from ${EVENTS} where id = '${e2}'`)).toBe('4:true')
+      expect(await sql(`select attempts || ':' || (delivered_at is not null) from ${EVENTS} where id = '${e2}'`)).toBe('4:true')
       // Delivered: gone from both the cron's list and the consumer's fetch.
       expect(await svc(`select public.tiktok_event_for_delivery('${e2}') is null`)).toBe('t')
       expect(await due('0 seconds', 10)).toBe(`${e1}:0,${e3}:0`)
@@ -698,35 +608,35 @@ describe('connection events on PostgreSQL 15', () => {
       // Prune: delivered and older than the window only.
       await call(`tiktok_mark_event_delivered('${e1}')`)
       await call(`tiktok_mark_event_delivered('${e3}')`)
-      await pg.sql(`
+      await sql(`
         update ${EVENTS} set created_at = now() - interval '40 days' where id in ('${e1}', '${e2}');
         update ${EVENTS} set created_at = now() - interval '40 days', delivered_at = null where id = '${e3}';`)
-      const before = Number(await pg.sql(`select count(*) from ${EVENTS}`))
+      const before = Number(await sql(`select count(*) from ${EVENTS}`))
       const pruned = Number(await svc('select public.tiktok_prune_events()'))
-      expect(await pg.sql(`select string_agg(id::text, ',') from ${EVENTS} where user_id = '${user}'`)).toBe(e3)
+      expect(await sql(`select string_agg(id::text, ',') from ${EVENTS} where user_id = '${user}'`)).toBe(e3)
       expect(pruned).toBe(2)
-      expect(Number(await pg.sql(`select count(*) from ${EVENTS}`))).toBe(before - pruned)
+      expect(Number(await sql(`select count(*) from ${EVENTS}`))).toBe(before - pruned)
       // Every other event is delivered and recent: kept by the default window, removed by a short one.
       expect(await svc("select public.tiktok_prune_events('30 days')")).toBe('0')
-      const recentDelivered = await pg.sql(`select count(*) from ${EVENTS} where delivered_at is not null`)
+      const recentDelivered = await sql(`select count(*) from ${EVENTS} where delivered_at is not null`)
       expect(Number(recentDelivered)).toBeGreaterThan(0)
       expect(await svc("select public.tiktok_prune_events('-1 second')")).toBe(recentDelivered)
-      expect(await pg.sql(`select count(*) from ${EVENTS}`)).toBe('1')
+      expect(await sql(`select count(*) from ${EVENTS}`)).toBe('1')
     })
   })
 
-  it("deleting a user erases its events (the payloads are the user's)", async () => {
+  it("deleting a Supabase user erases its events (the payloads are the user's)", async () => {
     const user = await newUser()
     await connect(user, 't')
     expect(await events(user)).toHaveLength(1)
-    await pg.sql(`delete from public.user_accounts where id = '${user}'`)
-    expect(await pg.sql(`select count(*) from ${EVENTS} where user_id = '${user}'`)).toBe('0')
+    await sql(`delete from auth.users where id = '${user}'`)
+    expect(await sql(`select count(*) from ${EVENTS} where user_id = '${user}'`)).toBe('0')
   })
 
   it('applied again on top of all this, the set changes nothing', async () => {
-    const count = await pg.sql(`select count(*) from ${EVENTS}`)
-    await pg.sql(MIGRATION)
-    expect(await pg.sql(`select count(*) from ${EVENTS}`)).toBe(count)
+    const count = await sql(`select count(*) from ${EVENTS}`)
+    await sql(inOneTransaction(MIGRATION))
+    expect(await sql(`select count(*) from ${EVENTS}`)).toBe(count)
     // The completion is this file's again, writing events.
     const user = await newUser()
     const answer = await connect(user, 't')

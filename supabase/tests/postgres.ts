@@ -11,8 +11,8 @@ const run = (command: string, args: string[]) =>
   asRoot ? execFileSync('runuser', ['-u', 'postgres', '--', join(BIN, command), ...args], { stdio: 'pipe' }) : execFileSync(join(BIN, command), args, { stdio: 'pipe' })
 
 export type Postgres = {
-  /** Runs SQL through psql; resolves with its output, rejects with psql's error text. */
-  sql: (text: string) => Promise<string>
+  /** Runs SQL through psql in `database` (default `postgres`); resolves with its output, rejects with psql's error text. */
+  sql: (text: string, database?: string) => Promise<string>
   stop: () => void
 }
 
@@ -30,9 +30,9 @@ export function startPostgres(): Postgres {
   run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8'])
   run('pg_ctl', ['-D', data, '-o', `-c listen_addresses='' -k ${dir} -c fsync=off`, '-w', '-l', join(dir, 'log'), 'start'])
 
-  const sql = (text: string) =>
+  const sql = (text: string, database = 'postgres') =>
     new Promise<string>((resolve, reject) => {
-      const child = spawn(join(BIN, 'psql'), ['-h', dir, '-U', 'postgres', '-d', 'postgres', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1'], {
+      const child = spawn(join(BIN, 'psql'), ['-h', dir, '-U', 'postgres', '-d', database, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1'], {
         stdio: ['pipe', 'pipe', 'pipe'],
       })
       let out = ''

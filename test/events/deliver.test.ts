@@ -85,7 +85,7 @@ describe('a delivery', () => {
     expect(verified).toEqual(event.payload)
     expect(verified).toMatchObject({ id: event.id, type: 'tiktok.connection.connected', user_id: USER_ID, advertisers: ADVERTISERS })
     // Ids beyond 2^53 travel as the exact strings stored.
-    expect(delivery!.body).toContain(`"business_id":"${BIG_ID}"`)
+    expect(delivery!.body).toContain(`"advertiser":{"id":"${BIG_ID}",`)
     // The reference library does check: another secret, another body or an old timestamp fail.
     expect(() => new Webhook(`whsec_${btoa('x'.repeat(32))}`).verify(delivery!.body, delivery!.headers)).toThrow()
     expect(() => new Webhook(WEBHOOK_SECRET).verify(delivery!.body.replace(BIG_ID, '7012345678901234568'), delivery!.headers)).toThrow()

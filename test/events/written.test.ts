@@ -20,7 +20,7 @@ import {
 } from '../harness'
 
 /**
- * Issue 10: every change to a connection writes its event in the same transaction, and the Worker
+ * Every change to a connection writes its event in the same transaction, and the Worker
  * hands the event's id to the EVENTS queue after answering. Here: what each route writes and sends.
  */
 let h: Harness
@@ -48,13 +48,12 @@ describe('connected', () => {
       id: event!.id,
       type: 'tiktok.connection.connected',
       user_id: USER_ID,
-      business_id: BIG_ID,
-      account_id: 'Brand A',
+      advertiser: { id: BIG_ID, name: 'Brand A' },
       advertisers: ADVERTISERS,
       reconnected: false,
-      connected_at: (await h.row(USER_ID)).tiktok_connected_at,
+      connected_at: (await h.row(USER_ID)).connected_at,
     })
-    expect(JSON.stringify(event!.payload)).not.toContain((await h.row(USER_ID)).tiktok_access_token as string)
+    expect(JSON.stringify(event!.payload)).not.toContain((await h.row(USER_ID)).access_token as string)
     expect(queue.sent).toEqual([{ event_id: event!.id }])
     expect(lines().find((l) => l.event === 'events.enqueue')).toMatchObject({ outcome: 'ok', event_id: event!.id })
     // The exchange gained no upstream round trip: the event is written by the RPC it already calls.
@@ -117,9 +116,8 @@ describe('advertiser_changed (user_choice)', () => {
     expect(changed.payload).toMatchObject({
       type: 'tiktok.connection.advertiser_changed',
       reason: 'user_choice',
-      business_id: BIG_ID_2,
-      account_id: 'Brand B',
-      previous_business_id: BIG_ID,
+      advertiser: { id: BIG_ID_2, name: 'Brand B' },
+      previous_advertiser_id: BIG_ID,
       advertisers: ADVERTISERS,
     })
     expect(queue.sent).toEqual([{ event_id: changed.id }])
@@ -136,7 +134,7 @@ describe('advertiser_changed (user_choice)', () => {
     const { queue, bindings } = deliveriesOn()
     h.supabase.faults.add('rest', { status: 503 }, 2)
     expect(await choose({ ticket: body.selection.ticket, advertiser_id: BIG_ID_2 }, bindings)).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
-    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
+    expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID)
     expect(await types()).toEqual(['tiktok.connection.connected'])
     expect(queue.sent).toEqual([])
   })
@@ -160,7 +158,7 @@ describe('revoked (detected_by verify)', () => {
     expect(r).toMatchObject({ status: 200, body: { connected: false, reason: 'revoked', verified: true } })
     await settled()
     const revoked = (await h.events()).at(-1)!
-    expect(revoked.payload).toMatchObject({ type: 'tiktok.connection.revoked', detected_by: 'verify', code: 40102, business_id: BIG_ID })
+    expect(revoked.payload).toMatchObject({ type: 'tiktok.connection.revoked', detected_by: 'verify', code: 40102, advertiser: { id: BIG_ID, name: 'Brand A' } })
     expect(queue.sent).toEqual([{ event_id: revoked.id }])
     // Already revoked: TikTok is not asked again, and nothing more is written.
     expect(await asUser(h, '/api/tiktok/connection?verify=true', { bindings })).toMatchObject({ body: { connected: false, reason: 'revoked' } })
@@ -170,7 +168,7 @@ describe('revoked (detected_by verify)', () => {
   it('a connection replaced while TikTok was asked is not marked: the refused token is not the stored one', async () => {
     await connect(h)
     const list = vi.spyOn(TikTokClient.prototype, 'listAdvertisers').mockImplementation(async () => {
-      await h.sql(`update public.user_accounts set tiktok_connected_at = tiktok_connected_at + interval '1 second' where id = $1 returning id`, [USER_ID])
+      await h.sql(`update public.tiktok_connections set connected_at = connected_at + interval '1 second' where user_id = $1 returning user_id`, [USER_ID])
       throw TikTokError.fromCode(40105)
     })
     const r = await asUser(h, '/api/tiktok/connection?verify=true', { bindings: deliveriesOn().bindings })
@@ -178,7 +176,7 @@ describe('revoked (detected_by verify)', () => {
     // The stored connection as it is now, not a verification of it.
     expect(r).toMatchObject({ status: 200, body: { connected: true } })
     expect(r.body.verified).toBeUndefined()
-    expect((await h.row(USER_ID)).tiktok_revoked_at).toBeNull()
+    expect((await h.row(USER_ID)).revoked_at).toBeNull()
     expect(await types()).toEqual(['tiktok.connection.connected'])
   })
 
@@ -194,7 +192,7 @@ describe('revoked (detected_by verify)', () => {
 describe('disconnected', () => {
   it('written with what was connected and whether TikTok confirmed the revoke; a second disconnect writes nothing', async () => {
     await connect(h)
-    const connectedAt = (await h.row(USER_ID)).tiktok_connected_at
+    const connectedAt = (await h.row(USER_ID)).connected_at
     const { queue, bindings } = deliveriesOn()
     expect(await asUser(h, '/api/tiktok/connection', { method: 'DELETE', bindings })).toMatchObject({ status: 200, body: { revoked: true } })
     await settled()
@@ -202,7 +200,7 @@ describe('disconnected', () => {
     expect(gone.payload).toMatchObject({
       type: 'tiktok.connection.disconnected',
       revoked_at_tiktok: true,
-      business_id: BIG_ID,
+      advertiser: { id: BIG_ID, name: 'Brand A' },
       connected_at: connectedAt,
       advertisers: ADVERTISERS,
     })
@@ -223,19 +221,19 @@ describe('disconnected', () => {
   it('a newer connection made while disconnecting stays connected: 409 connection_changed, no event', async () => {
     await connect(h)
     vi.spyOn(TikTokClient.prototype, 'revokeToken').mockImplementation(async () => {
-      await h.sql(`update public.user_accounts set tiktok_connected_at = tiktok_connected_at + interval '1 second' where id = $1 returning id`, [USER_ID])
+      await h.sql(`update public.tiktok_connections set connected_at = connected_at + interval '1 second' where user_id = $1 returning user_id`, [USER_ID])
       return true
     })
     const r = await asUser(h, '/api/tiktok/connection', { method: 'DELETE', bindings: deliveriesOn().bindings })
     expect(r).toMatchObject({ status: 409, body: { code: 'connection_changed' } })
-    expect((await h.row(USER_ID)).tiktok_access_token).not.toBeNull()
+    expect((await h.row(USER_ID)).access_token).not.toBeNull()
     expect(await types()).toEqual(['tiktok.connection.connected'])
   })
 
   it('nothing connected: no write at all', async () => {
     h.supabase.requests.length = 0
     expect(await asUser(h, '/api/tiktok/connection', { method: 'DELETE' })).toMatchObject({ status: 200, body: { success: true, revoked: false } })
-    expect(h.supabaseCalls()).toEqual(['GET /rest/v1/user_accounts'])
+    expect(h.supabaseCalls()).toEqual(['GET /rest/v1/tiktok_connections'])
     expect(await h.events()).toEqual([])
   })
 })
@@ -250,7 +248,7 @@ describe('reconnect', () => {
     const { queue, bindings } = deliveriesOn()
     const again = await connect(h, { bindings })
     expect(again.status).toBe(200)
-    expect((await h.row(USER_ID)).tiktok_revoked_at).toBeNull()
+    expect((await h.row(USER_ID)).revoked_at).toBeNull()
     expect(await asUser(h, '/api/tiktok/connection')).toMatchObject({ body: { connected: true, business_id: BIG_ID } })
     const events = await h.events()
     expect(events.map((e) => [e.type, e.payload.reconnected])).toEqual([
@@ -272,7 +270,7 @@ describe('reconnect', () => {
 
 describe('a choice the sweep cleared (advertiser_removed)', () => {
   const removeChosen = async () => {
-    const connectedAt = (await h.row(USER_ID)).tiktok_connected_at
+    const connectedAt = (await h.row(USER_ID)).connected_at
     await h.sql(`select public.tiktok_record_verification($1, $2, $3::jsonb) as answer`, [USER_ID, connectedAt, JSON.stringify([ADVERTISERS[1]])])
   }
 
@@ -287,7 +285,7 @@ describe('a choice the sweep cleared (advertiser_removed)', () => {
     expect(body).toMatchObject({ success: true, business_id: null, advertiser_required: true, advertisers: [ADVERTISERS[1]] })
     // One advertiser left, still a choice to make: the ticket is there.
     expect(await choose({ ticket: body.selection.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 200, body: { business_id: BIG_ID_2 } })
-    expect((await h.events()).at(-1)!.payload).toMatchObject({ type: 'tiktok.connection.advertiser_changed', reason: 'user_choice', previous_business_id: null })
+    expect((await h.events()).at(-1)!.payload).toMatchObject({ type: 'tiktok.connection.advertiser_changed', reason: 'user_choice', previous_advertiser_id: null })
     expect((await asUser(h, '/api/tiktok/connection')).body.advertiser_required).toBeUndefined()
   })
 })

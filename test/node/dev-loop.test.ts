@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { runDev } from '../../e2e/dev-run.ts'
 import { describePortsInUse, portsInUse } from '../../scripts/ports.ts'
+import { SCHEMA } from '../../src/schema.ts'
 import { checkWorker, describeProblems, describeRefusedOrigins, lineFilter, removeAbandonedRuns, ROOT, StackError, startStack } from '../../scripts/stack.ts'
 
 /** A port nobody holds right now, chosen by the system: never the defaults a person's `npm run dev` uses. */
@@ -111,7 +112,7 @@ describe('pre-flight port check', () => {
 
 describe('identity check: only this run of this Worker counts as ready', () => {
   const NONCE = 'dev-0123456789abcdef'
-  const health = { ok: true, missing: [], malformed: [], problems: [] }
+  const health = { ok: true, missing: [], malformed: [], problems: [], schema: 'ok', schema_file: SCHEMA.file }
 
   it("refuses another program's answer, even one that looks like health", async () => {
     const port = await freePort()
@@ -168,6 +169,8 @@ describe('settings problems, as npm run dev prints them', () => {
           { name: 'STATE_SECRET', problem: 'malformed', reason: 'must be at least 32 bytes (make one: openssl rand -base64 48)' },
           { name: 'USER_RATE_LIMIT', problem: 'missing', reason: 'the [[ratelimits]] binding declared in wrangler.toml' },
         ],
+        schema: 'unknown',
+        schema_file: SCHEMA.file,
       },
       ['TIKTOK_APP_SECRET', 'STATE_SECRET'],
     )
@@ -175,6 +178,16 @@ describe('settings problems, as npm run dev prints them', () => {
     expect(text).toContain('STATE_SECRET (.dev.vars): malformed — must be at least 32 bytes (make one: openssl rand -base64 48)')
     expect(text).toContain('USER_RATE_LIMIT (wrangler.toml): missing — the [[ratelimits]] binding')
     expect(text).toContain('Fix them in .dev.vars')
+  })
+
+  it('with the settings fine, says what the database lacks and names the file to apply', () => {
+    const settled = { ok: false, missing: [], malformed: [], problems: [], schema_file: SCHEMA.file }
+    const missing = describeProblems({ ...settled, schema: 'missing' }, [])
+    expect(missing).toContain(`database's schema is missing`)
+    expect(missing).toContain(`until ${SCHEMA.file} is applied`)
+    expect(missing).not.toContain('.dev.vars')
+    expect(describeProblems({ ...settled, schema: 'outdated' }, [])).toContain(`database's schema is outdated`)
+    expect(describeProblems({ ...settled, schema: 'unknown' }, [])).toContain('check SUPABASE_URL and SUPABASE_SECRET_KEY')
   })
 })
 

@@ -54,7 +54,7 @@ describe('a binding cookie planted under a look-alike name', () => {
       )
       expect(r).toMatchObject({ status: 403, body: { code: 'state_not_bound' } })
       expect(h.tiktok.requests).toEqual([])
-      expect((await h.row(OTHER_USER_ID)).tiktok_access_token).toBeNull()
+      expect((await h.row(OTHER_USER_ID)).access_token).toBeNull()
       expect(lines().find((l) => l.code === 'state_not_bound')).toMatchObject({ reason: 'no_cookie' })
       expect(lines().find((l) => l.event === 'planted_cookie')).toMatchObject({ level: 'warn', name: NAME, lookalikes: 1 })
     })
@@ -68,8 +68,8 @@ describe('a binding cookie planted under a look-alike name', () => {
         const r = await json(await exchange({ state: s.state, authCode: h.tiktok.issueCode(), headers: { cookie } }))
         expect(r, order).toMatchObject({ status: 200, body: { success: true, business_id: BIG_ID } })
       }
-      expect((await h.row(USER_ID)).tiktok_connected_at).not.toBeNull()
-      expect((await h.row(OTHER_USER_ID)).tiktok_access_token).toBeNull()
+      expect((await h.row(USER_ID)).connected_at).not.toBeNull()
+      expect((await h.row(OTHER_USER_ID)).access_token).toBeNull()
       expect(lines().filter((l) => l.event === 'planted_cookie')).toHaveLength(2)
     })
   }
@@ -97,7 +97,7 @@ describe('the selection ticket works only in the browser that finished the flow'
       const r = await chooseAdvertiser(h, { ticket: body.selection.ticket, advertiser_id: BIG_ID_2 }, { cookie })
       expect(r, String(cookie)).toMatchObject({ status: 403, body: { code: 'ticket_not_bound', error: expect.stringContaining('another browser') } })
     }
-    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
+    expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID)
     expect(lines().filter((l) => l.code === 'ticket_not_bound').map((l) => l.reason)).toEqual(['no_cookie', 'cookie_mismatch'])
   })
 
@@ -197,7 +197,7 @@ describe('a rate-limit answer from TikTok is never retried', () => {
     expect(r).toMatchObject({ status: 429, body: { code: 'tiktok_rate_limited' } })
     expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
     expect(h.sleeps).toEqual([])
-    expect((await h.row(USER_ID)).tiktok_revoked_at).toBeNull()
+    expect((await h.row(USER_ID)).revoked_at).toBeNull()
   })
 })
 

@@ -49,7 +49,7 @@ const read = async (res: Response) => {
 /** No connection written, no completion attempted, and any claim given back (counted) for a retry. */
 const nothingWritten = async () => {
   expect(h.supabaseCalls().filter((call) => call === COMPLETE || call.startsWith('PATCH'))).toEqual([])
-  expect((await h.row(USER_ID)).tiktok_access_token).toBeNull()
+  expect((await h.row(USER_ID)).access_token).toBeNull()
   expect((await h.exchanges()).filter((e) => e.status !== 'released')).toEqual([])
 }
 const CLAIM = 'POST /rest/v1/rpc/tiktok_claim_exchange'
@@ -97,11 +97,11 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     expect(JSON.parse(token!.body)).toEqual({ app_id: 'test-app-id', secret: testEnv.TIKTOK_APP_SECRET, auth_code: code })
 
     const row = await h.row(USER_ID)
-    expect(row.tiktok_access_token).toMatch(/^[0-9a-f]{40}$/)
+    expect(row.access_token).toMatch(/^[0-9a-f]{40}$/)
     const [list] = h.tiktokCalls('/advertiser/get/')
     expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
     expect(list!.method).toBe('GET')
-    expect(list!.headers['access-token']).toBe(row.tiktok_access_token)
+    expect(list!.headers['access-token']).toBe(row.access_token)
     expect(list!.headers.authorization).toBeUndefined()
     expect(list!.query).toEqual({ app_id: 'test-app-id', secret: testEnv.TIKTOK_APP_SECRET })
 
@@ -119,10 +119,10 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     expect(stored!.claimed_by).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
     expect(stored!.claimed_by).not.toBe(headers.get('x-request-id'))
     for (const r of [claim!, complete!]) expect(r.body).not.toContain(code)
-    expect(row.tiktok_advertisers).toEqual(ADVERTISERS)
-    expect(row).toMatchObject({ tiktok_business_id: BIG_ID, tiktok_account_id: 'Brand A' })
-    expect(row.tiktok_connected_at).toBeTruthy()
-    expect((await h.row(OTHER_USER_ID)).tiktok_access_token).toBeNull()
+    expect(row.advertisers).toEqual(ADVERTISERS)
+    expect(row).toMatchObject({ advertiser_id: BIG_ID, advertiser_name: 'Brand A' })
+    expect(row.connected_at).toBeTruthy()
+    expect((await h.row(OTHER_USER_ID)).access_token).toBeNull()
 
     const events = h.logs.map((l) => JSON.parse(l))
     expect(events.map((e) => e.event)).toEqual(
@@ -152,7 +152,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     const { status, started } = await roundTrip({ origin: OTHER_ORIGIN })
     expect(status).toBe(200)
     expect(started.authorizeUrl.searchParams.get('redirect_uri')).toBe(`${OTHER_ORIGIN}/oauth/callback`)
-    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
+    expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID)
   })
 
   it('sends a legacy service_role JWT key as a bearer token too', async () => {
@@ -161,9 +161,10 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     const res = await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }, { SUPABASE_SECRET_KEY: legacy })
     // The stand-in only knows the sb_secret key: refused, and that is a storage failure, not a crash.
     expect((await read(res)).body.code).toBe('storage_unavailable')
-    const claim = h.supabase.requests[0]!
-    expect(claim.headers.apikey).toBe(legacy)
-    expect(claim.headers.authorization).toBe(`Bearer ${legacy}`)
+    // The first request of this isolate (the schema check) was refused already; every one carries the key.
+    const first = h.supabase.requests[0]!
+    expect(first.headers.apikey).toBe(legacy)
+    expect(first.headers.authorization).toBe(`Bearer ${legacy}`)
     expect(h.logs.join('\n')).not.toContain(legacy)
   })
 
@@ -173,8 +174,9 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       const { status, body } = await roundTrip()
       expect(status).toBe(200)
       expect(body.business_id).toBe('9007199254740993')
-      expect((await h.row(USER_ID)).tiktok_business_id).toBe('9007199254740993')
-      expect(h.supabase.requests[1]!.body).toContain('"business_id":"9007199254740993"')
+      expect((await h.row(USER_ID)).advertiser_id).toBe('9007199254740993')
+      const completion = h.supabase.requests.find((r) => r.path.endsWith('/rpc/tiktok_complete_exchange'))!
+      expect(completion.body).toContain('"p_advertiser_id":"9007199254740993","p_advertisers":[{"id":"9007199254740993","name":"Edge"}]')
     })
   })
 
@@ -325,7 +327,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       const r = await roundTrip()
       expect(r.status).toBe(200)
       expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(3)
-      expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
+      expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID)
     })
 
     // The quota is the app's: a retry while TikTok throttles spends more of what every tenant shares.
@@ -378,12 +380,22 @@ describe('POST /api/tiktok/oauth/exchange', () => {
   })
 
   describe('Supabase failures', () => {
-    it('a user without a user_accounts row is 404 account_not_found, before TikTok is called', async () => {
-      await h.sql('delete from public.user_accounts where id = $1 returning id', [USER_ID])
+    it('a user deleted from auth.users since its access token was issued is 401 unauthorized, before TikTok is called', async () => {
+      await h.sql('delete from auth.users where id = $1 returning id', [USER_ID])
       const r = await roundTrip()
-      expect(r).toMatchObject({ status: 404, body: { code: 'account_not_found' } })
+      expect(r).toMatchObject({ status: 401, body: { code: 'unauthorized' } })
       expect(h.supabaseCalls()).toEqual([CLAIM])
       expect(h.tiktok.requests).toEqual([])
+      expect(await h.exchanges()).toEqual([])
+      const failure = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'oauth.failure')
+      expect(failure).toMatchObject({ code: 'unauthorized', reason: 'user_deleted' })
+    })
+
+    it('any Supabase user can connect: a user the product has no row for (no profile) gets its connection', async () => {
+      await h.sql('delete from public.profiles where id = $1 returning id', [USER_ID])
+      const r = await roundTrip()
+      expect(r.status).toBe(200)
+      expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID)
     })
 
     it('a 5xx on the claim is retried once, then 502 storage_unavailable; TikTok never called', async () => {
@@ -399,7 +411,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       const r = await roundTrip()
       expect(r.status).toBe(200)
       expect(h.supabaseCalls()).toEqual([CLAIM, CLAIM, COMPLETE])
-      expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
+      expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID)
     })
 
     it('a completion that fails after TikTok answered writes nothing and gives the state back', async () => {
@@ -407,7 +419,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       const r = await roundTrip()
       expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
       expect(h.supabaseCalls()).toEqual([CLAIM, COMPLETE, COMPLETE, RELEASE])
-      expect((await h.row(USER_ID)).tiktok_access_token).toBeNull()
+      expect((await h.row(USER_ID)).access_token).toBeNull()
       expect((await h.exchanges())).toMatchObject([{ status: 'released', failed_attempts: 1 }])
     })
 
@@ -433,7 +445,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
 describe('other endpoints', () => {
   it('GET /api/tiktok/health (inside the production routes) names missing settings, never values', async () => {
     const ok = await read(await call(`${APP_ORIGIN}/api/tiktok/health`))
-    expect(ok).toMatchObject({ status: 200, body: { ok: true, missing: [], malformed: [], problems: [] } })
+    expect(ok).toMatchObject({ status: 200, body: { ok: true, missing: [], malformed: [], problems: [], schema: 'ok' } })
     const bad = await read(await call(`${APP_ORIGIN}/api/tiktok/health`, {}, { SUPABASE_SECRET_KEY: '', ALLOWED_ORIGINS: 'app.example.com' }))
     expect(bad.status).toBe(503)
     expect(bad.body).toMatchObject({ ok: false, missing: ['SUPABASE_SECRET_KEY'], malformed: ['ALLOWED_ORIGINS'] })
@@ -448,6 +460,9 @@ describe('other endpoints', () => {
     expect(r.status).toBe(503)
     expect(r.body).toEqual({
       ok: false,
+      // The settings do not allow asking the database.
+      schema: 'unknown',
+      schema_file: 'supabase/migrations/20261125000000_tiktok_connect.sql',
       missing: ['TIKTOK_APP_SECRET'],
       malformed: ['TIKTOK_AUTH_URL', 'STATE_SECRET', 'UPSTREAM_TIMEOUT_MS', 'TOKEN_ENCRYPTION_KEY'],
       problems: [

@@ -65,7 +65,7 @@ describe('a grant is not left live at TikTok when a later step fails', () => {
     expect(h.tiktok.tokenIsLive(token)).toBe(false)
     expect(JSON.parse(h.tiktokCalls('/revoke_token/')[0]!.body)).toMatchObject({ access_token: token })
     expect(lines().find((l) => l.event === 'tiktok.revoke')).toMatchObject({ outcome: 'ok', reason: 'tiktok_unavailable' })
-    expect((await h.row(USER_ID)).tiktok_access_token).toBeNull()
+    expect((await h.row(USER_ID)).access_token).toBeNull()
   })
 
   it('the completion write fails → the claim is released first, then the token is revoked', async () => {
@@ -97,7 +97,7 @@ describe('a grant is not left live at TikTok when a later step fails', () => {
     expect(r).toMatchObject({ status: 200, body: { success: true, business_id: BIG_ID } })
     expect(h.tiktokCalls('/revoke_token/')).toEqual([])
     expect(h.tiktok.tokenIsLive(issuedToken())).toBe(true)
-    expect((await h.row(USER_ID)).tiktok_access_token).toBe(issuedToken())
+    expect((await h.row(USER_ID)).access_token).toBe(issuedToken())
   })
 
   it('when the release after a lost completion answer fails too, nothing is revoked (the connection may be stored)', async () => {
@@ -139,7 +139,7 @@ describe('the binding cookie cannot be tossed from a sibling subdomain', () => {
     )
     expect(r).toMatchObject({ status: 403, body: { code: 'state_not_bound' } })
     expect(h.tiktok.requests).toEqual([])
-    expect((await h.row(OTHER_USER_ID)).tiktok_access_token).toBeNull()
+    expect((await h.row(OTHER_USER_ID)).access_token).toBeNull()
   })
 
   it('a Cookie header carrying the binding cookie twice is refused (403 state_not_bound)', async () => {
@@ -164,8 +164,8 @@ describe('the advertiser choice', () => {
     const bobToken = await h.supabase.signAccessToken(OTHER_USER_ID)
     const r = await choose({ ticket: alice.body.selection.ticket, advertiser_id: BIG_ID_2 }, { authorization: `Bearer ${bobToken}` })
     expect(r).toMatchObject({ status: 200, body: { business_id: BIG_ID_2 } })
-    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID_2)
-    expect((await h.row(OTHER_USER_ID)).tiktok_business_id).toBeNull()
+    expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID_2)
+    expect((await h.row(OTHER_USER_ID)).advertiser_id).toBeNull()
     // Bob's token at the product's endpoint: Bob has no connection, and Alice's ticket in the body is not read.
     const bob = await asUser(h, '/api/tiktok/advertiser', {
       userId: OTHER_USER_ID,
@@ -174,7 +174,7 @@ describe('the advertiser choice', () => {
       body: JSON.stringify({ advertiser_id: BIG_ID, ticket: alice.body.selection.ticket }),
     })
     expect(bob).toMatchObject({ status: 404, body: { code: 'not_connected' } })
-    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID_2)
+    expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID_2)
   })
 
   it('a ticket from before a reconnect is stale (400 invalid_ticket), even for an id the new grant lacks', async () => {
@@ -187,7 +187,7 @@ describe('the advertiser choice', () => {
     const fromFirstFlow = { cookie: first.started.cookie }
     const r = await chooseAdvertiser(h, { ticket: first.body.selection.ticket, advertiser_id: BIG_ID_2 }, fromFirstFlow)
     expect(r).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
-    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
+    expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID)
     // Even an id the new grant has: the ticket names the old connection.
     expect(await chooseAdvertiser(h, { ticket: first.body.selection.ticket, advertiser_id: BIG_ID }, fromFirstFlow)).toMatchObject({
       status: 400,
@@ -198,10 +198,10 @@ describe('the advertiser choice', () => {
   it('the chosen id is checked against the list stored now, not one carried by the ticket', async () => {
     const first = await connect(h)
     // The stored list shrinks (as a later verification would record it); the ticket is still current.
-    await h.sql(`update public.user_accounts set tiktok_advertisers = $1::jsonb where id = $2 returning id`, [JSON.stringify([{ id: BIG_ID, name: 'Brand A' }]), USER_ID])
+    await h.sql(`update public.tiktok_connections set advertisers = $1::jsonb where user_id = $2 returning user_id`, [JSON.stringify([{ id: BIG_ID, name: 'Brand A' }]), USER_ID])
     const r = await choose({ ticket: first.body.selection.ticket, advertiser_id: BIG_ID_2 })
     expect(r).toMatchObject({ status: 403, body: { code: 'advertiser_not_allowed' } })
-    expect((await h.row(USER_ID)).tiktok_business_id).toBe(BIG_ID)
+    expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID)
   })
 
   it('reopening the original callback after a choice answers what is stored now', async () => {
@@ -315,7 +315,7 @@ describe('abuse is throttled', () => {
     expect(locked.body.error).toMatch(/start the connection again/i)
     expect(tokenExchanges()).toHaveLength(5)
     expect((await h.exchanges())).toMatchObject([{ status: 'released', failed_attempts: 5 }])
-    expect((await h.row(USER_ID)).tiktok_access_token).toBeNull()
+    expect((await h.row(USER_ID)).access_token).toBeNull()
   })
 })
 

@@ -126,7 +126,7 @@ describe('whose connection', () => {
   it('none stored: 404 not_connected; revoked: 409 connection_revoked; neither reaches TikTok', async () => {
     expect(codeOf(await proxied('open_api/v1.3/advertiser/info/', { user: OTHER_USER_ID }))).toBe('not_connected')
     await connect(h)
-    await h.sql(`update public.user_accounts set tiktok_revoked_at = now() where id = $1 returning id`, [USER_ID])
+    await h.sql(`update public.tiktok_connections set revoked_at = now() where user_id = $1 returning user_id`, [USER_ID])
     h.tiktok.requests.length = 0
     const r = await proxied(`open_api/v1.3/advertiser/info/?advertiser_ids=${encodeURIComponent(JSON.stringify([BIG_ID]))}`)
     expect(r.status).toBe(409)
@@ -136,7 +136,7 @@ describe('whose connection', () => {
 })
 
 const infoPath = (ids: string[]) => `open_api/v1.3/advertiser/info/?advertiser_ids=${encodeURIComponent(JSON.stringify(ids))}`
-const storedToken = async () => (await h.row(USER_ID)).tiktok_access_token as string
+const storedToken = async () => (await h.row(USER_ID)).access_token as string
 
 describe('what reaches TikTok, and what comes back', () => {
   it('TikTok’s own path and query with the stored token in Access-Token; nothing of the caller’s headers, never the app secret', async () => {
@@ -191,7 +191,7 @@ describe('what reaches TikTok, and what comes back', () => {
     expect(refused.status).toBe(200)
     expect(refused.headers.get('x-tiktok-code')).toBe('40105')
     expect(JSON.parse(refused.text)).toMatchObject({ code: 40105 })
-    expect((await h.row(USER_ID)).tiktok_revoked_at).not.toBeNull()
+    expect((await h.row(USER_ID)).revoked_at).not.toBeNull()
     expect((await h.events()).map((e) => e.payload)).toMatchObject([{ type: 'tiktok.connection.connected' }, { type: 'tiktok.connection.revoked', detected_by: 'proxy', code: 40105 }])
     const next = await proxied(infoPath([BIG_ID]))
     expect(next.status).toBe(409)

@@ -122,7 +122,7 @@ describe('the proxy and the sweep do not go ahead without the governor', () => {
     await waitOnExecutionContext(ctx)
     expect(h.tiktok.requests).toEqual([])
     expect(lines().find((l) => l.event === 'sweep.run')).toMatchObject({ checked: 0, stopped_early: true })
-    expect((await h.row(USER_ID)).tiktok_revoked_at).toBeNull()
+    expect((await h.row(USER_ID)).revoked_at).toBeNull()
   })
 })
 
