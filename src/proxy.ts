@@ -10,6 +10,9 @@ import { type Forwarded, kindOfCode, TikTokError } from './tiktok'
 /** The TikTok API version the proxy serves; a caller's base URL is `https://<product>/api/tiktok/proxy`. */
 export const PROXIED_PREFIX = 'open_api/v1.3/'
 
+/** A connection proxied through is recorded as verified at most this often (the SQL holds the same rule). */
+const RECORD_USE_EVERY_MS = 10 * 60_000
+
 /** The advertiser a read is about (`advertiser_id`, or the first of `advertiser_ids`), for TikTok's per-advertiser limit. */
 function advertiserOf(query: string): string | undefined {
   const params = new URLSearchParams(query)
@@ -80,5 +83,11 @@ export async function proxyCall(s: Services, call: ProxyCall): Promise<Forwarded
       .then((marked) => s.log.info('tiktok.token_revoked', { user_id: call.userId, tiktok_code: forwarded.code, detected_by: 'proxy', outcome: marked.outcome }))
       .catch((error: unknown) => s.log.warn('tiktok.token_revoked', { user_id: call.userId, outcome: 'error', error }))
   }
+  // Health from every call: a working token is what the sweep would check for, so a connection in
+  // use costs the sweep nothing. Written at most once per 10 minutes, after the answer.
+  if (forwarded.code === 0 && !(row.verified_at && s.clock.now() - Date.parse(row.verified_at) < RECORD_USE_EVERY_MS))
+    s.background(
+      s.db.recordUse(call.userId, row.connected_at).catch((error: unknown) => s.log.warn('supabase.record_use', { outcome: 'error', error })),
+    )
   return forwarded
 }

@@ -63,9 +63,11 @@ export type ConnectionRow = {
   advertisers: Advertiser[]
   connected_at: string
   revoked_at: string | null
+  /** When TikTok last answered for this token (the sweep, or a proxied call), or when the sweep took it. */
+  verified_at: string | null
 }
 
-const CONNECTION_COLUMNS = 'advertiser_id,advertiser_name,advertisers,connected_at,revoked_at'
+const CONNECTION_COLUMNS = 'advertiser_id,advertiser_name,advertisers,connected_at,revoked_at,verified_at'
 
 /** Legacy keys are JWTs and go as a bearer token too; Supabase refuses an `sb_secret_` key there. */
 export const supabaseHeaders = (key: string): Record<string, string> =>
@@ -296,6 +298,12 @@ export class SupabaseStore {
       this.#rpc('tiktok_record_verification', { p_user_id: userId, p_connected_at: connectedAt, p_advertisers: advertisers }),
     )
     return this.#committed(this.#outcome<Verified>('supabase.verification', answer.data, ['ok', 'advertiser_removed', 'revoked', 'stale']))
+  }
+
+  /** A proxied call TikTok answered with the token: recorded as verified, at most once per 10 minutes (the SQL decides). */
+  async recordUse(userId: string, connectedAt: string): Promise<'recorded' | 'recent' | 'stale'> {
+    const answer = await this.#run('supabase.record_use', () => this.#rpc('tiktok_record_use', { p_user_id: userId, p_connected_at: connectedAt }))
+    return this.#outcome<{ outcome: 'recorded' | 'recent' | 'stale' }>('supabase.record_use', answer.data, ['recorded', 'recent', 'stale']).outcome
   }
 
   /**

@@ -436,6 +436,30 @@ begin
 end;
 $$;
 
+-- A proxied call TikTok answered with its token (code 0): the connection works, as a sweep check
+-- would have found. Recorded at most once per 10 minutes per connection, so a busy product service
+-- does not write per call, and the sweep (least recently verified first) passes over connections in
+-- use. Answers {"outcome": "recorded" | "recent" | "stale"}: stale when the connection made at
+-- p_connected_at is not the live one now.
+create or replace function public.tiktok_record_use(p_user_id uuid, p_connected_at timestamptz) returns jsonb
+language plpgsql
+security invoker
+set search_path = ''
+as $$
+begin
+  update public.tiktok_connections
+     set verified_at = now()
+   where user_id = p_user_id and connected_at = p_connected_at and revoked_at is null
+     and (verified_at is null or verified_at < now() - interval '10 minutes');
+  if found then
+    return jsonb_build_object('outcome', 'recorded');
+  end if;
+  return jsonb_build_object('outcome', case when exists (
+    select 1 from public.tiktok_connections where user_id = p_user_id and connected_at = p_connected_at and revoked_at is null
+  ) then 'recent' else 'stale' end);
+end;
+$$;
+
 -- The next live connections to check at TikTok, least recently taken first (never taken first),
 -- at most p_limit (capped at 1000; null or negative: none), with the stored token (sealed, as
 -- stored: the Worker opens it) and connected_at (pass it back to tiktok_record_verification or
@@ -745,6 +769,7 @@ declare
     'public.tiktok_choose_advertiser(uuid, text, timestamptz)',
     'public.tiktok_sweep_batch(integer)',
     'public.tiktok_record_verification(uuid, timestamptz, jsonb)',
+    'public.tiktok_record_use(uuid, timestamptz)',
     'public.tiktok_mark_revoked(uuid, text, integer, timestamptz)',
     'public.tiktok_disconnect(uuid, boolean, timestamptz)',
     'public.tiktok_events_to_deliver(interval, integer)',

@@ -38,6 +38,7 @@ const FUNCTIONS = [
   'tiktok_mark_revoked(uuid,text,integer,timestamp with time zone)',
   'tiktok_prune_events(interval)',
   'tiktok_record_event_failure(uuid,text)',
+  'tiktok_record_use(uuid,timestamp with time zone)',
   'tiktok_record_verification(uuid,timestamp with time zone,jsonb)',
   'tiktok_release_exchange(text,text)',
   'tiktok_sweep_batch(integer)',

@@ -1,4 +1,7 @@
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from 'cloudflare:test'
+import { env } from 'cloudflare:workers'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import worker from '../../src/index'
 import { APP_ORIGIN, BIG_ID, call, connect, expectNoLeaks, type Harness, harness, OTHER_USER_ID, settled, USER_ID } from '../harness'
 
 /** The proxy for the product's backends: who may call it, which paths reach TikTok, what comes back. */
@@ -239,5 +242,40 @@ describe('the app’s quota', () => {
     expect(r.headers.get('x-tiktok-code')).toBe('0')
     expect(h.tiktokCalls('/advertiser/info/')).toHaveLength(2)
     expect(h.logs.map((l) => JSON.parse(l)).filter((l) => l.event === 'quota.backoff')).toHaveLength(1)
+  })
+})
+
+describe('health from every call', () => {
+  const age = (userId: string, interval: string) =>
+    h.sql(`update public.tiktok_connections set verified_at = now() - $2::interval where user_id = $1 returning user_id`, [userId, interval])
+  const recordUses = () => h.supabaseCalls().filter((c) => c === 'POST /rest/v1/rpc/tiktok_record_use')
+
+  it('a call TikTok answers with code 0 records the connection as verified, at most once per 10 minutes', async () => {
+    await connect(h)
+    await age(USER_ID, '1 hour')
+    const before = Date.parse((await h.row(USER_ID)).verified_at as string)
+    expect((await proxied(infoPath([BIG_ID]))).headers.get('x-tiktok-code')).toBe('0')
+    await settled()
+    expect(Date.parse((await h.row(USER_ID)).verified_at as string)).toBeGreaterThan(before + 50 * 60_000)
+    // Busy: the next calls find it recent and write nothing.
+    for (let i = 0; i < 3; i++) await proxied(infoPath([BIG_ID]))
+    await settled()
+    expect(recordUses()).toHaveLength(1)
+  })
+
+  it('so the sweep takes the connections not in use first', async () => {
+    await connect(h)
+    await connect(h, { userId: OTHER_USER_ID })
+    await age(USER_ID, '2 hours')
+    await age(OTHER_USER_ID, '1 hour')
+    // The product's service uses USER_ID's connection: it becomes the most recently verified.
+    await proxied(infoPath([BIG_ID]))
+    await settled()
+    h.tiktok.requests.length = 0
+    const ctx = createExecutionContext()
+    await worker.scheduled(createScheduledController({ cron: '*/15 * * * *', scheduledTime: Date.now() }), { ...env, SWEEP_MAX_PER_RUN: '1' } as never, ctx)
+    await waitOnExecutionContext(ctx)
+    const swept = h.tiktokCalls('/advertiser/get/').map((r) => r.headers['access-token'])
+    expect(swept).toEqual([(await h.row(OTHER_USER_ID)).access_token])
   })
 })
