@@ -60,12 +60,12 @@ describe('connectTikTok in a popup', () => {
 
     const outcome = await clientOutcome(page)
     const row = await demoRow(demo)
-    expect(outcome.resolved).toEqual({ business_id: EU.id, account_id: EU.name, advertisers: DEMO_ADVERTISERS, connected_at: expect.any(String) })
+    expect(outcome.resolved).toEqual({ advertiser: EU, advertisers: DEMO_ADVERTISERS, connected_at: expect.any(String) })
     expect(Date.parse(outcome.resolved.connected_at)).toBe(Date.parse(row.connected_at as string))
     const events = await clientEvents(page)
     expect(events.map((e) => e.type)).toEqual(['opened', 'authorized', 'advertiser_chosen', 'connected', 'closed'])
     expect(events[0]).toEqual({ type: 'opened', mode: 'popup' })
-    expect(events[2]).toEqual({ type: 'advertiser_chosen', business_id: EU.id })
+    expect(events[2]).toEqual({ type: 'advertiser_chosen', advertiser_id: EU.id })
     expect(events[3]).toEqual({ type: 'connected', connection: outcome.resolved })
     expect(row.advertiser_id).toBe(EU.id)
     expect(exchangeCalls(demo)).toBe(1)
@@ -149,7 +149,7 @@ describe('connectTikTok in a popup', () => {
     await popup.click('#authorize')
     await popup.waitForSelector('body[data-outcome="choose"]')
     await finishInPopup(popup, '#actions button')
-    expect((await clientOutcome(page)).resolved).toMatchObject({ business_id: US.id })
+    expect((await clientOutcome(page)).resolved).toMatchObject({ advertiser: { id: US.id } })
   })
 
   it('the API wrappers throw an Error with code, status, retryable and requestId; returnTo must be a path here', async () => {

@@ -89,7 +89,7 @@ describe('npm run dev -- --port 8788 --sandbox-port 8791', () => {
     expect(token).toMatch(new RegExp(`^TOKEN=\\$\\(curl .*'${SANDBOX_ORIGIN}/supabase/auth/v1/token\\?grant_type=password'`))
     expect(read).toBe(`curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:${WORKER}/api/tiktok/connection`)
     const answer = JSON.parse(execFileSync('sh', ['-c', `${token}\n${read} -s`], { encoding: 'utf8' }))
-    expect(answer).toMatchObject({ connected: true, business_id: EU.id, account_id: EU.name })
+    expect(answer).toMatchObject({ connected: true, advertiser: EU })
   })
 
   it('a network failure on the sign-in reads as a sentence, not the browser’s "Failed to fetch"', async () => {

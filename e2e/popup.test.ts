@@ -79,7 +79,7 @@ describe('a closed popup', () => {
     await page.clock.runFor(1000)
     await reads
     // Closed after TikTok said yes: the exchange had stored the first advertiser.
-    expect((await clientOutcome(page)).resolved).toMatchObject({ business_id: US.id })
+    expect((await clientOutcome(page)).resolved).toMatchObject({ advertiser: { id: US.id } })
     expect((await clientEvents(page)).map((e) => e.type)).toEqual(['opened', 'authorized', 'connected', 'closed'])
     expect((await demoRow(demo)).advertiser_id).toBe(US.id)
   })

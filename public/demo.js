@@ -62,10 +62,10 @@ function paint(connection, note) {
   const choosing = connection.connected && connection.advertiser_required === true
   const state = connection.connected ? (choosing ? 'choosing' : 'connected') : revoked ? 'revoked' : 'not-connected'
   $('status').textContent = {
-    connected: `TikTok is connected. This product uses ${connection.account_id}.`,
+    connected: `TikTok is connected. This product uses ${connection.advertiser?.name}.`,
     choosing: 'TikTok is connected, but the advertiser account this product used is no longer shared with it. Choose one below.',
     // The advertiser removed the app at TikTok: the stored token is dead until the user reconnects.
-    revoked: `TikTok access${connection.account_id ? ` to ${connection.account_id}` : ''} was removed. Reconnect to use it again.`,
+    revoked: `TikTok access${connection.advertiser?.name ? ` to ${connection.advertiser?.name}` : ''} was removed. Reconnect to use it again.`,
     'not-connected': note || 'TikTok is not connected.',
   }[state]
   $('status').classList.toggle('revoked', revoked)
@@ -74,7 +74,7 @@ function paint(connection, note) {
 
   const list = $('advertiser-list')
   list.replaceChildren(
-    ...(connection.connected ? connection.advertisers || [] : []).map((a) => advertiserRow(a, a.id === connection.business_id)),
+    ...(connection.connected ? connection.advertisers || [] : []).map((a) => advertiserRow(a, a.id === connection.advertiser?.id)),
   )
   list.hidden = $('advertisers-heading').hidden = list.childElementCount === 0
   // Connected, TikTok opens in the popup: the choice of window matters only before connecting.
@@ -132,7 +132,7 @@ async function switchTo(advertiser) {
 
 /** Every onEvent from the client, listed on the page so you can see what a product receives. */
 function logEvent(event) {
-  const detail = event.mode || event.code || event.business_id || event.connection?.business_id
+  const detail = event.mode || event.code || event.advertiser_id || event.connection?.advertiser?.id
   $('event-log').append(element('li', '', detail ? `${event.type} (${detail})` : event.type))
 }
 
@@ -187,7 +187,7 @@ $('verify').addEventListener('click', () =>
 // Disconnecting revokes the access at TikTok: it asks first.
 $('disconnect').addEventListener('click', () => {
   quiet()
-  const which = shown.account_id ? `“${shown.account_id}”` : 'your TikTok advertiser accounts'
+  const which = shown.advertiser?.name ? `“${shown.advertiser?.name}”` : 'your TikTok advertiser accounts'
   $('confirm-text').textContent = `This product stops using ${which}, and TikTok revokes its access. You can connect again at any time.`
   $('confirm-disconnect').showModal()
 })

@@ -87,7 +87,7 @@
       row.dataset.id = advertiser.id
       const label = element('span', 'label')
       label.append(element('span', 'name', advertiser.name || advertiser.id), element('span', 'id', page.t('id', { id: advertiser.id })))
-      if (advertiser.id === outcome.businessId) label.append(element('span', 'badge neutral', page.t('selected_by_default')))
+      if (advertiser.id === outcome.advertiserId) label.append(element('span', 'badge neutral', page.t('selected_by_default')))
       row.append(label, element('span', 'go', page.t('use_this_account')))
       row.addEventListener('click', () => choose(outcome, advertiser))
       const item = element('li')
@@ -156,7 +156,7 @@
 
   /** The choice left open: the default the exchange stored stays (or none, to choose later). */
   const decidedLater = (outcome) => {
-    const kept = outcome.advertisers.find((a) => a.id === outcome.businessId)
+    const kept = outcome.advertisers.find((a) => a.id === outcome.advertiserId)
     return kept
       ? connected('later_message', kept.name || kept.id, outcome.returnTo)
       : { ok: true, title: page.t('connected_title'), message: page.t('later_none_message'), returnTo: outcome.returnTo }
@@ -213,8 +213,8 @@
       })
       const body = await response.json().catch(() => ({}))
       if (response.ok && body.success === true) {
-        opener?.post('advertiser_chosen', { business_id: body.business_id })
-        next = connected('chosen_message', body.account_id || body.business_id, outcome.returnTo)
+        opener?.post('advertiser_chosen', { advertiser_id: body.advertiser?.id })
+        next = connected('chosen_message', body.advertiser?.name || body.advertiser?.id, outcome.returnTo)
       } else {
         next = failure(typeof body.code === 'string' ? body.code : 'error', body.error, outcome.returnTo)
       }
@@ -229,14 +229,14 @@
     // A selection ticket means a choice to offer: several advertisers, or (after the revocation
     // sweep cleared the stored choice) even a single one.
     const choose = !!(body.selection && typeof body.selection.ticket === 'string' && Array.isArray(body.advertisers) && body.advertisers.length > 0)
-    if (!choose) return connected('connected_message', body.account_id || body.business_id, body.return_to)
+    if (!choose) return connected('connected_message', body.advertiser?.name || body.advertiser?.id, body.return_to)
     return {
       ok: true,
       choose,
       ticket: body.selection.ticket,
-      businessId: body.business_id,
+      advertiserId: body.advertiser?.id ?? null,
       title: page.t('choose_title'),
-      message: page.t(body.business_id ? 'choose_message' : 'choose_again_message'),
+      message: page.t(body.advertiser ? 'choose_message' : 'choose_again_message'),
       advertisers: body.advertisers,
       returnTo: body.return_to,
     }

@@ -10,9 +10,7 @@ export interface Advertiser {
 /** What `connectTikTok` resolves with: the connection as the Worker stored it. */
 export interface Connection {
   /** The advertiser account the product uses; `null` while the user must choose again (see `ConnectionStatus.advertiser_required`). */
-  business_id: string | null
-  /** Its name. */
-  account_id: string | null
+  advertiser: Advertiser | null
   /** Every advertiser account the grant covers. */
   advertisers: Advertiser[]
   /** When this connection was made (ISO 8601); it changes on every connect. */
@@ -57,7 +55,7 @@ export interface TikTokConnectError extends Error {
 export type TikTokConnectEvent =
   | { type: 'opened'; mode: 'popup' | 'redirect' }
   | { type: 'authorized' }
-  | { type: 'advertiser_chosen'; business_id: string }
+  | { type: 'advertiser_chosen'; advertiser_id: string }
   | { type: 'connected'; connection: Connection }
   | { type: 'error'; code: string; message: string }
   | { type: 'closed' }
@@ -114,7 +112,7 @@ export function getConnection(token: string | undefined, options?: { verify?: bo
 export function chooseAdvertiser(
   token: string | undefined,
   advertiserId: string,
-): Promise<{ success: true; business_id: string; account_id: string; advertisers: Advertiser[]; message: string }>
+): Promise<{ success: true; advertiser: Advertiser; advertisers: Advertiser[]; message: string }>
 
 /**
  * Revokes the access at TikTok and forgets the connection (`DELETE /api/tiktok/connection`).

@@ -126,8 +126,8 @@ export function connectTikTok(options) {
     token()
       .then(getConnection)
       .then(
-        ({ connected, reason, business_id, account_id, advertisers, connected_at }) =>
-          finish(...(connected ? [null, { business_id, account_id, advertisers, connected_at }] : [instead ?? failure(reason ?? 'not_connected', 'TikTok is not connected.')])),
+        ({ connected, reason, advertiser, advertisers, connected_at }) =>
+          finish(...(connected ? [null, { advertiser, advertisers, connected_at }] : [instead ?? failure(reason ?? 'not_connected', 'TikTok is not connected.')])),
         // The exchange stored it for the user who started the flow: only this page lost the session.
         (error) =>
           finish(
@@ -147,7 +147,7 @@ export function connectTikTok(options) {
     if (data.type == 'authorized') {
       authorized = true
       emit('authorized')
-    } else if (data.type == 'advertiser_chosen') emit('advertiser_chosen', { business_id: String(data.business_id) })
+    } else if (data.type == 'advertiser_chosen') emit('advertiser_chosen', { advertiser_id: String(data.advertiser_id) })
     else if (data.type == 'done') {
       ending = true
       post('ack')

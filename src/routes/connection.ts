@@ -10,13 +10,15 @@ import type { Advertiser } from '../tiktok'
 
 const chooseBody = z.object({ advertiser_id: z.string('must be a string').check(z.regex(/^\d{1,32}$/, 'must be a decimal id string')) })
 
-/** The connection as this API answers it; the HTTP names are the original integration's (business_id: the advertiser's id, account_id: its name). */
+/** The advertiser the product uses, as every answer names it: `{ id, name }`, or null while none is chosen. */
+export const advertiserOf = (id: string | null | undefined, name: string | null | undefined) => (id ? { id, name: name ?? '' } : null)
+
+/** The connection as this API answers it. */
 const summary = (row: ConnectionRow | undefined) => {
   const connected = isLive(row)
   return {
     connected,
-    business_id: row?.advertiser_id ?? null,
-    account_id: row?.advertiser_name ?? null,
+    advertiser: advertiserOf(row?.advertiser_id, row?.advertiser_name),
     advertisers: row?.advertisers ?? [],
     connected_at: row?.connected_at ?? null,
     ...(!connected && { reason: row?.revoked_at ? 'revoked' : 'not_connected' }),
@@ -28,8 +30,7 @@ const summary = (row: ConnectionRow | undefined) => {
 /** A stored choice as this API answers it. */
 export const chosenAnswer = ({ advertiser, advertisers }: { advertiser: Advertiser; advertisers: Advertiser[] }) => ({
   success: true,
-  business_id: advertiser.id,
-  account_id: advertiser.name,
+  advertiser,
   advertisers,
   message: 'Advertiser saved',
 })

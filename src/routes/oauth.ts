@@ -32,9 +32,12 @@ const setBindingCookie = (c: Context, binding: string, maxAge: number) =>
  */
 const exchangeAnswer = ({ connection, returnTo, selection, advertiserRequired }: Exchanged) => ({
   success: true,
+  advertiser: connection.advertiser ?? null,
+  advertisers: connection.advertisers,
+  // Legacy names, for the original integration's frontend, which reads them: business_id is the
+  // advertiser's id, account_id its name. Everything else speaks of `advertiser`.
   business_id: connection.advertiser?.id ?? null,
   account_id: connection.advertiser?.name ?? null,
-  advertisers: connection.advertisers,
   return_to: returnTo,
   ...(selection && { selection }),
   ...(advertiserRequired && { advertiser_required: true }),

@@ -249,7 +249,7 @@ describe('reconnect', () => {
     const again = await connect(h, { bindings })
     expect(again.status).toBe(200)
     expect((await h.row(USER_ID)).revoked_at).toBeNull()
-    expect(await asUser(h, '/api/tiktok/connection')).toMatchObject({ body: { connected: true, business_id: BIG_ID } })
+    expect(await asUser(h, '/api/tiktok/connection')).toMatchObject({ body: { connected: true, advertiser: { id: BIG_ID } } })
     const events = await h.events()
     expect(events.map((e) => [e.type, e.payload.reconnected])).toEqual([
       ['tiktok.connection.connected', false],
@@ -278,13 +278,13 @@ describe('a choice the sweep cleared (advertiser_removed)', () => {
     const first = await connect(h)
     await removeChosen()
     expect(await asUser(h, '/api/tiktok/connection')).toMatchObject({
-      body: { connected: true, business_id: null, account_id: null, advertisers: [ADVERTISERS[1]], advertiser_required: true },
+      body: { connected: true, advertiser: null, advertisers: [ADVERTISERS[1]], advertiser_required: true },
     })
     const replay = await exchange({ state: first.started.state, authCode: first.code, cookie: first.started.cookie })
     const body = (await replay.json()) as Record<string, any>
     expect(body).toMatchObject({ success: true, business_id: null, advertiser_required: true, advertisers: [ADVERTISERS[1]] })
     // One advertiser left, still a choice to make: the ticket is there.
-    expect(await choose({ ticket: body.selection.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 200, body: { business_id: BIG_ID_2 } })
+    expect(await choose({ ticket: body.selection.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 200, body: { advertiser: { id: BIG_ID_2 } } })
     expect((await h.events()).at(-1)!.payload).toMatchObject({ type: 'tiktok.connection.advertiser_changed', reason: 'user_choice', previous_advertiser_id: null })
     expect((await asUser(h, '/api/tiktok/connection')).body.advertiser_required).toBeUndefined()
   })

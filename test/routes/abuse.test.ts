@@ -103,10 +103,10 @@ describe('the selection ticket works only in the browser that finished the flow'
 
   it('in its own browser it chooses, and the user’s bearer token alone still does without any cookie', async () => {
     const { body } = await connect(h)
-    expect(await chooseAdvertiser(h, { ticket: body.selection.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 200, body: { business_id: BIG_ID_2 } })
+    expect(await chooseAdvertiser(h, { ticket: body.selection.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 200, body: { advertiser: { id: BIG_ID_2 } } })
     const token = await h.supabase.signAccessToken(USER_ID)
     const withBearer = await chooseAdvertiser(h, { advertiser_id: BIG_ID }, { cookie: null, headers: { authorization: `Bearer ${token}` } })
-    expect(withBearer).toMatchObject({ status: 200, body: { business_id: BIG_ID } })
+    expect(withBearer).toMatchObject({ status: 200, body: { advertiser: { id: BIG_ID } } })
   })
 })
 

@@ -74,6 +74,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
     const { selection, ...rest } = body as { selection: { ticket: string; expires_at: string } }
     expect(rest).toEqual({
       success: true,
+      advertiser: { id: BIG_ID, name: 'Brand A' },
       business_id: BIG_ID,
       account_id: 'Brand A',
       advertisers: ADVERTISERS,

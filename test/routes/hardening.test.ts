@@ -163,7 +163,7 @@ describe('the advertiser choice', () => {
     const alice = await connect(h)
     const bobToken = await h.supabase.signAccessToken(OTHER_USER_ID)
     const r = await choose({ ticket: alice.body.selection.ticket, advertiser_id: BIG_ID_2 }, { authorization: `Bearer ${bobToken}` })
-    expect(r).toMatchObject({ status: 200, body: { business_id: BIG_ID_2 } })
+    expect(r).toMatchObject({ status: 200, body: { advertiser: { id: BIG_ID_2 } } })
     expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID_2)
     expect((await h.row(OTHER_USER_ID)).advertiser_id).toBeNull()
     // Bob's token at the product's endpoint: Bob has no connection, and Alice's ticket in the body is not read.
@@ -211,7 +211,7 @@ describe('the advertiser choice', () => {
     expect(replay).toMatchObject({ status: 200, body: { success: true, business_id: BIG_ID_2, account_id: 'Brand B', return_to: '/profile' } })
     expect(tokenExchanges()).toHaveLength(1)
     // The replay's ticket is for the live connection: choosing again with it works.
-    expect(await choose({ ticket: replay.body.selection.ticket, advertiser_id: BIG_ID })).toMatchObject({ status: 200, body: { business_id: BIG_ID } })
+    expect(await choose({ ticket: replay.body.selection.ticket, advertiser_id: BIG_ID })).toMatchObject({ status: 200, body: { advertiser: { id: BIG_ID } } })
   })
 
   it('after a disconnect, reopening the callback does not offer the old connection (409 state_used)', async () => {
