@@ -72,9 +72,7 @@ describe('npm run dev -- --port 8788 --sandbox-port 8791', () => {
     copyFileSync(join(ROOT, 'local/example.html'), join(ROOT, 'local', OWN_PAGE))
     const own = await context.newPage()
     // Served once npm run dev has copied it over (it watches local/).
-    await expect
-      .poll(async () => (await own.goto(`${WORKER_ORIGIN}/local/${OWN_PAGE}`))!.status(), { timeout: 10_000 })
-      .toBe(200)
+    await expect.poll(async () => (await own.goto(`${WORKER_ORIGIN}/local/${OWN_PAGE}`))!.status(), { timeout: 10_000 }).toBe(200)
     await own.waitForFunction(() => document.getElementById('status')?.textContent !== 'Checking TikTok…')
     expect(await own.textContent('#status')).toBe(`TikTok is connected: ${US.name}.`)
     await authorizeInPopup(own, () => own.click('#connect-tiktok'), EU.id)

@@ -211,7 +211,9 @@ export async function expectAccessible(on: Page, state: string) {
     for (const scheme of ['light', 'dark'] as const) {
       await on.emulateMedia({ colorScheme: scheme })
       const violations = await on.evaluate(async () => {
-        const { violations } = await (window as unknown as { axe: { run: (context: Document) => Promise<{ violations: { id: string; impact: string | null; nodes: unknown[] }[] }> } }).axe.run(document)
+        const { violations } = await (
+          window as unknown as { axe: { run: (context: Document) => Promise<{ violations: { id: string; impact: string | null; nodes: unknown[] }[] }> } }
+        ).axe.run(document)
         return violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }))
       })
       const key = `${state} (${scheme}, ${size.width})`

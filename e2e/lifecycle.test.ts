@@ -50,7 +50,8 @@ const demoRow = async () => (await stack.sandbox.supabase.row(DEMO_USER.id))!
 /** The demo profile opens TikTok in a popup by default; these tests take the full-page flow. */
 const FULL_PAGE = '?mode=redirect'
 
-const deliveries = async (): Promise<Delivery[]> => ((await (await fetch(`${stack.sandboxOrigin}/webhooks.json`)).json()) as { deliveries: Delivery[] }).deliveries
+const deliveries = async (): Promise<Delivery[]> =>
+  ((await (await fetch(`${stack.sandboxOrigin}/webhooks.json`)).json()) as { deliveries: Delivery[] }).deliveries
 const payloadOf = (d: Delivery) => d.payload as Record<string, unknown>
 
 /** Polls the receiver until `check` passes: the Worker delivers from a queue, a second or more later. */
@@ -60,7 +61,10 @@ const untilDelivered = <T>(check: (seen: Delivery[]) => T, timeout = DELIVERY_WA
 /** The one delivery of `type` that the receiver accepted; fails while there is none. */
 const accepted = (type: string) => (seen: Delivery[]) => {
   const found = seen.filter((d) => d.type === `tiktok.connection.${type}` && d.status === 204)
-  expect(found.map((d) => d.type), `accepted ${type} deliveries, of ${JSON.stringify(seen.map((d) => [d.type, d.status]))}`).toHaveLength(1)
+  expect(
+    found.map((d) => d.type),
+    `accepted ${type} deliveries, of ${JSON.stringify(seen.map((d) => [d.type, d.status]))}`,
+  ).toHaveLength(1)
   return found[0]!
 }
 
@@ -127,11 +131,16 @@ describe('sandbox side', () => {
       const now = new Date()
       return fetch(stack.vars.WEBHOOK_URL!, {
         method: 'POST',
-        headers: { 'webhook-id': id, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': new Webhook(secret).sign(id, now, body) },
+        headers: {
+          'webhook-id': id,
+          'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+          'webhook-signature': new Webhook(secret).sign(id, now, body),
+        },
         body,
       })
     }
-    const event = (type: string) => JSON.stringify({ id: crypto.randomUUID(), type: `tiktok.connection.${type}`, advertiser: DEMO_ADVERTISERS[0], advertisers: DEMO_ADVERTISERS })
+    const event = (type: string) =>
+      JSON.stringify({ id: crypto.randomUUID(), type: `tiktok.connection.${type}`, advertiser: DEMO_ADVERTISERS[0], advertisers: DEMO_ADVERTISERS })
     expect((await send(event('connected'), stack.vars.WEBHOOK_SECRET!)).status).toBe(204)
     expect((await send(event('revoked'), `whsec_${Buffer.alloc(32, 7).toString('base64')}`)).status).toBe(400)
     expect((await deliveries()).map((d) => [d.type, d.valid])).toEqual([
@@ -139,7 +148,10 @@ describe('sandbox side', () => {
       ['tiktok.connection.revoked', false],
     ])
 
-    for (const [width, isMobile] of [[390, true], [1280, false]] as const) {
+    for (const [width, isMobile] of [
+      [390, true],
+      [1280, false],
+    ] as const) {
       const viewer = await browser.newContext({ viewport: { width, height: 800 }, isMobile })
       const receiver = await viewer.newPage()
       await receiver.goto(`${stack.sandboxOrigin}/webhooks`)
@@ -196,7 +208,13 @@ describe('lifecycle events end to end', () => {
     console.log(`lifecycle: exchange answered → connected event at the receiver: ${delayMs} ms`)
     const token = (await demoRow()).access_token as string
     expect(connected).toMatchObject({ valid: true, attempt: 1 })
-    expect(payloadOf(connected)).toMatchObject({ id: connected.id, type: 'tiktok.connection.connected', user_id: DEMO_USER.id, advertiser: DEMO_ADVERTISERS[0], reconnected: false })
+    expect(payloadOf(connected)).toMatchObject({
+      id: connected.id,
+      type: 'tiktok.connection.connected',
+      user_id: DEMO_USER.id,
+      advertiser: DEMO_ADVERTISERS[0],
+      reconnected: false,
+    })
     expect(JSON.stringify(connected.payload)).not.toContain(token)
 
     await revokeAtTikTok('sweep')
@@ -245,7 +263,9 @@ describe('lifecycle events end to end', () => {
     expect((payloadOf(changed).advertisers as { id: string }[]).map((a) => a.id)).toEqual([DEMO_ADVERTISERS[1]!.id])
   })
 
-  it('a receiver that fails 3 times: the same event (same webhook-id, each signed) is retried until accepted, then marked delivered', { timeout: 240_000 }, async () => {
+  it('a receiver that fails 3 times: the same event (same webhook-id, each signed) is retried until accepted, then marked delivered', {
+    timeout: 240_000,
+  }, async () => {
     const scripted = await fetch(`${stack.sandboxOrigin}/__sandbox/faults`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -256,7 +276,10 @@ describe('lifecycle events end to end', () => {
     await untilDelivered((all) => expect(all.length, 'deliveries of the connected event').toBeGreaterThan(0))
     // The Worker's back-off decides how long the retries take; the bound is generous on purpose.
     const seen = await untilDelivered((all) => {
-      expect(all.map((d) => d.status), 'answers so far').toContain(204)
+      expect(
+        all.map((d) => d.status),
+        'answers so far',
+      ).toContain(204)
       return all
     }, 180_000)
     const ids = new Set(seen.map((d) => d.id))
@@ -272,14 +295,17 @@ describe('lifecycle events end to end', () => {
       arrivals_after_exchange_answer_ms: seen.map((d) => Date.parse(d.received_at) - answeredAt),
     }
     console.log(`lifecycle: receiver failing 3 times → ${JSON.stringify(timings.receiver_failing_3_times)}`)
-    const [event] = await vi.waitFor(async () => {
-      const rows = await stack.sandbox.supabase.database.rows<{ delivered_at: string | null; attempts: number }>(
-        'select delivered_at, attempts from public.tiktok_connection_events where id = $1',
-        [[...ids][0]],
-      )
-      expect(rows[0]?.delivered_at).not.toBeNull()
-      return rows
-    }, { timeout: 10_000, interval: 100 })
+    const [event] = await vi.waitFor(
+      async () => {
+        const rows = await stack.sandbox.supabase.database.rows<{ delivered_at: string | null; attempts: number }>(
+          'select delivered_at, attempts from public.tiktok_connection_events where id = $1',
+          [[...ids][0]],
+        )
+        expect(rows[0]?.delivered_at).not.toBeNull()
+        return rows
+      },
+      { timeout: 10_000, interval: 100 },
+    )
     expect(event!.attempts).toBe(4)
   })
 })

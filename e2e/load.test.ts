@@ -50,7 +50,8 @@ describe('the quota under load', () => {
           if (r.status === 200) arrivals.push(Date.now())
           await r.arrayBuffer()
           // A well-behaved client honours Retry-After, so the flood does not spin on 429s.
-          if (r.status === 429) await new Promise((resolve) => setTimeout(resolve, Math.min(Number(r.headers.get('retry-after') ?? 1) * 1000, Math.max(0, end - Date.now()))))
+          if (r.status === 429)
+            await new Promise((resolve) => setTimeout(resolve, Math.min(Number(r.headers.get('retry-after') ?? 1) * 1000, Math.max(0, end - Date.now()))))
         }
       }
       const flood = Promise.all(Array.from({ length: FLOODERS }, flooder))

@@ -29,7 +29,10 @@ const [US, EU] = DEMO_ADVERTISERS as [(typeof DEMO_ADVERTISERS)[0], (typeof DEMO
 const cards = (on: Page) =>
   on.locator('button.choice').evaluateAll((buttons) => buttons.map((b) => [...b.querySelectorAll('.name, .id, .badge, .go')].map((part) => part.textContent)))
 const style = (on: Page, selector: string, property: string) =>
-  on.locator(selector).first().evaluate((node, property) => getComputedStyle(node).getPropertyValue(property), property)
+  on
+    .locator(selector)
+    .first()
+    .evaluate((node, property) => getComputedStyle(node).getPropertyValue(property), property)
 const box = async (on: Page, selector: string) => (await on.locator(selector).first().boundingBox())!
 
 /** The product's settings file as a product would write it, served in place of the shipped one. */
@@ -78,7 +81,9 @@ describe('the callback page, choosing', () => {
     await page.waitForSelector('body[data-outcome="choose"]')
     expect(await page.getAttribute('html', 'lang')).toBe('ru')
     expect(await page.title()).toBe('Выберите рекламный аккаунт')
-    expect(await page.textContent('#message')).toBe('TikTok открыл доступ к нескольким рекламным аккаунтам. Выберите, какой использовать; позже это можно изменить.')
+    expect(await page.textContent('#message')).toBe(
+      'TikTok открыл доступ к нескольким рекламным аккаунтам. Выберите, какой использовать; позже это можно изменить.',
+    )
     expect(await cards(page)).toEqual([
       [US.name, `ID ${US.id}`, 'Выбран по умолчанию', 'Использовать'],
       [EU.name, `ID ${EU.id}`, 'Использовать'],
@@ -162,7 +167,9 @@ describe('the demo profile', () => {
     await signIn(demo)
     await page.setViewportSize(MOBILE)
     // The two radios are one size, whatever their labels' lengths.
-    const radios = await page.locator('#mode input').evaluateAll((inputs) => inputs.map((i) => [i.getBoundingClientRect().width, i.getBoundingClientRect().height]))
+    const radios = await page
+      .locator('#mode input')
+      .evaluateAll((inputs) => inputs.map((i) => [i.getBoundingClientRect().width, i.getBoundingClientRect().height]))
     expect(radios[0]).toEqual(radios[1])
     await page.setViewportSize(DESKTOP)
     // Primary and danger keep their colour in the dark.
@@ -183,9 +190,11 @@ describe('the demo profile', () => {
     expect(await page.textContent('#status')).toBe(`TikTok is connected. This product uses ${US.name}.`)
     expect(await page.isVisible('#mode')).toBe(false)
     // The account in use has the heavier border, and the mark.
-    const borders = await page.locator('#advertiser-list .choice').evaluateAll((rows) =>
-      rows.map((r) => [r.classList.contains('current'), getComputedStyle(r).borderTopWidth, r.querySelector('.badge')?.textContent ?? null]),
-    )
+    const borders = await page
+      .locator('#advertiser-list .choice')
+      .evaluateAll((rows) =>
+        rows.map((r) => [r.classList.contains('current'), getComputedStyle(r).borderTopWidth, r.querySelector('.badge')?.textContent ?? null]),
+      )
     expect(borders).toEqual([
       [true, '2px', 'In use'],
       [false, '1px', null],
@@ -224,7 +233,9 @@ describe('the demo profile', () => {
     // Disconnect asks first; keeping it changes nothing.
     await page.click('#disconnect')
     await page.waitForSelector('#confirm-disconnect[open]')
-    expect(await page.textContent('#confirm-text')).toBe(`This product stops using “${US.name}”, and TikTok revokes its access. You can connect again at any time.`)
+    expect(await page.textContent('#confirm-text')).toBe(
+      `This product stops using “${US.name}”, and TikTok revokes its access. You can connect again at any time.`,
+    )
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('confirm-no')
     await expectAccessible(page, 'profile: confirm disconnect')
     await shoot(page, 'profile-confirm-390', true)

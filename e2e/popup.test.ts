@@ -8,7 +8,19 @@ import type { Page } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
 import { DEMO_ADVERTISERS } from '../sandbox/app.ts'
 import { ROOT } from '../scripts/stack.ts'
-import { channelSeen, clientEvents, clientOutcome, demoRow, finishInPopup, signIn, startClient, stillPending, tiktokPopup, useDemo, watchChannels } from './harness.ts'
+import {
+  channelSeen,
+  clientEvents,
+  clientOutcome,
+  demoRow,
+  finishInPopup,
+  signIn,
+  startClient,
+  stillPending,
+  tiktokPopup,
+  useDemo,
+  watchChannels,
+} from './harness.ts'
 
 // 5 /start and 3 /exchange in all: under the Worker's 10 a minute.
 const demo = useDemo('popup', { worker: 8881, sandbox: 8894 })

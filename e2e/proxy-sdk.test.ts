@@ -74,7 +74,9 @@ describe("TikTok's JS SDK through the proxy", () => {
     const client = proxiedClient()
     client.defaultHeaders = { ...client.defaultHeaders, Authorization: 'Bearer not-a-service-key-of-this-worker-0000' }
     stack.sandbox.tiktok.requests.length = 0
-    const error = await called((done) => new AccountManagementApi(client).advertiserInfo([DEMO_ADVERTISERS[0]!.id], 'x', {}, done)).catch((e: { status?: number; response?: { text: string } }) => e)
+    const error = await called((done) => new AccountManagementApi(client).advertiserInfo([DEMO_ADVERTISERS[0]!.id], 'x', {}, done)).catch(
+      (e: { status?: number; response?: { text: string } }) => e,
+    )
     expect(error).toMatchObject({ status: 401 })
     expect(JSON.parse((error as { response: { text: string } }).response.text)).toMatchObject({ code: 'unauthorized' })
     expect(stack.sandbox.tiktok.requests).toEqual([])

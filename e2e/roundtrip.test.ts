@@ -118,9 +118,9 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     expect(page.url()).toBe(`${primary}/oauth/callback`)
     expect(await page.evaluate(() => location.search)).toBe('')
     // Name, then the id; the one stored meanwhile is only the default; each card says what it does.
-    const choices = await page.locator('button.choice').evaluateAll((buttons) =>
-      buttons.map((b) => [...b.querySelectorAll('.name, .id, .badge, .go')].map((part) => part.textContent)),
-    )
+    const choices = await page
+      .locator('button.choice')
+      .evaluateAll((buttons) => buttons.map((b) => [...b.querySelectorAll('.name, .id, .badge, .go')].map((part) => part.textContent)))
     expect(choices).toEqual([
       [DEMO_ADVERTISERS[0]!.name, `ID ${DEMO_ADVERTISERS[0]!.id}`, 'Selected by default', 'Use this account'],
       [DEMO_ADVERTISERS[1]!.name, `ID ${DEMO_ADVERTISERS[1]!.id}`, 'Use this account'],
@@ -157,7 +157,10 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     expect(new URL(primary).hostname).toBe('localhost')
     expect(new URL(secondary).hostname).toBe('127.0.0.1')
     const values: string[] = []
-    for (const [origin, advertiser] of [[primary, DEMO_ADVERTISERS[0]!], [secondary, DEMO_ADVERTISERS[1]!]] as const) {
+    for (const [origin, advertiser] of [
+      [primary, DEMO_ADVERTISERS[0]!],
+      [secondary, DEMO_ADVERTISERS[1]!],
+    ] as const) {
       await openTikTok(origin)
       const value = await bindingCookie(origin)
       values.push(value)
@@ -186,7 +189,11 @@ describe('browser round trip against wrangler dev + sandbox', () => {
   it('the password goes where this run of npm run dev says its sandbox is (/__dev/sandbox.json), whatever a link says', async () => {
     const nonLoopback = `http://${NON_LOOPBACK_HOST}:${WORKER_PORT}`
     const settings = await (await fetch(`${primary}/__dev/sandbox.json`)).json()
-    expect(settings).toEqual({ sandbox: stack.sandboxOrigin, supabase_url: `${stack.sandboxOrigin}/supabase`, demo_user: { email: DEMO_USER.email, password: DEMO_USER.password } })
+    expect(settings).toEqual({
+      sandbox: stack.sandboxOrigin,
+      supabase_url: `${stack.sandboxOrigin}/supabase`,
+      demo_user: { email: DEMO_USER.email, password: DEMO_USER.password },
+    })
     for (const origin of [nonLoopback, primary]) {
       // The query parameter earlier versions took is ignored.
       await page.goto(`${origin}/profile?supabase=${encodeURIComponent('http://evil.example/supabase')}`)
@@ -237,7 +244,7 @@ describe('browser round trip against wrangler dev + sandbox', () => {
     expect(exchangeCalls()).toBe(1)
   })
 
-  it('the callback page sends TikTok\'s `code` when `auth_code` is absent, clears the address bar, and renders no query value as markup', async () => {
+  it("the callback page sends TikTok's `code` when `auth_code` is absent, clears the address bar, and renders no query value as markup", async () => {
     await openTikTok(primary)
     const callback = new URL(await decide('authorize'))
     const code = callback.searchParams.get('auth_code')!

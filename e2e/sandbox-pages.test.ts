@@ -92,7 +92,12 @@ async function audit(page: Page, key: string): Promise<{ violations: AxeViolatio
   await page.addScriptTag({ path: AXE })
   const violations = await page.evaluate(async () => {
     const axe = (window as unknown as { axe: { run: () => Promise<{ violations: AxeViolation[] }> } }).axe
-    return (await axe.run()).violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target, failureSummary: n.failureSummary })) }))
+    return (await axe.run()).violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.map((n) => ({ target: n.target, failureSummary: n.failureSummary })),
+    }))
   })
   const widths = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }))
   results[key] = { violations: violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length })), ...widths }
@@ -110,7 +115,11 @@ describe('sandbox pages at 1280×800 and 390×844', () => {
   for (const viewport of VIEWPORTS) {
     for (const target of pages) {
       it(`${target.name}, ${viewport.name}: no serious or critical axe violation, no horizontal overflow`, async () => {
-        const context = await browser.newContext({ viewport: { width: viewport.width, height: viewport.height }, isMobile: viewport.isMobile, hasTouch: viewport.isMobile })
+        const context = await browser.newContext({
+          viewport: { width: viewport.width, height: viewport.height },
+          isMobile: viewport.isMobile,
+          hasTouch: viewport.isMobile,
+        })
         const page = await context.newPage()
         try {
           await page.goto(target.url())

@@ -15,7 +15,9 @@ const say = (where, message = '', kind = 'error') => {
   // On a phone the sentence may fall below the fold: bring it just into view.
   if (message) $(where).scrollIntoView({ block: 'nearest' })
 }
-const quiet = () => ['sign-in-feedback', 'advertiser-feedback', 'feedback'].forEach((id) => say(id))
+const quiet = () => {
+  for (const id of ['sign-in-feedback', 'advertiser-feedback', 'feedback']) say(id)
+}
 
 const session = () => {
   try {
@@ -73,9 +75,7 @@ function paint(connection, note) {
   $('status-icon').hidden = state === 'not-connected'
 
   const list = $('advertiser-list')
-  list.replaceChildren(
-    ...(connection.connected ? connection.advertisers || [] : []).map((a) => advertiserRow(a, a.id === connection.advertiser?.id)),
-  )
+  list.replaceChildren(...(connection.connected ? connection.advertisers || [] : []).map((a) => advertiserRow(a, a.id === connection.advertiser?.id)))
   list.hidden = $('advertisers-heading').hidden = list.childElementCount === 0
   // Connected, TikTok opens in the popup: the choice of window matters only before connecting.
   $('mode').hidden = connection.connected

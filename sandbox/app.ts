@@ -42,7 +42,6 @@ const mount = (app: Hono, prefix: string, target: { fetch: (request: Request) =>
     return target.fetch(new Request(url, c.req.raw))
   })
 
-
 /**
  * Every control (`POST /__sandbox/*`) is for whoever is looking at the sandbox or scripting it, never
  * for another site's page: a simple cross-site POST (a form, or fetch without preflight) could
@@ -132,7 +131,10 @@ export async function createSandbox(config: SandboxConfig) {
     if (typeof input.grant === 'string') return [tiktok.tokenOf(input.grant)].filter((t) => t !== undefined)
     if (typeof input.token === 'string') return tiktok.tokenIsLive(input.token) ? [input.token] : []
     if (typeof input.advertiser_id === 'string')
-      return tiktok.grants().filter((g) => g.advertiserIds.includes(input.advertiser_id as string)).map((g) => g.token)
+      return tiktok
+        .grants()
+        .filter((g) => g.advertiserIds.includes(input.advertiser_id as string))
+        .map((g) => g.token)
     return []
   }
 

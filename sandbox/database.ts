@@ -45,9 +45,11 @@ export function sqlDatabase(db: Sql & { close(): Promise<void> }): SandboxDataba
   }
   let tables: Promise<string[]> | undefined
   const tablesNow = () =>
-    asOwner((tx) => tx.query<{ name: string }>("select format('%I.%I', schemaname, tablename) as name from pg_tables where schemaname = 'public' or (schemaname, tablename) = ('auth', 'users')")).then(
-      (r) => r.rows.map((t) => t.name),
-    )
+    asOwner((tx) =>
+      tx.query<{ name: string }>(
+        "select format('%I.%I', schemaname, tablename) as name from pg_tables where schemaname = 'public' or (schemaname, tablename) = ('auth', 'users')",
+      ),
+    ).then((r) => r.rows.map((t) => t.name))
   return {
     async rest(request) {
       await session
@@ -69,7 +71,9 @@ export function sqlDatabase(db: Sql & { close(): Promise<void> }): SandboxDataba
         await tx.exec(script)
         // The seed goes in with triggers and foreign keys on, as Supabase Auth's own insert would.
         await tx.exec('set local session_replication_role = origin')
-        await tx.query('insert into auth.users (id, email) select id, email from jsonb_to_recordset($1::jsonb) as u(id uuid, email text)', [JSON.stringify(users)])
+        await tx.query('insert into auth.users (id, email) select id, email from jsonb_to_recordset($1::jsonb) as u(id uuid, email text)', [
+          JSON.stringify(users),
+        ])
       })
       // Owner SQL may have changed session settings (set_config(..., false)): a database handed to the
       // next test file starts as a fresh one would.

@@ -78,7 +78,6 @@ export class Faults {
 export function faultResponse(fault: Fault): Response | undefined {
   if (fault.json !== undefined) return Response.json(fault.json, { status: fault.status ?? 200 })
   if (fault.status) return new Response(`sandbox fault: HTTP ${fault.status}`, { status: fault.status })
-  if (fault.nonJson)
-    return new Response('<html><body>502 Bad Gateway</body></html>', { headers: { 'content-type': 'text/html' } })
+  if (fault.nonJson) return new Response('<html><body>502 Bad Gateway</body></html>', { headers: { 'content-type': 'text/html' } })
   return undefined
 }

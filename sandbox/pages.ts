@@ -70,13 +70,7 @@ const layout = (title: string, body: unknown, width: 'narrow' | 'wide' = 'narrow
 </html>`
 
 /** The sandbox's imitation of TikTok's authorize page; every value is escaped by `html`. */
-export const authorizePage = (input: {
-  error?: string
-  appId?: string
-  redirectUri?: string
-  state?: string
-  advertisers?: SandboxAdvertiser[]
-}) =>
+export const authorizePage = (input: { error?: string; appId?: string; redirectUri?: string; state?: string; advertisers?: SandboxAdvertiser[] }) =>
   layout(
     'TikTok for Business (sandbox): authorize',
     input.error
@@ -122,16 +116,18 @@ export const databasePage = (connections: { email: string; row: Record<string, u
       <h1><code>public.tiktok_connections</code></h1>
       <p>The connector's own table: one row per connected user, as the Worker wrote it, token masked. A user without a row is not connected. <a href="/supabase/">Reload</a> · <a href="/">Sandbox</a></p>
       <div id="connections">
-        ${connections.length === 0
-          ? html`<p id="no-connections">No connection yet. Connect TikTok from the demo profile to make one.</p>`
-          : connections.map(
-              ({ email, row }) => html`<article class="card" data-user-id="${String(row.user_id)}">
+        ${
+          connections.length === 0
+            ? html`<p id="no-connections">No connection yet. Connect TikTok from the demo profile to make one.</p>`
+            : connections.map(
+                ({ email, row }) => html`<article class="card" data-user-id="${String(row.user_id)}">
                 <h2>${email}</h2>
                 <dl class="fields">
                   ${Object.entries(row).map(([name, value]) => html`<dt>${name}</dt><dd>${cell(value, row)}</dd>`)}
                 </dl>
               </article>`,
-            )}
+              )
+        }
       </div>`,
     'wide',
   )
@@ -160,21 +156,26 @@ export const sandboxPage = (input: {
       </ul>
       <h2>TikTok: live grants</h2>
       <p>What an advertiser sees as the app's access in TikTok for Business. <em>Revoke access</em> ends the grant: TikTok then answers 40105 to its token, and the Worker learns of it only when it next calls TikTok (the sweep, or <code>?verify=true</code>).</p>
-      ${input.grants.length === 0
-        ? html`<p id="no-grants">No live grant. Connect TikTok from the demo profile to make one.</p>`
-        : html`<table class="cards" id="grants">
+      ${
+        input.grants.length === 0
+          ? html`<p id="no-grants">No live grant. Connect TikTok from the demo profile to make one.</p>`
+          : html`<table class="cards" id="grants">
             <thead><tr><th>Grant</th><th>Token</th><th>Advertisers</th><th>Issued</th><th><span class="visually-hidden">Actions</span></th></tr></thead>
             ${input.grants.map(
               (g) => html`<tbody><tr data-grant="${g.grant}">
                 <td data-label="Grant"><code>${g.grant}</code></td>
                 <td data-label="Token"><code class="nowrap">${g.maskedToken}</code></td>
-                <td data-label="Advertisers">${g.advertisers.length === 0 ? html`<em>none left</em>` : g.advertisers.map(
-                  (a) => html`<div>${a.name ?? '(closed account)'} <code>${a.id}</code>
+                <td data-label="Advertisers">${
+                  g.advertisers.length === 0
+                    ? html`<em>none left</em>`
+                    : g.advertisers.map(
+                        (a) => html`<div>${a.name ?? '(closed account)'} <code>${a.id}</code>
                     <form class="inline" method="post" action="/__sandbox/tiktok/remove-advertiser">
                       <input type="hidden" name="grant" value="${g.grant}" /><input type="hidden" name="advertiser_id" value="${a.id}" />
                       <button type="submit">Remove</button>
                     </form></div>`,
-                )}</td>
+                      )
+                }</td>
                 <td data-label="Issued">${g.issuedAt}</td>
                 <td><form method="post" action="/__sandbox/tiktok/revoke">
                   <input type="hidden" name="grant" value="${g.grant}" />
@@ -182,19 +183,22 @@ export const sandboxPage = (input: {
                 </form></td>
               </tr></tbody>`,
             )}
-          </table>`}
+          </table>`
+      }
       <p>The Worker's sweep runs on its cron; under <code>npm run dev</code> run it now with
         ${input.workerOrigins.slice(0, 1).map((o) => html`<code>curl ${o.replace('localhost', '127.0.0.1')}/cdn-cgi/handler/scheduled</code>`)}.</p>
       <h2>TikTok: the app's quota</h2>
-      ${input.quota.tier
-        ? html`<p>Enforced as TikTok appears to: at most ${input.quota.tier.qps} calls in each second and ${input.quota.tier.qpm} in each minute, in fixed windows aligned to the clock, counted on arrival. A call beyond either answers <code>code: 40100</code>. <a href="/__sandbox/tiktok/quota">JSON</a></p>
+      ${
+        input.quota.tier
+          ? html`<p>Enforced as TikTok appears to: at most ${input.quota.tier.qps} calls in each second and ${input.quota.tier.qpm} in each minute, in fixed windows aligned to the clock, counted on arrival. A call beyond either answers <code>code: 40100</code>. <a href="/__sandbox/tiktok/quota">JSON</a></p>
             <dl class="fields" id="quota">
               <dt>Refused: second limit</dt><dd data-refused="second">${input.quota.refused.second}</dd>
               <dt>Refused: minute limit</dt><dd data-refused="minute">${input.quota.refused.minute}</dd>
               <dt>Counted this second</dt><dd>${input.quota.counted.second} of ${input.quota.tier.qps}</dd>
               <dt>Counted this minute</dt><dd>${input.quota.counted.minute} of ${input.quota.tier.qpm}</dd>
             </dl>`
-        : html`<p id="quota-off">Not enforced: set <code>TIKTOK_QPS</code> or <code>TIKTOK_QPM</code> (in <code>.dev.vars</code>) to have TikTok answer <code>code: 40100</code> beyond the tier, as it does. <a href="/__sandbox/tiktok/quota">JSON</a></p>`}`,
+          : html`<p id="quota-off">Not enforced: set <code>TIKTOK_QPS</code> or <code>TIKTOK_QPM</code> (in <code>.dev.vars</code>) to have TikTok answer <code>code: 40100</code> beyond the tier, as it does. <a href="/__sandbox/tiktok/quota">JSON</a></p>`
+      }`,
     'wide',
   )
 
@@ -206,9 +210,10 @@ export const receiverPage = (input: { deliveries: Delivery[]; setupError?: strin
       <h1>Webhook receiver</h1>
       <p>Lifecycle events the Worker delivered to <code>WEBHOOK_URL</code>, newest first, each verified with <code>standardwebhooks</code> and the sandbox's <code>WEBHOOK_SECRET</code>. A retry of an event is a new line with the next attempt number. <a href="/webhooks">Reload</a> · <a href="/webhooks.json">JSON</a> · <a href="/">Sandbox</a></p>
       ${input.setupError ? html`<p class="error">Every delivery is refused: ${input.setupError}.</p>` : ''}
-      ${input.deliveries.length === 0
-        ? html`<p id="no-deliveries">Nothing delivered yet.</p>`
-        : html`<table class="cards" id="deliveries">
+      ${
+        input.deliveries.length === 0
+          ? html`<p id="no-deliveries">Nothing delivered yet.</p>`
+          : html`<table class="cards" id="deliveries">
             <thead><tr><th>Received</th><th>Event</th><th>Type</th><th>Signature</th><th>Attempt</th><th>Answer</th></tr></thead>
             ${input.deliveries.map(
               (d) => html`<tbody data-valid="${d.valid ? 'yes' : 'no'}"><tr>
@@ -218,10 +223,13 @@ export const receiverPage = (input: { deliveries: Delivery[]; setupError?: strin
                 <td data-label="Signature">${d.valid ? html`<span class="ok">valid</span>` : html`<span class="bad">invalid</span> ${d.error}`}</td>
                 <td data-label="Attempt">${d.attempt}</td>
                 <td data-label="Answer">${d.status}</td>
-              </tr>${d.payload === undefined
-                ? ''
-                : html`<tr><td colspan="6"><details><summary>Payload</summary><pre>${JSON.stringify(d.payload, null, 2)}</pre></details></td></tr>`}</tbody>`,
+              </tr>${
+                d.payload === undefined
+                  ? ''
+                  : html`<tr><td colspan="6"><details><summary>Payload</summary><pre>${JSON.stringify(d.payload, null, 2)}</pre></details></td></tr>`
+              }</tbody>`,
             )}
-          </table>`}`,
+          </table>`
+      }`,
     'wide',
   )

@@ -35,7 +35,8 @@ const RESERVED = new Set(['select', 'on_conflict', 'columns'])
 // PostgREST features the Worker does not use: refused loudly, so a future use cannot pass the tests
 // against a sandbox that quietly ignored it.
 const UNSUPPORTED = new Set(['order', 'limit', 'offset', 'or', 'and'])
-const unsupported = (what: string) => new PostgrestError(501, 'PGRST_SANDBOX', `the sandbox's PostgREST does not implement ${what}; add it to sandbox/postgrest.ts with a contract test`)
+const unsupported = (what: string) =>
+  new PostgrestError(501, 'PGRST_SANDBOX', `the sandbox's PostgREST does not implement ${what}; add it to sandbox/postgrest.ts with a contract test`)
 const OPERATORS: Record<string, string> = { eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' }
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`
 
@@ -44,7 +45,28 @@ export function statusOf(code: string | undefined): number {
   if (!code) return 500
   const exact: Record<string, number> = { '23503': 409, '23505': 409, '25006': 405, P0001: 400, '42883': 404, '42P01': 404, '42501': 403 }
   if (exact[code]) return exact[code]
-  const byClass: Record<string, number> = { '08': 503, '09': 500, '0L': 403, '0P': 403, '25': 500, '28': 403, '2D': 500, '38': 500, '39': 500, '3B': 500, '40': 500, '53': 503, '54': 500, '55': 500, '57': 500, '58': 500, F0: 500, HV: 500, P0: 500, XX: 500 }
+  const byClass: Record<string, number> = {
+    '08': 503,
+    '09': 500,
+    '0L': 403,
+    '0P': 403,
+    '25': 500,
+    '28': 403,
+    '2D': 500,
+    '38': 500,
+    '39': 500,
+    '3B': 500,
+    '40': 500,
+    '53': 503,
+    '54': 500,
+    '55': 500,
+    '57': 500,
+    '58': 500,
+    F0: 500,
+    HV: 500,
+    P0: 500,
+    XX: 500,
+  }
   return byClass[code.slice(0, 2)] ?? 400
 }
 
@@ -90,7 +112,12 @@ function whereOf(params: URLSearchParams, table: string, columns: Set<string>, a
       clause = `${target} ${OPERATORS[op]} $${args.length}`
     } else if (op === 'is' && ['null', 'true', 'false'].includes(value)) clause = `${target} is ${value}`
     else if (op === 'in' && value.startsWith('(') && value.endsWith(')')) {
-      args.push(value.slice(1, -1).split(',').map((v) => v.replace(/^"(.*)"$/, '$1')))
+      args.push(
+        value
+          .slice(1, -1)
+          .split(',')
+          .map((v) => v.replace(/^"(.*)"$/, '$1')),
+      )
       clause = `${target} = any($${args.length})`
     } else throw new PostgrestError(400, 'PGRST100', `"failed to parse filter (${expr})" (line 1, column 1)`)
     clauses.push(negate ? `not (${clause})` : clause)
@@ -144,14 +171,24 @@ type Answer = { status: number; body: string }
 export function createPostgrest(db: Sql): ((request: Request) => Promise<Response>) & { reload(): void } {
   let schema: Promise<SchemaCache> | undefined
 
-  async function rpc(cache: SchemaCache, name: string, input: Record<string, unknown>, run: (sql: string, args: unknown[]) => Promise<string>): Promise<Answer> {
+  async function rpc(
+    cache: SchemaCache,
+    name: string,
+    input: Record<string, unknown>,
+    run: (sql: string, args: unknown[]) => Promise<string>,
+  ): Promise<Answer> {
     const keys = Object.keys(input)
     const fn = cache.functions
       .get(name)
       ?.find((f) => keys.every((k) => f.args.some((a) => a.name === k)) && f.args.slice(0, f.required).every((a) => keys.includes(a.name)))
     if (!fn)
-      throw new PostgrestError(404, 'PGRST202', `Could not find the function public.${name}(${keys.sort().join(', ')}) in the schema cache`, null,
-        'Perhaps you meant to call a function with different arguments')
+      throw new PostgrestError(
+        404,
+        'PGRST202',
+        `Could not find the function public.${name}(${keys.sort().join(', ')}) in the schema cache`,
+        null,
+        'Perhaps you meant to call a function with different arguments',
+      )
     const used = fn.args.filter((a) => keys.includes(a.name))
     // Arguments typed by the function's own signature, read from the JSON body in one record.
     const source = used.length ? `jsonb_to_record($1::jsonb) as _a(${used.map((a) => `${ident(a.name)} ${a.type}`).join(', ')})` : '(select) as _a'
@@ -163,7 +200,13 @@ export function createPostgrest(db: Sql): ((request: Request) => Promise<Respons
     return { status: 200, body: await run(sql, args) }
   }
 
-  async function table(cache: SchemaCache, request: Request, path: string, params: URLSearchParams, run: (sql: string, args: unknown[]) => Promise<string>): Promise<Answer> {
+  async function table(
+    cache: SchemaCache,
+    request: Request,
+    path: string,
+    params: URLSearchParams,
+    run: (sql: string, args: unknown[]) => Promise<string>,
+  ): Promise<Answer> {
     const columns = cache.tables.get(path)
     if (!columns) throw new PostgrestError(404, 'PGRST205', `Could not find the table 'public.${path}' in the schema cache`)
     const name = `public.${ident(path)}`
@@ -231,7 +274,12 @@ export function createPostgrest(db: Sql): ((request: Request) => Promise<Respons
         const rows = JSON.parse(result.body) as unknown
         // Thrown inside the transaction: PostgREST rolls a singular write back when the count is wrong.
         if (!Array.isArray(rows) || rows.length !== 1)
-          throw new PostgrestError(406, 'PGRST116', 'Cannot coerce the result to a single JSON object', `The result contains ${Array.isArray(rows) ? rows.length : 0} rows`)
+          throw new PostgrestError(
+            406,
+            'PGRST116',
+            'Cannot coerce the result to a single JSON object',
+            `The result contains ${Array.isArray(rows) ? rows.length : 0} rows`,
+          )
         return { ...result, body: JSON.stringify(rows[0]) }
       }
       // One statement is atomic on its own; only a singular answer needs a transaction to roll back.
@@ -242,7 +290,10 @@ export function createPostgrest(db: Sql): ((request: Request) => Promise<Respons
       if (error instanceof PostgrestError)
         return Response.json({ code: error.code, details: error.details, hint: error.hint, message: error.message }, { status: error.status })
       const pg = error as { code?: string; message?: string; detail?: string; hint?: string }
-      return Response.json({ code: pg.code ?? null, details: pg.detail ?? null, hint: pg.hint ?? null, message: pg.message ?? String(error) }, { status: statusOf(pg.code) })
+      return Response.json(
+        { code: pg.code ?? null, details: pg.detail ?? null, hint: pg.hint ?? null, message: pg.message ?? String(error) },
+        { status: statusOf(pg.code) },
+      )
     }
   }
 

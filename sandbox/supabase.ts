@@ -35,7 +35,6 @@ export async function createSigningKey(kid = crypto.randomUUID()): Promise<Signi
   }
 }
 
-
 /**
  * A stand-in for the parts of Supabase the Worker uses: PostgREST's `/rest/v1` over a real PostgreSQL
  * holding the project's migrations (see postgrest.ts), the API key checks of Supabase's gateway,
@@ -63,9 +62,10 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
     const apikey = headers.get('apikey')
     const bearer = headers.get('authorization')?.replace(/^Bearer /, '')
     const known = [options.secretKey, options.legacyServiceKey].filter(Boolean)
-    if (!apikey || !known.includes(apikey)) return Response.json({ message: 'Invalid API key', hint: 'Double check your Supabase `anon` or `service_role` API key.' }, { status: 401 })
+    if (!apikey || !known.includes(apikey))
+      return Response.json({ message: 'Invalid API key', hint: 'Double check your Supabase `anon` or `service_role` API key.' }, { status: 401 })
     // Supabase's gateway refuses a secret key presented as a JWT.
-    if (bearer && bearer.startsWith('sb_')) return Response.json({ message: 'Invalid JWT: secret keys are not JWTs' }, { status: 401 })
+    if (bearer?.startsWith('sb_')) return Response.json({ message: 'Invalid JWT: secret keys are not JWTs' }, { status: 401 })
     if (bearer && bearer !== options.legacyServiceKey)
       return Response.json({ code: 'PGRST301', details: null, hint: null, message: 'JWSError JWSInvalidSignature' }, { status: 401 })
     return undefined
@@ -75,13 +75,14 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
 
   app.use('/rest/*', async (c, next) => {
     const url = new URL(c.req.url)
-    if (options.record !== false) requests.push({
-      method: c.req.method,
-      path: url.pathname,
-      query: Object.fromEntries(url.searchParams),
-      headers: Object.fromEntries(c.req.raw.headers),
-      body: c.req.method === 'GET' ? '' : await c.req.raw.clone().text(),
-    })
+    if (options.record !== false)
+      requests.push({
+        method: c.req.method,
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        headers: Object.fromEntries(c.req.raw.headers),
+        body: c.req.method === 'GET' ? '' : await c.req.raw.clone().text(),
+      })
     // The schema check is its own target: the Worker makes it once per isolate, so a fault queued for
     // "the next call" must not depend on whether the isolate has asked yet.
     const schemaCheck = url.pathname.endsWith('/rpc/tiktok_connect_schema')
@@ -122,8 +123,7 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
 
   /** Password sign-in, shaped like Supabase Auth's `POST /auth/v1/token?grant_type=password`. */
   app.post('/auth/v1/token', async (c) => {
-    if (c.req.query('grant_type') !== 'password')
-      return c.json({ code: 400, error_code: 'validation_failed', msg: 'Unsupported grant type' }, 400)
+    if (c.req.query('grant_type') !== 'password') return c.json({ code: 400, error_code: 'validation_failed', msg: 'Unsupported grant type' }, 400)
     const body = (await c.req.json().catch(() => ({}))) as { email?: unknown; password?: unknown }
     const known = typeof body.email === 'string' && options.passwords?.[body.email] !== undefined && options.passwords[body.email] === body.password
     const [user] = known ? await database.rows<User>('select id, email from auth.users where email = $1', [body.email]) : []

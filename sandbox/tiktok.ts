@@ -62,8 +62,7 @@ const REPORT_DIMENSIONS = ['advertiser_id', 'campaign_id', 'stat_time_day'] as c
 // Scope ids beyond 2^53, sent bare as TikTok does: any JSON.parse that rounds them is caught.
 const SCOPE = '[4, 200, 7543056879933489153]'
 
-const random = (bytes: number) =>
-  [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, '0')).join('')
+const random = (bytes: number) => [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, '0')).join('')
 
 const requestId = () => `2026${Date.now()}${random(6)}`
 
@@ -166,10 +165,13 @@ export function createTikTok(options: TikTokOptions) {
    * and the current minute, both aligned to the clock; one over either limit answers 40100 (TikTok's
    * codes do not say which limit) and is not counted.
    */
-  const tierGate = createMiddleware(async (c, next) => {
+  const tierGate = createMiddleware(async (_c, next) => {
     if (tier) {
       const at = now()
-      for (const [name, length] of [['second', SECOND_MS], ['minute', MINUTE_MS]] as const) {
+      for (const [name, length] of [
+        ['second', SECOND_MS],
+        ['minute', MINUTE_MS],
+      ] as const) {
         const index = Math.floor(at / length)
         if (windows[name].index !== index) windows[name] = { index, count: 0 }
       }
@@ -236,8 +238,7 @@ export function createTikTok(options: TikTokOptions) {
     const redirectUri = c.req.query('redirect_uri') ?? ''
     const state = c.req.query('state') ?? ''
     if (appId !== options.appId) return c.html(authorizePage({ error: 'Unknown app_id.' }), 400)
-    if (!options.redirectUris.includes(redirectUri))
-      return c.html(authorizePage({ error: `redirect_uri is not registered for this app: ${redirectUri}` }), 400)
+    if (!options.redirectUris.includes(redirectUri)) return c.html(authorizePage({ error: `redirect_uri is not registered for this app: ${redirectUri}` }), 400)
     return c.html(authorizePage({ appId, redirectUri, state, advertisers }))
   })
 
@@ -277,11 +278,7 @@ export function createTikTok(options: TikTokOptions) {
     const token = random(20)
     tokens.set(token, { grant: random(6), advertiserIds: [...code.advertiserIds], revoked: false, issuedAt: now() })
     code.token = token
-    return envelope(
-      0,
-      'OK',
-      `{"access_token": "${token}", "advertiser_ids": [${code.advertiserIds.map(idJson).join(', ')}], "scope": ${SCOPE}}`,
-    )
+    return envelope(0, 'OK', `{"access_token": "${token}", "advertiser_ids": [${code.advertiserIds.map(idJson).join(', ')}], "scope": ${SCOPE}}`)
   })
 
   app.get(`${API}/oauth2/advertiser/get/`, tierGate, async (c) => {
@@ -289,8 +286,7 @@ export function createTikTok(options: TikTokOptions) {
     if (faulted) return faulted
     const accessToken = c.req.header('access-token')
     if (!accessToken) return envelope(40104, 'Access token is null')
-    if (c.req.query('app_id') !== options.appId || c.req.query('secret') !== options.appSecret)
-      return envelope(40101, 'app_id or secret is invalid')
+    if (c.req.query('app_id') !== options.appId || c.req.query('secret') !== options.appSecret) return envelope(40101, 'app_id or secret is invalid')
     const token = tokens.get(accessToken)
     if (!token || token.revoked) return envelope(40105, 'Access token is incorrect or has been revoked')
     const list = advertisers
@@ -366,18 +362,27 @@ export function createTikTok(options: TikTokOptions) {
     const advertiserId = query('advertiser_id')
     if (!advertiserId) return envelope(40000, 'advertiser_id: Missing data for required field.')
     const dataLevel = query('data_level') ?? 'AUCTION_ADVERTISER'
-    if (dataLevel !== 'AUCTION_ADVERTISER' && dataLevel !== 'AUCTION_CAMPAIGN') return envelope(40000, 'data_level: the sandbox answers AUCTION_ADVERTISER and AUCTION_CAMPAIGN.')
+    if (dataLevel !== 'AUCTION_ADVERTISER' && dataLevel !== 'AUCTION_CAMPAIGN')
+      return envelope(40000, 'data_level: the sandbox answers AUCTION_ADVERTISER and AUCTION_CAMPAIGN.')
     const dimensions = jsonList(query('dimensions'))
     if (!dimensions || dimensions.length === 0) return envelope(40000, 'dimensions: Missing data for required field.')
     const unknownDimension = dimensions.find((d) => !(REPORT_DIMENSIONS as readonly string[]).includes(d))
     if (unknownDimension) return envelope(40000, `dimensions: ${unknownDimension} is not a dimension the sandbox supports (${REPORT_DIMENSIONS.join(', ')}).`)
-    if (dimensions.includes('campaign_id') && dataLevel !== 'AUCTION_CAMPAIGN') return envelope(40000, 'dimensions: campaign_id needs data_level AUCTION_CAMPAIGN.')
+    if (dimensions.includes('campaign_id') && dataLevel !== 'AUCTION_CAMPAIGN')
+      return envelope(40000, 'dimensions: campaign_id needs data_level AUCTION_CAMPAIGN.')
     const metrics = query('metrics') === undefined ? ['spend', 'impressions'] : jsonList(query('metrics'))
     const unknownMetric = metrics?.find((m) => !(REPORT_METRICS as readonly string[]).includes(m))
-    if (!metrics || unknownMetric !== undefined) return envelope(40000, `metrics: ${unknownMetric ?? 'not a valid list'}; the sandbox supports ${REPORT_METRICS.join(', ')}.`)
+    if (!metrics || unknownMetric !== undefined)
+      return envelope(40000, `metrics: ${unknownMetric ?? 'not a valid list'}; the sandbox supports ${REPORT_METRICS.join(', ')}.`)
     const start = Date.parse(`${query('start_date')}T00:00:00Z`)
     const end = Date.parse(`${query('end_date')}T00:00:00Z`)
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(query('start_date') ?? '') || !/^\d{4}-\d{2}-\d{2}$/.test(query('end_date') ?? '') || Number.isNaN(start) || Number.isNaN(end) || end < start)
+    if (
+      !/^\d{4}-\d{2}-\d{2}$/.test(query('start_date') ?? '') ||
+      !/^\d{4}-\d{2}-\d{2}$/.test(query('end_date') ?? '') ||
+      Number.isNaN(start) ||
+      Number.isNaN(end) ||
+      end < start
+    )
       return envelope(40000, 'start_date and end_date: YYYY-MM-DD, the end not before the start.')
     const days = (end - start) / 86_400_000 + 1
     const maxDays = dimensions.includes('stat_time_day') ? MAX_REPORT_DAYS : 365

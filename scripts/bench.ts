@@ -2,7 +2,7 @@
 // flows on workerd against the sandbox, next to a floor Worker making the same upstream calls.
 // Prints one table and writes it as JSON to .bench/. Not a test: nothing here asserts a number.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import { join, relative } from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -43,10 +43,18 @@ function dryRun(name: string, config?: string): Bundle {
   for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) {
     const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(input)
     // Packages by their largest parts (e.g. hono/dist/hono-base), project files by path.
-    const owner = pkg ? `${pkg[1]}/${pkg[2]!.split('/').slice(0, pkg[2]!.startsWith('dist') ? 2 : 1).join('/')}` : input.replace(/^.*?src\//, 'src/')
+    const owner = pkg
+      ? `${pkg[1]}/${pkg[2]!
+          .split('/')
+          .slice(0, pkg[2]!.startsWith('dist') ? 2 : 1)
+          .join('/')}`
+      : input.replace(/^.*?src\//, 'src/')
     byOwner.set(owner, (byOwner.get(owner) ?? 0) + bytesInOutput)
   }
-  const top = [...byOwner].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([n, bytes]) => ({ name: n, bytes }))
+  const top = [...byOwner]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5)
+    .map(([n, bytes]) => ({ name: n, bytes }))
   return { raw: code.byteLength, gzip: gzipSync(code, { level: 9 }).byteLength, file, top }
 }
 
@@ -250,14 +258,20 @@ async function proxyLoad(concurrency: number, durationMs: number, via: 'proxy' |
       const t0 = performance.now()
       const reply =
         via === 'proxy'
-          ? await request(agent, 'GET', `/api/tiktok/proxy/open_api/v1.3/advertiser/info/?${query}`, { authorization: `Bearer ${serviceKey}`, 'x-tiktok-connect-user': DEMO_USER.id })
+          ? await request(agent, 'GET', `/api/tiktok/proxy/open_api/v1.3/advertiser/info/?${query}`, {
+              authorization: `Bearer ${serviceKey}`,
+              'x-tiktok-connect-user': DEMO_USER.id,
+            })
           : await new Promise<Reply>((resolve, reject) =>
               http
-                .get({ host: '127.0.0.1', port: SANDBOX_PORT, path: `/tiktok/open_api/v1.3/advertiser/info/?${query}`, agent, headers: { 'access-token': token } }, (res) => {
-                  let text = ''
-                  res.on('data', (d) => (text += d))
-                  res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, cookie: undefined }))
-                })
+                .get(
+                  { host: '127.0.0.1', port: SANDBOX_PORT, path: `/tiktok/open_api/v1.3/advertiser/info/?${query}`, agent, headers: { 'access-token': token } },
+                  (res) => {
+                    let text = ''
+                    res.on('data', (d) => (text += d))
+                    res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, cookie: undefined }))
+                  },
+                )
                 .on('error', reject),
             )
       if (reply.status !== 200 || !/"code":\s*0\b/.test(reply.body)) {
@@ -286,7 +300,13 @@ const bare = dryRun('bare', 'bench/bare/wrangler.toml')
 const inproc = dryRun('inproc', 'bench/inproc/wrangler.toml')
 // sandbox/dev.env on the benchmark's ports, the same settings every run of the Worker here gets.
 // The governor keeps its largest tier: the benchmark measures the Worker's cost, not TikTok's quota.
-const vars: Record<string, string> = { ...localConfig(WORKER_PORT, SANDBOX_PORT, false), ALLOWED_ORIGINS: WORKER_ORIGIN, FLOOR_USER_ID: DEMO_USER.id, TIKTOK_QPS: '1000', TIKTOK_QPM: '60000' }
+const vars: Record<string, string> = {
+  ...localConfig(WORKER_PORT, SANDBOX_PORT, false),
+  ALLOWED_ORIGINS: WORKER_ORIGIN,
+  FLOOR_USER_ID: DEMO_USER.id,
+  TIKTOK_QPS: '1000',
+  TIKTOK_QPM: '60000',
+}
 
 log(`start-up (wrangler check startup ×${STARTUP_SAMPLES} each, alternating) …`)
 const startup = { ours: [] as number[], bare: [] as number[] }
@@ -319,10 +339,14 @@ const inProcess = { ours: [] as number[], floor: [] as number[] }
 }
 
 log('sandbox …')
-const sandbox = spawn(process.execPath, [join(ROOT, 'scripts/sandbox.ts'), '--port', String(SANDBOX_PORT), '--worker-origin', WORKER_ORIGIN, '--quiet', '--no-tier'], {
-  cwd: ROOT,
-  stdio: ['ignore', 'pipe', 'pipe'],
-})
+const sandbox = spawn(
+  process.execPath,
+  [join(ROOT, 'scripts/sandbox.ts'), '--port', String(SANDBOX_PORT), '--worker-origin', WORKER_ORIGIN, '--quiet', '--no-tier'],
+  {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  },
+)
 // The first run builds the migrated database template (several seconds), later runs load it.
 await waitForLine(sandbox, /ready/, 'sandbox', 120_000)
 
@@ -340,7 +364,10 @@ const PROXY_CONCURRENCY = 16
 const proxyRows: Record<'proxy' | 'direct', Run> = {} as Record<'proxy' | 'direct', Run>
 const memory: Record<string, number> = {}
 try {
-  for (const [target, bundle] of [['ours', ours], ['floor', floor]] as const) {
+  for (const [target, bundle] of [
+    ['ours', ours],
+    ['floor', floor],
+  ] as const) {
     const workerd = await startWorkerd(workerdConfig(bundle, vars, { quota: target === 'ours' }))
     try {
       for (const latencyMs of LATENCIES_MS) {
@@ -354,7 +381,9 @@ try {
           const run = await load(concurrency, RUN_MS, signIn.access_token, cell)
           run.cpuMsPerFlow = (cpuMs(workerd.pid!) - cpuBefore) / Math.max(1, run.flows)
           rows.push({ target, latencyMs, concurrency, ...run })
-          log(`  ${target.padEnd(5)} latency ${String(latencyMs).padStart(2)} ms  c=${String(concurrency).padStart(3)}  ${run.flowsPerSec.toFixed(0).padStart(5)} flows/s  p50 ${run.p50.toFixed(1)} ms  p99 ${run.p99.toFixed(1)} ms  workerd CPU ${run.cpuMsPerFlow.toFixed(2)} ms/flow`)
+          log(
+            `  ${target.padEnd(5)} latency ${String(latencyMs).padStart(2)} ms  c=${String(concurrency).padStart(3)}  ${run.flowsPerSec.toFixed(0).padStart(5)} flows/s  p50 ${run.p50.toFixed(1)} ms  p99 ${run.p99.toFixed(1)} ms  workerd CPU ${run.cpuMsPerFlow.toFixed(2)} ms/flow`,
+          )
         }
       }
       if (target === 'ours') {
@@ -376,7 +405,9 @@ try {
           const run = await proxyLoad(PROXY_CONCURRENCY, RUN_MS, via, granted.data.access_token)
           run.cpuMsPerFlow = (cpuMs(workerd.pid!) - cpuBefore) / Math.max(1, run.flows)
           proxyRows[via] = run
-          log(`  ${via.padEnd(6)} c=${PROXY_CONCURRENCY}  ${run.flowsPerSec.toFixed(0).padStart(5)} calls/s  p50 ${run.p50.toFixed(1)} ms  p99 ${run.p99.toFixed(1)} ms  workerd CPU ${run.cpuMsPerFlow.toFixed(2)} ms/call`)
+          log(
+            `  ${via.padEnd(6)} c=${PROXY_CONCURRENCY}  ${run.flowsPerSec.toFixed(0).padStart(5)} calls/s  p50 ${run.p50.toFixed(1)} ms  p99 ${run.p99.toFixed(1)} ms  workerd CPU ${run.cpuMsPerFlow.toFixed(2)} ms/call`,
+          )
         }
       }
       memory[target] = peakRssKiB(workerd.pid!)
@@ -405,7 +436,9 @@ table.push(
 )
 table.push(`Round trip on workerd serve (one flow = start + exchange; ${RUN_MS / 1000} s per cell; ratios = ours / floor; latencies in ms;`)
 table.push('  added = ours − floor; CPU/flow = workerd user+system CPU ms per completed flow):')
-table.push('  upstream | conc |  ours f/s | floor f/s | thr ratio | ours p50 | floor p50 | ours p99 | floor p99 | added p50 | added p99 | CPU/flow ours | floor | ratio')
+table.push(
+  '  upstream | conc |  ours f/s | floor f/s | thr ratio | ours p50 | floor p50 | ours p99 | floor p99 | added p50 | added p99 | CPU/flow ours | floor | ratio',
+)
 const cells: Record<string, unknown>[] = []
 for (const latencyMs of LATENCIES_MS)
   for (const concurrency of CONCURRENCY) {
@@ -428,7 +461,9 @@ for (const latencyMs of LATENCIES_MS)
       `  ${`${latencyMs} ms`.padStart(8)} | ${String(concurrency).padStart(4)} | ${o.flowsPerSec.toFixed(0).padStart(9)} | ${f.flowsPerSec.toFixed(0).padStart(9)} | ${cell.throughputRatio.toFixed(2).padStart(9)} | ${o.p50.toFixed(1).padStart(8)} | ${f.p50.toFixed(1).padStart(9)} | ${o.p99.toFixed(1).padStart(8)} | ${f.p99.toFixed(1).padStart(9)} | ${cell.addedP50.toFixed(1).padStart(9)} | ${cell.addedP99.toFixed(1).padStart(9)} | ${o.cpuMsPerFlow!.toFixed(2).padStart(13)} | ${f.cpuMsPerFlow!.toFixed(2).padStart(5)} | ${cell.cpuRatio.toFixed(2).padStart(5)}`,
     )
   }
-table.push(`  every flow answered 200 (warm-ups included); measured flows: ours ${rows.filter((r) => r.target === 'ours').reduce((n, r) => n + r.flows, 0)}, floor ${rows.filter((r) => r.target === 'floor').reduce((n, r) => n + r.flows, 0)}`)
+table.push(
+  `  every flow answered 200 (warm-ups included); measured flows: ours ${rows.filter((r) => r.target === 'ours').reduce((n, r) => n + r.flows, 0)}, floor ${rows.filter((r) => r.target === 'floor').reduce((n, r) => n + r.flows, 0)}`,
+)
 {
   const { proxy: p, direct: d } = proxyRows
   table.push(

@@ -48,5 +48,10 @@ export function devAssets(root: string, dir: string, settings: DevSettings): Dev
   mkdirSync(join(dir, '__dev'), { recursive: true })
   copyFileSync(join(root, 'scripts/dev-pages/sandbox.js'), join(dir, '__dev/sandbox.js'))
   writeFileSync(join(dir, '__dev/sandbox.json'), `${JSON.stringify(settings, null, 2)}\n`)
-  return { dir, close: () => stops.forEach((stop) => stop()) }
+  return {
+    dir,
+    close: () => {
+      for (const stop of stops) stop()
+    },
+  }
 }

@@ -2,7 +2,18 @@
 import { parseArgs } from 'node:util'
 import { DEMO_USER } from '../sandbox/app.ts'
 import { PORT_CHOICE, type PortRole } from './ports.ts'
-import { DEFAULT_SANDBOX_PORT, DEFAULT_WORKER_PORT, defaultInspectorPort, describeProblems, describeRefusedOrigins, devVars, type Stack, StackError, startStack, tokenCommand } from './stack.ts'
+import {
+  DEFAULT_SANDBOX_PORT,
+  DEFAULT_WORKER_PORT,
+  defaultInspectorPort,
+  describeProblems,
+  describeRefusedOrigins,
+  devVars,
+  type Stack,
+  StackError,
+  startStack,
+  tokenCommand,
+} from './stack.ts'
 
 const USAGE = `Usage: npm run dev [-- --port N] [--sandbox-port N] [--inspector-port N] [--verbose]
   --port            the Worker (default ${DEFAULT_WORKER_PORT}, or PORT)
@@ -91,7 +102,9 @@ console.log(`
   Run the revocation sweep now: curl ${secondary}/cdn-cgi/handler/scheduled
   Press Ctrl+C to stop.
 `)
-const warning = stack.health.ok ? describeRefusedOrigins([primary, secondary], stack.vars.ALLOWED_ORIGINS ?? '', fromDevVars) : describeProblems(stack.health, fromDevVars)
+const warning = stack.health.ok
+  ? describeRefusedOrigins([primary, secondary], stack.vars.ALLOWED_ORIGINS ?? '', fromDevVars)
+  : describeProblems(stack.health, fromDevVars)
 if (warning) console.log(`${warning}\n`)
 
 const code = await stack.exited

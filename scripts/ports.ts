@@ -145,7 +145,8 @@ export function describePortsInUse(taken: PortInUse[]): string {
     const where = address.includes(':') ? `[${address}]` : address
     return `Port ${port} (${PORT_CHOICE[role].what}) is already in use on ${where}${holder ? ` by ${holder}` : ' by another program'}.`
   })
-  if (taken.some((t) => t.holder?.startsWith('workerd '))) lines.push('workerd is wrangler dev\'s runtime: another npm run dev (or wrangler dev) may still be running.')
+  if (taken.some((t) => t.holder?.startsWith('workerd ')))
+    lines.push("workerd is wrangler dev's runtime: another npm run dev (or wrangler dev) may still be running.")
   const moves = taken.map((t) => ({ ...PORT_CHOICE[t.role], to: t.suggestion ?? 'N' }))
   lines.push(
     'Stop that program, or pick other ports:',

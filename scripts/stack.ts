@@ -100,8 +100,7 @@ export type Stack = {
 /** Each problem the Worker's health names, where that setting came from, and what to do. */
 export function describeProblems(health: WorkerHealth, fromDevVars: string[]): string {
   if (health.problems.length === 0) return describeSchema(health)
-  const source = (name: string) =>
-    /_RATE_LIMIT$/.test(name) ? 'wrangler.toml' : fromDevVars.includes(name) ? '.dev.vars' : 'sandbox/dev.env'
+  const source = (name: string) => (/_RATE_LIMIT$/.test(name) ? 'wrangler.toml' : fromDevVars.includes(name) ? '.dev.vars' : 'sandbox/dev.env')
   const lines = health.problems.map((p) => `    ${p.name} (${source(p.name)}): ${p.problem}${p.reason === 'not set' ? '' : ` — ${p.reason}`}`)
   return [
     '  ✗ The Worker is running, but its settings have problems: every API call answers 500',
@@ -141,10 +140,7 @@ export function describeRefusedOrigins(local: string[], allowedOrigins: string, 
 }
 
 /** One look at the health URL: this run's Worker, another program, or nothing ready yet. */
-export type WorkerCheck =
-  | { kind: 'ours'; health: WorkerHealth }
-  | { kind: 'foreign'; answer: string }
-  | { kind: 'not_ready'; answer?: string }
+export type WorkerCheck = { kind: 'ours'; health: WorkerHealth } | { kind: 'foreign'; answer: string } | { kind: 'not_ready'; answer?: string }
 
 const isHealth = (body: unknown): body is WorkerHealth => {
   const b = body as Partial<WorkerHealth> | null
@@ -203,7 +199,9 @@ async function waitForWorker(port: number, gone: () => string | undefined, outpu
     last = check.answer ?? last
     await new Promise((r) => setTimeout(r, 250))
   }
-  throw new StackError(`wrangler dev did not answer ${url} as this Worker within ${timeoutMs} ms${last ? ` (last answer: ${last})` : ''}. What it printed:\n${output()}`)
+  throw new StackError(
+    `wrangler dev did not answer ${url} as this Worker within ${timeoutMs} ms${last ? ` (last answer: ${last})` : ''}. What it printed:\n${output()}`,
+  )
 }
 
 /** wrangler's lines that only repeat what the banner says better: where it read the settings from. */
@@ -302,8 +300,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const inspectorPort = options.inspectorPort ?? defaultInspectorPort(workerPort)
   const ports = { worker: workerPort, sandbox: sandboxPort, inspector: inspectorPort }
   for (const [role, port] of Object.entries(ports) as [PortRole, number][]) {
-    if (!Number.isInteger(port) || port < 1 || port > 65535)
-      throw new StackError(`${PORT_CHOICE[role].flag} must be a port number from 1 to 65535.`)
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new StackError(`${PORT_CHOICE[role].flag} must be a port number from 1 to 65535.`)
   }
   if (new Set(Object.values(ports)).size < 3)
     throw new StackError(`The Worker, the sandbox and the inspector need three different ports (given ${workerPort}, ${sandboxPort}, ${inspectorPort}).`)
@@ -321,7 +318,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const runDir = mkdtempSync(join(tmpRoot, RUN_DIR_PREFIX))
   const settingsFile = join(runDir, 'local.env')
   writeFileSync(join(runDir, 'pid'), String(process.pid))
-  writeFileSync(settingsFile, Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 })
+  writeFileSync(
+    settingsFile,
+    `${Object.entries(vars)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n')}\n`,
+    { mode: 0o600 },
+  )
 
   let child: ChildProcess | undefined
   let assets: DevAssets | undefined
@@ -347,7 +350,22 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     })
     child = spawn(
       join(ROOT, 'node_modules/.bin/wrangler'),
-      ['dev', '--port', String(workerPort), '--ip', '127.0.0.1', '--env-file', settingsFile, '--assets', assets.dir, '--show-interactive-dev-session=false', '--inspector-port', String(inspectorPort), '--persist-to', join(runDir, 'state')],
+      [
+        'dev',
+        '--port',
+        String(workerPort),
+        '--ip',
+        '127.0.0.1',
+        '--env-file',
+        settingsFile,
+        '--assets',
+        assets.dir,
+        '--show-interactive-dev-session=false',
+        '--inspector-port',
+        String(inspectorPort),
+        '--persist-to',
+        join(runDir, 'state'),
+      ],
       {
         cwd: ROOT,
         env: {
@@ -435,7 +453,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw await portTakenMeanwhile('sandbox', sandboxPort, 'was taken while the sandbox started')
       throw error
     }
-    const health = await waitForWorker(workerPort, () => gone, () => log, options.readyTimeoutMs ?? 90_000)
+    const health = await waitForWorker(
+      workerPort,
+      () => gone,
+      () => log,
+      options.readyTimeoutMs ?? 90_000,
+    )
     return { workerOrigin: `http://localhost:${workerPort}`, sandboxOrigin, sandbox, vars, health, settingsFile, exited, output: () => log, stop }
   } catch (error) {
     await stop()

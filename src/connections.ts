@@ -61,9 +61,7 @@ export async function exchangeCode(s: Services, state: StatePayload, authCode: s
   const answer = async (connection: ConnectionSummary, returnTo: string): Promise<Exchanged> => {
     const advertiserRequired = connection.advertiser === null
     const choosing = connection.advertisers.length > 1 || (advertiserRequired && connection.advertisers.length > 0)
-    const selection = choosing
-      ? await mintTicket(s.signer, { userId, connectedAt: connection.connected_at, binding: state.n }, s.clock.now())
-      : undefined
+    const selection = choosing ? await mintTicket(s.signer, { userId, connectedAt: connection.connected_at, binding: state.n }, s.clock.now()) : undefined
     return { connection, returnTo, selection, advertiserRequired }
   }
 
@@ -74,7 +72,11 @@ export async function exchangeCode(s: Services, state: StatePayload, authCode: s
   if (claimed.outcome !== 'claimed') {
     s.log.info('oauth.replay', { outcome: claimed.outcome })
     if (claimed.outcome === 'done' && claimed.connection) return answer(claimed.connection, claimed.return_to)
-    throw claimed.outcome === 'pending' ? new AppError('exchange_in_progress') : claimed.outcome === 'locked' ? new AppError('state_locked') : new AppError('state_used')
+    throw claimed.outcome === 'pending'
+      ? new AppError('exchange_in_progress')
+      : claimed.outcome === 'locked'
+        ? new AppError('state_locked')
+        : new AppError('state_used')
   }
 
   // From here on TikTok may grant a token: the rest runs to its end (stored, or released and

@@ -12,39 +12,40 @@ import { parseServiceKeys } from './service-keys'
  * The Worker's bindings: `Env` comes from `wrangler types` (vars, the ASSETS, rate limit and EVENTS
  * bindings); the secrets are declared here because they never appear in wrangler.toml.
  */
-export type Bindings = Env & QuotaEnv & {
-  /** TikTok app secret. `wrangler secret put TIKTOK_APP_SECRET`. */
-  TIKTOK_APP_SECRET?: string
-  /** Supabase server key that calls the connector's functions: `sb_secret_...` or a legacy service_role JWT. */
-  SUPABASE_SECRET_KEY?: string
-  /** Legacy HS256 JWT secret; only for projects whose user tokens are still HS256. */
-  SUPABASE_JWT_SECRET?: string
-  /** HMAC key for the OAuth `state`, at least 32 bytes. */
-  STATE_SECRET?: string
-  /** Optional upper bound for one upstream call, in milliseconds (default 8000). */
-  UPSTREAM_TIMEOUT_MS?: string
-  /** Optional AES-256-GCM keys for the stored token: `<id>:<base64 32 bytes>[,<old id>:<old key>]`. */
-  TOKEN_ENCRYPTION_KEY?: string
-  /** Optional receiver of the connection events (Standard Webhooks); empty: events stay in the table. */
-  WEBHOOK_URL?: string
-  /** Signing secret for the deliveries, `whsec_<base64 of 24 to 64 random bytes>`; required with WEBHOOK_URL. */
-  WEBHOOK_SECRET?: string
-  /** Optional: connections the sweep checks at TikTok at the same time (default 2, at most 10). */
-  SWEEP_CONCURRENCY?: string
-  /** Optional: connections the sweep checks per cron run (default 200, at most 1000). */
-  SWEEP_MAX_PER_RUN?: string
-  /** Optional: seconds before a failed delivery's first retry, doubling after (default 30). */
-  EVENTS_RETRY_SECONDS?: string
-  /**
-   * `development` only in `sandbox/dev.env`: allows the committed sandbox secrets and a webhook
-   * receiver on this machine. Anything else (or nothing) is production.
-   */
-  ENVIRONMENT?: string
-  /** `true` lets Supabase anonymous users (`is_anonymous`) connect; default `false`. */
-  ALLOW_ANONYMOUS_USERS?: string
-  /** The product's backends' keys for the proxy: `<id>:<key>[,<id>:<key>…]`, each key at least 32 bytes. */
-  SERVICE_KEYS?: string
-}
+export type Bindings = Env &
+  QuotaEnv & {
+    /** TikTok app secret. `wrangler secret put TIKTOK_APP_SECRET`. */
+    TIKTOK_APP_SECRET?: string
+    /** Supabase server key that calls the connector's functions: `sb_secret_...` or a legacy service_role JWT. */
+    SUPABASE_SECRET_KEY?: string
+    /** Legacy HS256 JWT secret; only for projects whose user tokens are still HS256. */
+    SUPABASE_JWT_SECRET?: string
+    /** HMAC key for the OAuth `state`, at least 32 bytes. */
+    STATE_SECRET?: string
+    /** Optional upper bound for one upstream call, in milliseconds (default 8000). */
+    UPSTREAM_TIMEOUT_MS?: string
+    /** Optional AES-256-GCM keys for the stored token: `<id>:<base64 32 bytes>[,<old id>:<old key>]`. */
+    TOKEN_ENCRYPTION_KEY?: string
+    /** Optional receiver of the connection events (Standard Webhooks); empty: events stay in the table. */
+    WEBHOOK_URL?: string
+    /** Signing secret for the deliveries, `whsec_<base64 of 24 to 64 random bytes>`; required with WEBHOOK_URL. */
+    WEBHOOK_SECRET?: string
+    /** Optional: connections the sweep checks at TikTok at the same time (default 2, at most 10). */
+    SWEEP_CONCURRENCY?: string
+    /** Optional: connections the sweep checks per cron run (default 200, at most 1000). */
+    SWEEP_MAX_PER_RUN?: string
+    /** Optional: seconds before a failed delivery's first retry, doubling after (default 30). */
+    EVENTS_RETRY_SECONDS?: string
+    /**
+     * `development` only in `sandbox/dev.env`: allows the committed sandbox secrets and a webhook
+     * receiver on this machine. Anything else (or nothing) is production.
+     */
+    ENVIRONMENT?: string
+    /** `true` lets Supabase anonymous users (`is_anonymous`) connect; default `false`. */
+    ALLOW_ANONYMOUS_USERS?: string
+    /** The product's backends' keys for the proxy: `<id>:<key>[,<id>:<key>…]`, each key at least 32 bytes. */
+    SERVICE_KEYS?: string
+  }
 
 export type Config = {
   /** The bindings, checked with the settings. */
@@ -80,7 +81,6 @@ export type Config = {
   serviceKeys: { id: string; key: string }[]
 }
 
-
 const MIN_STATE_SECRET_BYTES = 32
 const DEFAULT_TIMEOUT_MS = 8000
 // Two checkers at one TikTok call a second each, 200 a run: a fifth of the app's quota (README).
@@ -106,8 +106,7 @@ const trimSlash = (value: string): string => value.replace(/\/+$/, '')
 // the output of a random generator: 32 random bytes hold about 30 distinct values.
 const MIN_DISTINCT_BYTES = 8
 const distinctBytes = (bytes: Uint8Array): number => new Set(bytes).size
-const sameBytes = (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean =>
-  !!a && !!b && a.length === b.length && a.every((byte, i) => byte === b[i])
+const sameBytes = (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean => !!a && !!b && a.length === b.length && a.every((byte, i) => byte === b[i])
 const WEAK_SECRET = `has fewer than ${MIN_DISTINCT_BYTES} distinct bytes; make a random one`
 
 /**

@@ -82,8 +82,7 @@ const TABLE = {
   },
   token_unreadable: {
     status: 500,
-    message:
-      'Your stored TikTok connection cannot be read with the current settings. Please tell the site operator, or disconnect and connect again.',
+    message: 'Your stored TikTok connection cannot be read with the current settings. Please tell the site operator, or disconnect and connect again.',
   },
   internal_error: {
     status: 500,

@@ -25,7 +25,12 @@ const answer = (c: Context<RequestEnv>, error: AppError) => {
 // The id is always the Worker's own: no header is read (see requestContext).
 app.use(requestId({ headerName: '' }))
 app.use(requestContext)
-app.use(methodNotAllowed({ app, onMethodNotAllowed: (c, methods) => answer(c as Context<RequestEnv>, new AppError('method_not_allowed', { allow: methods.join(', ') })) }))
+app.use(
+  methodNotAllowed({
+    app,
+    onMethodNotAllowed: (c, methods) => answer(c as Context<RequestEnv>, new AppError('method_not_allowed', { allow: methods.join(', ') })),
+  }),
+)
 
 // Under /api/tiktok/, so the production routes that send /api/tiktok/* to this Worker reach it; and
 // first, so it answers even while the settings the other routes require are missing.

@@ -63,8 +63,7 @@ export function formatLine(fields: Fields, secretForms: Iterable<string>): strin
 }
 
 /** `formatLine`'s search strings for a list of secret values. */
-export const secretForms = (secrets: Iterable<string>): string[] =>
-  [...secrets].filter((s) => s.length >= MIN_SECRET_LENGTH).flatMap(forms)
+export const secretForms = (secrets: Iterable<string>): string[] => [...secrets].filter((s) => s.length >= MIN_SECRET_LENGTH).flatMap(forms)
 
 /** One structured JSON line per event, for `wrangler tail` and Workers Logs. */
 export class Logger {
@@ -106,10 +105,7 @@ export class Logger {
   }
 
   #write(level: Level, event: string, fields: Fields): void {
-    const line = formatLine(
-      { time: new Date().toISOString(), level, event, request_id: this.requestId, ...this.#context, ...fields },
-      this.#forms,
-    )
+    const line = formatLine({ time: new Date().toISOString(), level, event, request_id: this.requestId, ...this.#context, ...fields }, this.#forms)
     // One sink, so `wrangler tail` and log drains see every line in order; the level is in the JSON.
     console.log(line)
   }

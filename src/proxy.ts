@@ -80,14 +80,14 @@ export async function proxyCall(s: Services, call: ProxyCall): Promise<Forwarded
     // The caller gets TikTok's answer whatever the write does; the next call finds the mark.
     await s.db
       .markRevoked(call.userId, 'proxy', forwarded.code, row.connected_at)
-      .then((marked) => s.log.info('tiktok.token_revoked', { user_id: call.userId, tiktok_code: forwarded.code, detected_by: 'proxy', outcome: marked.outcome }))
+      .then((marked) =>
+        s.log.info('tiktok.token_revoked', { user_id: call.userId, tiktok_code: forwarded.code, detected_by: 'proxy', outcome: marked.outcome }),
+      )
       .catch((error: unknown) => s.log.warn('tiktok.token_revoked', { user_id: call.userId, outcome: 'error', error }))
   }
   // Health from every call: a working token is what the sweep would check for, so a connection in
   // use costs the sweep nothing. Written at most once per 10 minutes, after the answer.
   if (forwarded.code === 0 && !(row.verified_at && s.clock.now() - Date.parse(row.verified_at) < RECORD_USE_EVERY_MS))
-    s.background(
-      s.db.recordUse(call.userId, row.connected_at).catch((error: unknown) => s.log.warn('supabase.record_use', { outcome: 'error', error })),
-    )
+    s.background(s.db.recordUse(call.userId, row.connected_at).catch((error: unknown) => s.log.warn('supabase.record_use', { outcome: 'error', error })))
   return forwarded
 }

@@ -12,8 +12,7 @@ export async function scheduled(_controller: ScheduledController, env: Bindings,
   const log = loggerFor(env, `cron:${crypto.randomUUID()}`)
   const { services } = compose(env, ctx, log)
   if (!services) return
-  const part = (name: string, work: () => Promise<unknown>) =>
-    work().catch((error: unknown) => log.error('cron.part', { part: name, outcome: 'error', error }))
+  const part = (name: string, work: () => Promise<unknown>) => work().catch((error: unknown) => log.error('cron.part', { part: name, outcome: 'error', error }))
   await Promise.all([
     part('sweep', () => sweepConnections(services)),
     part('redeliver', () => redeliverEvents(services)),

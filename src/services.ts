@@ -40,7 +40,10 @@ export type Services = {
 type Isolate = {
   checked: ReturnType<typeof readConfig>
   secretForms: string[]
-  parts?: Pick<Services, 'signer' | 'tokens' | 'userKeys' | 'webhookKey' | 'serviceKeys'> & { postgrest: ReturnType<typeof postgrestClient>; schema: SchemaCheck }
+  parts?: Pick<Services, 'signer' | 'tokens' | 'userKeys' | 'webhookKey' | 'serviceKeys'> & {
+    postgrest: ReturnType<typeof postgrestClient>
+    schema: SchemaCheck
+  }
 }
 
 // The bindings object lives as long as the isolate: its settings are checked, and its keys and
@@ -93,8 +96,7 @@ export async function checkedSchema(env: Bindings, log: Logger): Promise<SchemaS
  * A logger whose lines carry `id` (a request id, `queue:<uuid>`, `cron:<uuid>`) and `context`, with
  * every configured secret registered for redaction.
  */
-export const loggerFor = (env: Bindings, id: string, context: Record<string, unknown> = {}): Logger =>
-  new Logger(id, [], isolateOf(env).secretForms, context)
+export const loggerFor = (env: Bindings, id: string, context: Record<string, unknown> = {}): Logger => new Logger(id, [], isolateOf(env).secretForms, context)
 
 /**
  * The composition root, for `fetch`, `queue` and `scheduled` alike. With a missing or malformed

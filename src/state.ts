@@ -69,6 +69,6 @@ export async function mintState(signer: TokenSigner, input: { userId: string; or
 export async function bindingMatches(binding: string, cookieValue: string | undefined): Promise<boolean> {
   if (!cookieValue || cookieValue.length > 128) return false
   const expected = decodeBase64Url(binding)
-  if (!expected || expected.byteLength !== 32) return false
+  if (expected?.byteLength !== 32) return false
   return crypto.subtle.timingSafeEqual(await sha256(cookieValue), expected)
 }

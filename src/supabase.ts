@@ -184,7 +184,8 @@ export class SupabaseStore {
       // status 0: no answer at all (network failure or timeout).
       const transient = answer.status === 0 || answer.status >= 500
       this.#log.warn(event, { ...fields, outcome: 'error', postgrest_code: answer.error.code, error: answer.error.message })
-      if (!transient || attempt >= attempts) throw new AppError('storage_unavailable', { detail: { event, http_status: answer.status, postgrest_code: answer.error.code } })
+      if (!transient || attempt >= attempts)
+        throw new AppError('storage_unavailable', { detail: { event, http_status: answer.status, postgrest_code: answer.error.code } })
     }
   }
 
@@ -214,9 +215,7 @@ export class SupabaseStore {
    * commit; `done`: it committed before the release; `gone`: the claim is not this request's.
    */
   async releaseExchange(nonce: string, claimedBy: string): Promise<'released' | 'done' | 'gone'> {
-    const answer = await this.#run('supabase.release', () =>
-      this.#rpc('tiktok_release_exchange', { p_state_nonce: nonce, p_claimed_by: claimedBy }),
-    )
+    const answer = await this.#run('supabase.release', () => this.#rpc('tiktok_release_exchange', { p_state_nonce: nonce, p_claimed_by: claimedBy }))
     return this.#outcome<{ outcome: 'released' | 'done' | 'gone' }>('supabase.release', answer.data, ['released', 'done', 'gone']).outcome
   }
 
@@ -317,9 +316,7 @@ export class SupabaseStore {
 
   /** Undelivered events created more than `olderThan` (a PostgreSQL interval) ago, oldest first. */
   async eventsToDeliver(olderThan: string, limit: number): Promise<PendingEvent[]> {
-    const answer = await this.#run('supabase.events_to_deliver', () =>
-      this.#rpc('tiktok_events_to_deliver', { p_older_than: olderThan, p_limit: limit }),
-    )
+    const answer = await this.#run('supabase.events_to_deliver', () => this.#rpc('tiktok_events_to_deliver', { p_older_than: olderThan, p_limit: limit }))
     return this.#rows<PendingEvent>('supabase.events_to_deliver', answer.data)
   }
 

@@ -1,4 +1,4 @@
-import { checkConnection } from './connections'
+import { type Checked, checkConnection } from './connections'
 import { answerFor } from './errors'
 import type { Services } from './services'
 import type { SweepItem } from './supabase'
@@ -33,7 +33,7 @@ export async function sweepConnections(services: Services): Promise<SweepSummary
 
   const check = async (item: SweepItem): Promise<void> => {
     const fields = { user_id: item.user_id }
-    let checked
+    let checked: Checked
     try {
       checked = await checkConnection(s, { userId: item.user_id, connectedAt: item.connected_at, storedToken: item.access_token }, 'sweep', 1)
     } catch (error) {

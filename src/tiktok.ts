@@ -292,12 +292,7 @@ export class TikTokClient {
    * One API call and its envelope. `exactIds` for an answer whose ids are read: the exact parse pays a
    * reviver call per value, and the other answers (a token, a confirmation) carry no id this reads.
    */
-  async #call(
-    event: string,
-    url: string,
-    init: RequestInit,
-    context: { attempt?: number; reason?: string; exactIds?: boolean } = {},
-  ): Promise<Envelope> {
+  async #call(event: string, url: string, init: RequestInit, context: { attempt?: number; reason?: string; exactIds?: boolean } = {}): Promise<Envelope> {
     const started = Date.now()
     const log = (outcome: string, fields: Record<string, unknown>) =>
       this.#log[outcome === 'ok' ? 'info' : 'warn'](event, {

@@ -22,7 +22,10 @@ const encoder = new TextEncoder()
 
 /** Splits the setting into `[id, raw key]` pairs; throws on anything but 32-byte keys with sane ids. */
 export function parseKeySpec(spec: string): [string, Uint8Array<ArrayBuffer>][] {
-  const entries = spec.split(',').map((part) => part.trim()).filter(Boolean)
+  const entries = spec
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)
   if (entries.length === 0) throw new Error('no keys')
   const seen = new Set<string>()
   return entries.map((entry) => {
@@ -79,11 +82,7 @@ export async function decryptToken(stored: string, userId: string, keys: TokenKe
   const key = list.find((k) => k.id === id)
   if (!key) throw new Error(`no key with id ${id}`)
   try {
-    const plain = await crypto.subtle.decrypt(
-      { name: 'AES-GCM', iv: decodeBase64(iv), additionalData: encoder.encode(userId) },
-      key.key,
-      decodeBase64(data),
-    )
+    const plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: decodeBase64(iv), additionalData: encoder.encode(userId) }, key.key, decodeBase64(data))
     return new TextDecoder().decode(plain)
   } catch {
     throw new Error('encrypted token does not decrypt with this key and user')

@@ -195,8 +195,7 @@ export async function harness(options: { bareIds?: boolean; advertisers?: { id: 
     /** Runs SQL as the database owner: for arranging what a test needs (a stale claim, a removed row). */
     sql: (text: string, params?: unknown[]) => database.rows(text, params),
     /** The connection events of `userId`, oldest first, as stored. */
-    events: (userId = USER_ID) =>
-      database.rows<EventRow>('select * from public.tiktok_connection_events where user_id = $1 order by created_at, id', [userId]),
+    events: (userId = USER_ID) => database.rows<EventRow>('select * from public.tiktok_connection_events where user_id = $1 order by created_at, id', [userId]),
     /** TikTok API calls whose path ends with `suffix`. */
     tiktokCalls: (suffix: string) => tiktok.requests.filter((r) => r.path.endsWith(suffix)),
     /**
@@ -221,7 +220,6 @@ export function hold() {
   const released = new Promise<void>((resolve) => (release = resolve))
   return { fault: { hold: { reached, release: released } }, reached: arrived, release }
 }
-
 
 /** A row of tiktok_connection_events. */
 export type EventRow = {
@@ -316,7 +314,11 @@ export function exchange(
 
 /** The binding a state carries (`n`, the SHA-256 of its cookie), read from the documented format. */
 export const stateBinding = (state: string): string =>
-  (JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(state.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')), (ch) => ch.charCodeAt(0)))) as { n: string }).n
+  (
+    JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(state.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')), (ch) => ch.charCodeAt(0)))) as {
+      n: string
+    }
+  ).n
 
 /**
  * POST /oauth/advertiser as the callback page does (or POST /advertiser without a ticket), from the test's browser (its binding cookie, unless
@@ -375,7 +377,10 @@ export async function asUser(
   const token = await h.supabase.signAccessToken(init.userId ?? USER_ID)
   const response = await call(
     `${APP_ORIGIN}${path}`,
-    { ...init, headers: { authorization: `Bearer ${token}`, ...(init.body ? { 'content-type': 'application/json' } : {}), ...(init.headers as Record<string, string>) } },
+    {
+      ...init,
+      headers: { authorization: `Bearer ${token}`, ...(init.body ? { 'content-type': 'application/json' } : {}), ...(init.headers as Record<string, string>) },
+    },
     init.bindings,
   )
   return { status: response.status, body: (await response.json()) as Record<string, any> }

@@ -77,7 +77,10 @@ describe('assertAllowedOrigin', () => {
     expect(codeOf(() => assertAllowedOrigin(ORIGIN, allowed))).toBe('ok')
     expect(codeOf(() => assertAllowedOrigin('https://example.com', allowed))).toBe('ok')
     for (const origin of ['https://app.example.com.evil.com', 'https://evilapp.example.com', 'http://app.example.com', 'https://app.example.com:8443']) {
-      expect(codeOf(() => assertAllowedOrigin(origin, allowed)), origin).toBe('origin_not_allowed')
+      expect(
+        codeOf(() => assertAllowedOrigin(origin, allowed)),
+        origin,
+      ).toBe('origin_not_allowed')
     }
   })
 

@@ -48,7 +48,9 @@ describe('TikTok stand-in: the tier', () => {
     const refused = await t.app.request(`${API}/oauth2/advertiser/get/?app_id=app&secret=secret`)
     expect(refused.status).toBe(200)
     const text = await refused.text()
-    expect(text).toMatch(/^\{"code": 40100, "message": "Due to too many requests, requests from App app are temporarily restricted\.", "request_id": "\d+[0-9a-f]+", "data": \{\}\}$/)
+    expect(text).toMatch(
+      /^\{"code": 40100, "message": "Due to too many requests, requests from App app are temporarily restricted\.", "request_id": "\d+[0-9a-f]+", "data": \{\}\}$/,
+    )
     // Ten milliseconds on is another aligned second: a sliding window would still refuse.
     time.set(11_000)
     for (let i = 0; i < 3; i++) expect((await call(t)).code).toBe(40105)
@@ -91,9 +93,22 @@ describe('TikTok stand-in: the tier', () => {
   it('the sandbox page and /__sandbox/tiktok/quota show what was refused; reset clears it', async () => {
     vi.useFakeTimers({ toFake: ['Date'], now: Date.UTC(2026, 11, 1, 12, 0, 0, 500) })
     const ORIGIN = 'http://127.0.0.1:8790'
-    const s = await createSandbox({ origin: ORIGIN, workerOrigins: [], appId: 'a', appSecret: 's', supabaseSecretKey: 'sb_secret_x', database, tiktokTier: { qps: 2, qpm: 600 } })
-    for (let i = 0; i < 5; i++) await s.app.request(`${ORIGIN}/tiktok/open_api/v1.3/oauth2/advertiser/get/?app_id=a&secret=s`, { headers: { 'Access-Token': 'x' } })
-    expect(await json(s.app.request(`${ORIGIN}/__sandbox/tiktok/quota`))).toEqual({ tier: { qps: 2, qpm: 600 }, refused: { second: 3, minute: 0 }, counted: { second: 2, minute: 2 } })
+    const s = await createSandbox({
+      origin: ORIGIN,
+      workerOrigins: [],
+      appId: 'a',
+      appSecret: 's',
+      supabaseSecretKey: 'sb_secret_x',
+      database,
+      tiktokTier: { qps: 2, qpm: 600 },
+    })
+    for (let i = 0; i < 5; i++)
+      await s.app.request(`${ORIGIN}/tiktok/open_api/v1.3/oauth2/advertiser/get/?app_id=a&secret=s`, { headers: { 'Access-Token': 'x' } })
+    expect(await json(s.app.request(`${ORIGIN}/__sandbox/tiktok/quota`))).toEqual({
+      tier: { qps: 2, qpm: 600 },
+      refused: { second: 3, minute: 0 },
+      counted: { second: 2, minute: 2 },
+    })
     const page = await (await s.app.request(`${ORIGIN}/`)).text()
     expect(page).toContain('at most 2 calls in each second and 600 in each minute')
     expect(page).toContain('<dt>Refused: second limit</dt><dd data-refused="second">3</dd>')
@@ -117,7 +132,11 @@ describe('TikTok stand-in: read endpoints with a connection token', () => {
     expect(text).toContain(`"advertiser_id":"${A}"`)
     expect(text).toContain(`"advertiser_id":"${B}"`)
     const body = JSON.parse(text)
-    expect(body).toMatchObject({ code: 0, message: 'OK', data: { list: [{ advertiser_id: A, name: 'Brand A', status: 'STATUS_ENABLE', currency: 'USD' }, { advertiser_id: B }] } })
+    expect(body).toMatchObject({
+      code: 0,
+      message: 'OK',
+      data: { list: [{ advertiser_id: A, name: 'Brand A', status: 'STATUS_ENABLE', currency: 'USD' }, { advertiser_id: B }] },
+    })
     expect(typeof body.data.list[0].balance).toBe('number')
     expect(Number.isInteger(body.data.list[0].create_time)).toBe(true)
     const some = await json(read(t, `/advertiser/info/?advertiser_ids=${q([A])}&fields=${q(['advertiser_id', 'name'])}`, token))
@@ -187,7 +206,11 @@ describe('TikTok stand-in: read endpoints with a connection token', () => {
   it.each([
     ['advertiser/info/', (id: string) => `/advertiser/info/?advertiser_ids=${q([A, id])}`],
     ['campaign/get/', (id: string) => `/campaign/get/?advertiser_id=${id}`],
-    ['report/integrated/get/', (id: string) => `/report/integrated/get/?advertiser_id=${id}&report_type=BASIC&dimensions=${q(['advertiser_id'])}&start_date=2026-11-01&end_date=2026-11-01`],
+    [
+      'report/integrated/get/',
+      (id: string) =>
+        `/report/integrated/get/?advertiser_id=${id}&report_type=BASIC&dimensions=${q(['advertiser_id'])}&start_date=2026-11-01&end_date=2026-11-01`,
+    ],
   ])('%s needs a live Access-Token (40104, 40105) that reaches the advertiser (40001)', async (path, url) => {
     const t = tiktok()
     const token = await grant(t, [A, B])

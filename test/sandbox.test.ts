@@ -9,7 +9,12 @@ import { createTikTok } from '../sandbox/tiktok'
 
 const API = 'https://business-api.tiktok.com/open_api/v1.3'
 const tiktok = () =>
-  createTikTok({ appId: 'app', appSecret: 'secret', redirectUris: ['https://app.example.com/oauth/callback'], advertisers: [{ id: '7012345678901234567', name: 'A' }] })
+  createTikTok({
+    appId: 'app',
+    appSecret: 'secret',
+    redirectUris: ['https://app.example.com/oauth/callback'],
+    advertisers: [{ id: '7012345678901234567', name: 'A' }],
+  })
 // Test-side reads: the shapes are what each assertion checks.
 const json = async (response: Response | Promise<Response>): Promise<any> => (await response).json()
 const post = (body: unknown, headers: Record<string, string> = {}) => ({
@@ -50,7 +55,9 @@ describe('TikTok stand-in', () => {
     const ok = await t.app.request(url, { headers: { 'Access-Token': grant.data.access_token } })
     expect((await json(ok)).data.list).toEqual([{ advertiser_id: '7012345678901234567', advertiser_name: 'A' }])
     expect((await t.app.request(url, { method: 'POST', headers: { 'Access-Token': grant.data.access_token } })).status).toBe(405)
-    expect((await t.app.request(`${API}/oauth2/advertiser/get?app_id=app&secret=secret`, { headers: { 'Access-Token': grant.data.access_token } })).status).toBe(404)
+    expect(
+      (await t.app.request(`${API}/oauth2/advertiser/get?app_id=app&secret=secret`, { headers: { 'Access-Token': grant.data.access_token } })).status,
+    ).toBe(404)
     // A revoked token answers 40105.
     await t.app.request(`${API}/oauth2/revoke_token/`, post({ app_id: 'app', secret: 'secret', access_token: grant.data.access_token }))
     expect((await json(t.app.request(url, { headers: { 'Access-Token': grant.data.access_token } }))).code).toBe(40105)
@@ -91,7 +98,13 @@ describe('Supabase stand-in: PostgREST over the migrations', () => {
   const REST = 'https://abc.supabase.co/rest/v1'
   const headers = { apikey: 'sb_secret_x', 'content-type': 'application/json' }
   const supabase = () =>
-    createSupabase({ url: 'https://abc.supabase.co', secretKey: 'sb_secret_x', legacyServiceKey: 'eyJlegacy.key.sig', database, users: [{ id: U1, email: 'a@example.com' }] })
+    createSupabase({
+      url: 'https://abc.supabase.co',
+      secretKey: 'sb_secret_x',
+      legacyServiceKey: 'eyJlegacy.key.sig',
+      database,
+      users: [{ id: U1, email: 'a@example.com' }],
+    })
 
   it('checks apikey, refuses an sb_secret key as bearer, accepts a legacy JWT key as bearer', async () => {
     const s = await supabase()
@@ -107,7 +120,11 @@ describe('Supabase stand-in: PostgREST over the migrations', () => {
     const url = `${REST}/profiles?id=eq.${NOBODY}`
     const plain = await s.app.request(url, { method: 'PATCH', headers, body: '{"display_name":"x"}' })
     expect(plain.status).toBe(204)
-    const rep = await s.app.request(`${url}&select=id`, { method: 'PATCH', headers: { ...headers, prefer: 'return=representation' }, body: '{"display_name":"x"}' })
+    const rep = await s.app.request(`${url}&select=id`, {
+      method: 'PATCH',
+      headers: { ...headers, prefer: 'return=representation' },
+      body: '{"display_name":"x"}',
+    })
     expect(rep.status).toBe(200)
     expect(await rep.json()).toEqual([])
     const unknownColumn = await s.app.request(url, { method: 'PATCH', headers, body: '{"nope":"1"}' })
@@ -117,7 +134,10 @@ describe('Supabase stand-in: PostgREST over the migrations', () => {
 
   it('PATCH writes through filters; timestamps and jsonb read back as PostgreSQL renders them', async () => {
     const s = await supabase()
-    await database.rows(`insert into public.tiktok_connections (user_id, access_token, advertisers, connected_at) values ($1, 't', '[]', now()) returning user_id`, [U1])
+    await database.rows(
+      `insert into public.tiktok_connections (user_id, access_token, advertisers, connected_at) values ($1, 't', '[]', now()) returning user_id`,
+      [U1],
+    )
     const url = `${REST}/tiktok_connections?user_id=eq.${U1}&revoked_at=is.null&select=advertisers,connected_at`
     const body = JSON.stringify({ advertisers: [{ id: '7012345678901234567', name: 'A' }], connected_at: '2026-11-25T10:00:00.123456Z' })
     const rep = await json(s.app.request(url, { method: 'PATCH', headers: { ...headers, prefer: 'return=representation' }, body }))
@@ -133,7 +153,11 @@ describe('Supabase stand-in: PostgREST over the migrations', () => {
   it("maps PostgreSQL's errors as PostgREST does: 23503 and 23505 are 409, a bad uuid 400", async () => {
     const s = await supabase()
     const claim = (user: string) =>
-      s.app.request(`${REST}/tiktok_oauth_exchanges`, { method: 'POST', headers, body: JSON.stringify({ state_nonce: 'n1', user_id: user, code_hash: 'h', claimed_by: 'c' }) })
+      s.app.request(`${REST}/tiktok_oauth_exchanges`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ state_nonce: 'n1', user_id: user, code_hash: 'h', claimed_by: 'c' }),
+      })
     const missing = await claim(NOBODY)
     expect(missing.status).toBe(409)
     expect((await json(missing)).code).toBe('23503')
@@ -172,7 +196,9 @@ describe('Supabase stand-in: PostgREST over the migrations', () => {
   it("calls the migrations' functions with typed named arguments; unknown tables and functions are 404", async () => {
     const s = await supabase()
     const rpc = (fn: string, body: unknown) => s.app.request(`${REST}/rpc/${fn}`, { method: 'POST', headers, body: JSON.stringify(body) })
-    expect(await json(rpc('tiktok_claim_exchange', { p_state_nonce: 'n2', p_user_id: U1, p_code_hash: 'h', p_claimed_by: 'c' }))).toEqual({ outcome: 'claimed' })
+    expect(await json(rpc('tiktok_claim_exchange', { p_state_nonce: 'n2', p_user_id: U1, p_code_hash: 'h', p_claimed_by: 'c' }))).toEqual({
+      outcome: 'claimed',
+    })
     expect(await json(rpc('tiktok_release_exchange', { p_state_nonce: 'n2', p_claimed_by: 'c' }))).toEqual({ outcome: 'released' })
     expect(await database.rows('select status, failed_attempts from public.tiktok_oauth_exchanges')).toEqual([{ status: 'released', failed_attempts: 1 }])
     const unknownFn = await rpc('tiktok_nope', {})
@@ -203,15 +229,28 @@ describe('Supabase stand-in: PostgREST over the migrations', () => {
   })
 
   it('signs in the demo user with an ES256 token that its JWKS verifies', async () => {
-    const sandbox = await createSandbox({ origin: 'http://127.0.0.1:8790', workerOrigins: [], appId: 'a', appSecret: 's', supabaseSecretKey: 'sb_secret_x', database })
-    const res = await sandbox.app.request('http://127.0.0.1:8790/supabase/auth/v1/token?grant_type=password', post({ email: 'demo@example.com', password: 'demo-password' }))
+    const sandbox = await createSandbox({
+      origin: 'http://127.0.0.1:8790',
+      workerOrigins: [],
+      appId: 'a',
+      appSecret: 's',
+      supabaseSecretKey: 'sb_secret_x',
+      database,
+    })
+    const res = await sandbox.app.request(
+      'http://127.0.0.1:8790/supabase/auth/v1/token?grant_type=password',
+      post({ email: 'demo@example.com', password: 'demo-password' }),
+    )
     const { access_token } = await json(res)
     const [header] = access_token.split('.')
     expect(JSON.parse(atob(header.replace(/-/g, '+').replace(/_/g, '/')))).toMatchObject({ alg: 'ES256', typ: 'JWT' })
     const jwks = await json(sandbox.app.request('http://127.0.0.1:8790/supabase/auth/v1/.well-known/jwks.json'))
     expect(jwks.keys[0]).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256' })
     expect(jwks.keys[0].d).toBeUndefined()
-    const wrong = await sandbox.app.request('http://127.0.0.1:8790/supabase/auth/v1/token?grant_type=password', post({ email: 'demo@example.com', password: 'x' }))
+    const wrong = await sandbox.app.request(
+      'http://127.0.0.1:8790/supabase/auth/v1/token?grant_type=password',
+      post({ email: 'demo@example.com', password: 'x' }),
+    )
     expect(wrong.status).toBe(400)
   })
 })
@@ -225,13 +264,23 @@ describe('sandbox: advertiser controls at TikTok and the webhook receiver', () =
     { id: '7012345678901234599', name: 'B' },
   ]
   const sandbox = ({ webhookSecret }: { webhookSecret?: string } = { webhookSecret: SECRET }) =>
-    createSandbox({ origin: ORIGIN, workerOrigins: [], appId: 'a', appSecret: 's', supabaseSecretKey: 'sb_secret_x', database, advertisers: ADVERTISERS, webhookSecret })
+    createSandbox({
+      origin: ORIGIN,
+      workerOrigins: [],
+      appId: 'a',
+      appSecret: 's',
+      supabaseSecretKey: 'sb_secret_x',
+      database,
+      advertisers: ADVERTISERS,
+      webhookSecret,
+    })
   type Sandbox = Awaited<ReturnType<typeof sandbox>>
 
   /** A grant as the Worker gets one: a code from the portal exchanged for a token. */
   const grant = async (s: Sandbox): Promise<string> =>
     (await json(s.app.request(`${TIKTOK}/oauth2/access_token/`, post({ app_id: 'a', secret: 's', auth_code: s.tiktok.issueCode() })))).data.access_token
-  const list = async (s: Sandbox, token: string) => json(s.app.request(`${TIKTOK}/oauth2/advertiser/get/?app_id=a&secret=s`, { headers: { 'Access-Token': token } }))
+  const list = async (s: Sandbox, token: string) =>
+    json(s.app.request(`${TIKTOK}/oauth2/advertiser/get/?app_id=a&secret=s`, { headers: { 'Access-Token': token } }))
   const control = (s: Sandbox, path: string, body: unknown) => s.app.request(`${ORIGIN}/__sandbox/tiktok/${path}`, post(body))
 
   /** A delivery signed by the reference implementation, as the Worker must sign it. */
@@ -241,14 +290,20 @@ describe('sandbox: advertiser controls at TikTok and the webhook receiver', () =
     const signature = new Webhook(options.secret ?? SECRET).sign(id, at, body)
     return s.app.request(`${ORIGIN}/webhooks`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': signature },
+      headers: {
+        'content-type': 'application/json',
+        'webhook-id': id,
+        'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+        'webhook-signature': signature,
+      },
       body: options.tamper ? body.replace('connection.revoked', 'connection.connected') : body,
     })
   }
   const deliveries = async (s: Sandbox) => (await json(s.app.request(`${ORIGIN}/webhooks.json`))).deliveries
-  const event = (type: string) => JSON.stringify({ id: crypto.randomUUID(), type: `tiktok.connection.${type}`, advertiser: ADVERTISERS[0], detected_by: 'sweep' })
+  const event = (type: string) =>
+    JSON.stringify({ id: crypto.randomUUID(), type: `tiktok.connection.${type}`, advertiser: ADVERTISERS[0], detected_by: 'sweep' })
 
-  it('revoke by token, by advertiser or by the page\'s grant name: the advertiser list then answers 40105, and revoke_token too (one grant, one end)', async () => {
+  it("revoke by token, by advertiser or by the page's grant name: the advertiser list then answers 40105, and revoke_token too (one grant, one end)", async () => {
     const s = await sandbox()
     const [t1, t2, t3] = [await grant(s), await grant(s), await grant(s)]
     expect((await list(s, t1)).code).toBe(0)
@@ -271,7 +326,7 @@ describe('sandbox: advertiser controls at TikTok and the webhook receiver', () =
     expect((await control(s, 'revoke', {})).status).toBe(400)
   })
 
-  it('revokeGrant is what the app\'s revoke_token does: a token revoked there cannot be revoked again here', async () => {
+  it("revokeGrant is what the app's revoke_token does: a token revoked there cannot be revoked again here", async () => {
     const s = await sandbox()
     const token = await grant(s)
     expect((await json(s.app.request(`${TIKTOK}/oauth2/revoke_token/`, post({ app_id: 'a', secret: 's', access_token: token })))).code).toBe(0)
@@ -308,7 +363,11 @@ describe('sandbox: advertiser controls at TikTok and the webhook receiver', () =
     expect(page).toContain('action="/__sandbox/tiktok/revoke"')
 
     const name = s.tiktok.grants()[0]!.grant
-    const form = { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', host: '127.0.0.1:8790' }, body: new URLSearchParams({ grant: name }).toString() }
+    const form = {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', host: '127.0.0.1:8790' },
+      body: new URLSearchParams({ grant: name }).toString(),
+    }
     // Another site's form is refused, so a page elsewhere cannot press the button.
     const crossSite = await s.app.request(`${ORIGIN}/__sandbox/tiktok/revoke`, { ...form, headers: { ...form.headers, origin: 'http://evil.example' } })
     expect(crossSite.status).toBe(403)

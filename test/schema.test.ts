@@ -38,7 +38,11 @@ describe('the schema check', () => {
     await asUser(h, '/api/tiktok/connection', { bindings: other })
     await health(other)
     expect(schemaChecks()).toBe(2)
-    expect(lines().filter((l) => l.event === 'supabase.schema').map((l) => [l.outcome, l.version])).toEqual([
+    expect(
+      lines()
+        .filter((l) => l.event === 'supabase.schema')
+        .map((l) => [l.outcome, l.version]),
+    ).toEqual([
       ['ok', SCHEMA.version],
       ['ok', SCHEMA.version],
     ])

@@ -14,10 +14,11 @@ const TEST: TokenKind<{ a: number; exp: number }> = {
   invalid: (reason) => new AppError('invalid_request', { detail: { reason } }),
   expired: () => new AppError('invalid_request', { detail: { reason: 'expired' } }),
 }
-const reasonOf = (promise: Promise<unknown>) => promise.then(
-  () => 'verified',
-  (e: unknown) => (e as AppError).detail?.reason,
-)
+const reasonOf = (promise: Promise<unknown>) =>
+  promise.then(
+    () => 'verified',
+    (e: unknown) => (e as AppError).detail?.reason,
+  )
 const verifyState = (_secret: string, state: string) => signer.verify(STATE, state, Date.now())
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
 
@@ -54,7 +55,10 @@ describe('signed tokens', () => {
   it('decodes canonical unpadded base64url of any length, and nothing else', () => {
     const bytes = Uint8Array.from([0xfb, 0xef, 0xbe, 0xff, 0x00, 0x7f])
     for (let n = 1; n <= bytes.length; n++) {
-      const text = btoa(String.fromCharCode(...bytes.subarray(0, n))).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_')
+      const text = btoa(String.fromCharCode(...bytes.subarray(0, n)))
+        .replace(/=+$/, '')
+        .replace(/\+/g, '-')
+        .replace(/\//g, '_')
       expect(Array.from(decodeBase64Url(text) ?? []), text).toEqual(Array.from(bytes.subarray(0, n)))
     }
     // Non-zero unused bits, padding, impossible lengths, the other alphabet.

@@ -190,7 +190,11 @@ describe('the sweep, one run through the cron', () => {
     await cron(cronEnv())
     expect(await row(a.userId)).toMatchObject({ revoked_at: null, advertiser_id: BIG_ID_2, advertisers: ADVERTISERS })
     expect(await eventsOf(a.userId)).toEqual([])
-    expect(lines().find((l) => l.event === 'tiktok.advertisers' && l.outcome === 'bad_envelope')).toMatchObject({ reason: 'unreadable_advertiser', entries: 2, readable: 1 })
+    expect(lines().find((l) => l.event === 'tiktok.advertisers' && l.outcome === 'bad_envelope')).toMatchObject({
+      reason: 'unreadable_advertiser',
+      entries: 2,
+      readable: 1,
+    })
   })
 
   it('a list whose entries TikTok sent but none of which reads as an advertiser is a bad envelope: nothing revoked, logged', async () => {
@@ -201,7 +205,10 @@ describe('the sweep, one run through the cron', () => {
     await cron(cronEnv())
     expect(await row(a.userId)).toMatchObject({ revoked_at: null, advertiser_id: BIG_ID, advertisers: ADVERTISERS })
     expect(await eventsOf(a.userId)).toEqual([])
-    expect(lines().find((l) => l.event === 'tiktok.advertisers' && l.outcome === 'bad_envelope')).toMatchObject({ reason: 'no_readable_advertiser', entries: 2 })
+    expect(lines().find((l) => l.event === 'tiktok.advertisers' && l.outcome === 'bad_envelope')).toMatchObject({
+      reason: 'no_readable_advertiser',
+      entries: 2,
+    })
     expect(runLine()).toMatchObject({ checked: 0, revoked: 0, errors: 1 })
   })
 
@@ -220,10 +227,19 @@ describe('the sweep, one run through the cron', () => {
   it('takes the least recently checked first, at most SWEEP_MAX_PER_RUN a run', async () => {
     const seeds = [await seed(), await seed(), await seed(), await seed(), await seed()]
     await cron(cronEnv({ SWEEP_MAX_PER_RUN: '3', SWEEP_CONCURRENCY: '10' }))
-    expect(listedTokens().sort()).toEqual(seeds.slice(0, 3).map((s) => s.token).sort())
+    expect(listedTokens().sort()).toEqual(
+      seeds
+        .slice(0, 3)
+        .map((s) => s.token)
+        .sort(),
+    )
     h.tiktok.requests.length = 0
     // One run leases its batch at one instant: age the three apart, so the order has something to follow.
-    for (const [i, age] of [[0, '10 minutes'], [1, '1 hour'], [2, '5 minutes']] as const)
+    for (const [i, age] of [
+      [0, '10 minutes'],
+      [1, '1 hour'],
+      [2, '5 minutes'],
+    ] as const)
       await h.sql(`update public.tiktok_connections set verified_at = now() - $2::interval where user_id = $1 returning user_id`, [seeds[i]!.userId, age])
     await cron(cronEnv({ SWEEP_MAX_PER_RUN: '3', SWEEP_CONCURRENCY: '10' }))
     // The two never checked, then the one checked longest ago.
@@ -288,7 +304,7 @@ describe('the cron’s three parts', () => {
   }
 
   it('sends undelivered events again once due: never tried after 5 minutes, tried ones once their queue retries are surely over', async () => {
-    const fresh = await event()
+    const _fresh = await event()
     const lost = await event()
     await backdate(lost, '6 minutes')
     const retrying = await event()
@@ -347,7 +363,11 @@ describe('the cron’s three parts', () => {
     vi.spyOn(SupabaseStore.prototype, 'pruneEvents').mockRejectedValue(new Error('boom'))
     await cron(cronEnv())
     expect(runLine()).toMatchObject({ checked: 1 })
-    expect(lines().filter((l) => l.event === 'cron.part').map((l) => [l.part, l.level])).toEqual([
+    expect(
+      lines()
+        .filter((l) => l.event === 'cron.part')
+        .map((l) => [l.part, l.level]),
+    ).toEqual([
       ['redeliver', 'error'],
       ['prune', 'error'],
     ])

@@ -61,8 +61,7 @@ export default {
     const ORIGIN = vars.ALLOWED_ORIGINS!
     const query = new URL(request.url).searchParams
     const flows = Number(query.get('n') ?? 0)
-    const handler =
-      query.get('w') === 'floor' ? (r: Request) => floor.fetch(r, vars) : (r: Request) => Promise.resolve(worker.fetch(r, env as never, ctx))
+    const handler = query.get('w') === 'floor' ? (r: Request) => floor.fetch(r, vars) : (r: Request) => Promise.resolve(worker.fetch(r, env as never, ctx))
     const session = await (signedIn ??= signIn(vars))
     jwks = session.jwks
     const write = console.log

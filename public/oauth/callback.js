@@ -24,8 +24,7 @@
   let page
 
   /** A same-origin path only: anything else falls back to the default. */
-  const safePath = (value) =>
-    typeof value === 'string' && /^\/(?![/\\])[^\s\\]*$/.test(value) ? value : DEFAULT_RETURN
+  const safePath = (value) => (typeof value === 'string' && /^\/(?![/\\])[^\s\\]*$/.test(value) ? value : DEFAULT_RETURN)
 
   /** The product page that opened this window as a popup, or null (a full-page flow). */
   const opener = (() => {

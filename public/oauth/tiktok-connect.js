@@ -14,8 +14,7 @@ const SIGNED_OUT = 'You are not signed in. Sign in, then try again.'
 
 let active
 
-const failure = (code, message, more) =>
-  Object.assign(new Error(message), { code, status: 0, retryable: false, requestId: undefined }, more)
+const failure = (code, message, more) => Object.assign(new Error(message), { code, status: 0, retryable: false, requestId: undefined }, more)
 
 async function call(token, method, path, body) {
   if (!token) throw failure('signed_out', SIGNED_OUT)
@@ -47,7 +46,7 @@ export const chooseAdvertiser = (token, advertiserId) => call(token, 'POST', '/a
 export const disconnect = (token) => call(token, 'DELETE', '/connection')
 
 export function connectTikTok(options) {
-  if (active?.live()) return active.focus(), active.promise
+  if (active?.live()) return (active.focus(), active.promise)
   // The earlier popup is closed, or cut off at TikTok and out of reach: a new flow.
   active?.end()
   const { accessToken, getAccessToken, mode = 'auto', returnTo = location.pathname, onEvent } = options
@@ -127,7 +126,9 @@ export function connectTikTok(options) {
       .then(getConnection)
       .then(
         ({ connected, reason, advertiser, advertisers, connected_at }) =>
-          finish(...(connected ? [null, { advertiser, advertisers, connected_at }] : [instead ?? failure(reason ?? 'not_connected', 'TikTok is not connected.')])),
+          finish(
+            ...(connected ? [null, { advertiser, advertisers, connected_at }] : [instead ?? failure(reason ?? 'not_connected', 'TikTok is not connected.')]),
+          ),
         // The exchange stored it for the user who started the flow: only this page lost the session.
         (error) =>
           finish(

@@ -33,7 +33,8 @@ export async function signIn(email = demoUser.email, password = demoUser.passwor
   const body = await response.json().catch(() => ({}))
   if (response.ok && typeof body.access_token === 'string')
     return { accessToken: body.access_token, email: body.user?.email ?? email, expiresAt: body.expires_at * 1000 }
-  if (body.error_code === 'invalid_credentials') throw failure('invalid_credentials', `Wrong email or password. The sandbox's user is ${demoUser.email} / ${demoUser.password}.`)
+  if (body.error_code === 'invalid_credentials')
+    throw failure('invalid_credentials', `Wrong email or password. The sandbox's user is ${demoUser.email} / ${demoUser.password}.`)
   throw failure(body.error_code ?? `http_${response.status}`, `The sandbox's sign-in answered HTTP ${response.status}${body.msg ? `: ${body.msg}` : ''}.`)
 }
 

@@ -13,8 +13,7 @@ const MAX_RETRY_SECONDS = 900
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /** The wait before the queue's next attempt after `attempts` failed ones: `first`, twice that, … (30 s, 60 s, 120 s by default). */
-export const retryDelaySeconds = (attempts: number, first: number): number =>
-  Math.min(first * 2 ** (Math.max(attempts, 1) - 1), MAX_RETRY_SECONDS)
+export const retryDelaySeconds = (attempts: number, first: number): number => Math.min(first * 2 ** (Math.max(attempts, 1) - 1), MAX_RETRY_SECONDS)
 
 /** Why a delivery failed, short enough for the log and `last_error`; never the URL or the body. */
 type Sent = { ok: true; status: number } | { ok: false; reason: string }
@@ -121,7 +120,11 @@ async function deliver(batch: MessageBatch<unknown>, env: Bindings, ctx: Executi
 function deadLetters(batch: MessageBatch<unknown>, log: Logger): void {
   for (const message of batch.messages) {
     const eventId = (message.body as { event_id?: unknown } | null)?.event_id
-    log.error('events.dead_letter', { event_id: typeof eventId === 'string' ? eventId.slice(0, 64) : undefined, message_id: message.id, attempts: message.attempts })
+    log.error('events.dead_letter', {
+      event_id: typeof eventId === 'string' ? eventId.slice(0, 64) : undefined,
+      message_id: message.id,
+      attempts: message.attempts,
+    })
     message.ack()
   }
 }

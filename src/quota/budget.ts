@@ -235,9 +235,15 @@ export class Budget {
     }
     for (const limit of this.#limits) {
       const ceiling = limit.ceilings[priority]
-      block(overloaded(this.#byStart, this.#byEnd, limit.lengthMs, ceiling - permits, (h) => h.permits), limit.lengthMs)
+      block(
+        overloaded(this.#byStart, this.#byEnd, limit.lengthMs, ceiling - permits, (h) => h.permits),
+        limit.lengthMs,
+      )
       if (priority === 'sweep')
-        block(overloaded(this.#byStart, this.#byEnd, limit.lengthMs, limit.ceilings.sweepOwn - permits, (h) => (h.priority === 'sweep' ? h.permits : 0)), limit.lengthMs)
+        block(
+          overloaded(this.#byStart, this.#byEnd, limit.lengthMs, limit.ceilings.sweepOwn - permits, (h) => (h.priority === 'sweep' ? h.permits : 0)),
+          limit.lengthMs,
+        )
     }
     const slot = firstFree(Math.max(Math.ceil(now), appUntil, advertiserUntil), blocked)
     const waitMs = slot - now
@@ -248,8 +254,16 @@ export class Budget {
       return { ok: false, reason, retryAfterMs: Math.ceil(waitMs) }
     }
     const held: Held = { start: slot, end: slot + spanMs, permits, priority }
-    this.#byStart.splice(insertionPoint(this.#byStart, held, (h) => h.start), 0, held)
-    this.#byEnd.splice(insertionPoint(this.#byEnd, held, (h) => h.end), 0, held)
+    this.#byStart.splice(
+      insertionPoint(this.#byStart, held, (h) => h.start),
+      0,
+      held,
+    )
+    this.#byEnd.splice(
+      insertionPoint(this.#byEnd, held, (h) => h.end),
+      0,
+      held,
+    )
     this.#granted[priority]++
     return { ok: true, waitMs }
   }

@@ -146,7 +146,13 @@ export class Quota {
       binding,
       appId,
       settings,
-      { priority: this.priority, permits, useWithinMs: options.useWithinMs, advertiserId: options.advertiserId, maxWaitMs: Math.min(options.maxWaitMs ?? this.#maxWaitMs, this.#maxWaitMs) },
+      {
+        priority: this.priority,
+        permits,
+        useWithinMs: options.useWithinMs,
+        advertiserId: options.advertiserId,
+        maxWaitMs: Math.min(options.maxWaitMs ?? this.#maxWaitMs, this.#maxWaitMs),
+      },
       this.#deps,
     )
     if (permit.kind === 'refused') throw new QuotaRefused(permit.reason, permit.retryAfterMs)

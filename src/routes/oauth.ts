@@ -15,8 +15,7 @@ import { TICKET_TTL_SECONDS } from '../ticket'
 
 const CALLBACK_PATH = '/oauth/callback'
 
-const text = (max: number) =>
-  z.string('must be a string').check(z.minLength(1, 'must not be empty'), z.maxLength(max, `must be at most ${max} characters`))
+const text = (max: number) => z.string('must be a string').check(z.minLength(1, 'must not be empty'), z.maxLength(max, `must be at most ${max} characters`))
 const advertiserId = z.string('must be a string').check(z.regex(/^\d{1,32}$/, 'must be a decimal id string'))
 
 const startBody = z.object({ return_to: z.optional(text(512)) })
@@ -48,7 +47,8 @@ export const oauth = new Hono<ApiEnv>()
 
 oauth.post('/start', requireOrigin, requireUser, limitPerUser('start'), jsonOnly({ maxBytes: 4096, optional: true }), validJson(startBody), async (c) => {
   const { config, log, signer, clock } = c.get('services')
-  const origin = c.get('origin'), userId = c.get('userId')
+  const origin = c.get('origin'),
+    userId = c.get('userId')
   const returnTo = parseReturnTo(c.req.valid('json').return_to, origin)
 
   const { state, binding, expiresAt } = await mintState(signer, { userId, origin, returnTo }, clock.now())

@@ -18,21 +18,28 @@ export const proxy = new Hono<ApiEnv>()
  * service keys and the user whose connection to use; TikTok's answer back as TikTok sent it, plus
  * `X-TikTok-Code` (the envelope's code) and the Worker's `X-Request-Id`.
  */
-proxy.on(['GET', 'POST'], '/*', requireServiceKey, requireConnectUser, async (c, next) => (c.req.method === 'POST' ? postBody(c, next) : next()), async (c) => {
-  // The path as the client wrote it: URL parsing has already resolved dot segments, not %2F.
-  const raw = c.req.url.slice(c.req.url.indexOf(PREFIX) + PREFIX.length).split('?')[0]!
-  const problem = pathProblem(raw)
-  if (problem) throw new AppError('path_not_allowed', { reason: problem })
-  const url = new URL(c.req.url)
-  const method = c.req.method === 'POST' ? 'POST' : 'GET'
-  const forwarded = await proxyCall(c.get('services'), {
-    userId: c.get('userId'),
-    method,
-    path: raw,
-    query: url.search,
-    body: method === 'POST' ? await c.req.arrayBuffer() : undefined,
-  })
-  const headers: Record<string, string> = { 'content-type': forwarded.contentType ?? 'application/octet-stream' }
-  if (forwarded.code !== undefined) headers['X-TikTok-Code'] = String(forwarded.code)
-  return c.body(forwarded.body, forwarded.status as ContentfulStatusCode, headers)
-})
+proxy.on(
+  ['GET', 'POST'],
+  '/*',
+  requireServiceKey,
+  requireConnectUser,
+  async (c, next) => (c.req.method === 'POST' ? postBody(c, next) : next()),
+  async (c) => {
+    // The path as the client wrote it: URL parsing has already resolved dot segments, not %2F.
+    const raw = c.req.url.slice(c.req.url.indexOf(PREFIX) + PREFIX.length).split('?')[0]!
+    const problem = pathProblem(raw)
+    if (problem) throw new AppError('path_not_allowed', { reason: problem })
+    const url = new URL(c.req.url)
+    const method = c.req.method === 'POST' ? 'POST' : 'GET'
+    const forwarded = await proxyCall(c.get('services'), {
+      userId: c.get('userId'),
+      method,
+      path: raw,
+      query: url.search,
+      body: method === 'POST' ? await c.req.arrayBuffer() : undefined,
+    })
+    const headers: Record<string, string> = { 'content-type': forwarded.contentType ?? 'application/octet-stream' }
+    if (forwarded.code !== undefined) headers['X-TikTok-Code'] = String(forwarded.code)
+    return c.body(forwarded.body, forwarded.status as ContentfulStatusCode, headers)
+  },
+)

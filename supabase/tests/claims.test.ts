@@ -29,15 +29,23 @@ describe('the claim on a state, on PostgreSQL 15', () => {
     const answer = JSON.parse(done) as { outcome: string; connected_at: string }
     expect(answer.outcome).toBe('ok')
     expect(
-      await as('service_role', `select access_token || '|' || advertiser_id || '|' || (connected_at = '${answer.connected_at}'::timestamptz) from public.tiktok_connections where user_id = '${ALICE}'`),
+      await as(
+        'service_role',
+        `select access_token || '|' || advertiser_id || '|' || (connected_at = '${answer.connected_at}'::timestamptz) from public.tiktok_connections where user_id = '${ALICE}'`,
+      ),
     ).toBe('tok-1|7012345678901234567|true')
     expect(await as('service_role', "select status || ' ' || return_to from public.tiktok_oauth_exchanges where state_nonce = 'nonce-1'")).toBe('done /profile')
     // A finished claim cannot be completed again.
-    expect(await as('service_role', `select public.tiktok_complete_exchange('nonce-1', '${ALICE}', 'r1', ${completion('tok-2')}) ->> 'outcome'`)).toBe('claim_lost')
+    expect(await as('service_role', `select public.tiktok_complete_exchange('nonce-1', '${ALICE}', 'r1', ${completion('tok-2')}) ->> 'outcome'`)).toBe(
+      'claim_lost',
+    )
     expect(await as('service_role', `select access_token from public.tiktok_connections where user_id = '${ALICE}'`)).toBe('tok-1')
 
     // The same code again is a replay of what is stored now, not of the first answer.
-    await as('service_role', `update public.tiktok_connections set advertiser_id = '7012345678901234599', advertiser_name = 'Brand B' where user_id = '${ALICE}'`)
+    await as(
+      'service_role',
+      `update public.tiktok_connections set advertiser_id = '7012345678901234599', advertiser_name = 'Brand B' where user_id = '${ALICE}'`,
+    )
     const replay = JSON.parse(await as('service_role', `select public.tiktok_claim_exchange('nonce-1', '${ALICE}', 'h', 'r2')`))
     expect(replay).toEqual({
       outcome: 'done',
@@ -88,9 +96,13 @@ describe('the claim on a state, on PostgreSQL 15', () => {
     expect(await claim('nonce-stale', 'h', 'twin', BOB)).toBe('pending')
     await as('service_role', "update public.tiktok_oauth_exchanges set claimed_at = now() - interval '3 minutes' where state_nonce = 'nonce-stale'")
     expect(await claim('nonce-stale', 'h', 'twin', BOB)).toBe('claimed')
-    expect(await as('service_role', "select failed_attempts || ' ' || claimed_by from public.tiktok_oauth_exchanges where state_nonce = 'nonce-stale'")).toBe('1 twin')
+    expect(await as('service_role', "select failed_attempts || ' ' || claimed_by from public.tiktok_oauth_exchanges where state_nonce = 'nonce-stale'")).toBe(
+      '1 twin',
+    )
     // The abandoned request can no longer complete or release.
-    expect(await as('service_role', `select public.tiktok_complete_exchange('nonce-stale', '${BOB}', 'gone', ${completion('tok-x')}) ->> 'outcome'`)).toBe('claim_lost')
+    expect(await as('service_role', `select public.tiktok_complete_exchange('nonce-stale', '${BOB}', 'gone', ${completion('tok-x')}) ->> 'outcome'`)).toBe(
+      'claim_lost',
+    )
     expect(await release('nonce-stale', 'gone')).toBe('gone')
   })
 
@@ -101,17 +113,26 @@ describe('the claim on a state, on PostgreSQL 15', () => {
 
   it('stores the chosen advertiser of the list it was given, and refuses one outside it', async () => {
     expect(await claim('nonce-pick', 'h', 'r1', BOB)).toBe('claimed')
-    await expect(as('service_role', `select public.tiktok_complete_exchange('nonce-pick', '${BOB}', 'r1', 't', '7099999999999999999', '${JSON.stringify(ADVERTISERS)}', '/')`)).rejects.toThrow(
-      /advertiser_id must be one of advertisers/,
-    )
+    await expect(
+      as(
+        'service_role',
+        `select public.tiktok_complete_exchange('nonce-pick', '${BOB}', 'r1', 't', '7099999999999999999', '${JSON.stringify(ADVERTISERS)}', '/')`,
+      ),
+    ).rejects.toThrow(/advertiser_id must be one of advertisers/)
     // Extra keys TikTok may add are not stored.
     const listed = JSON.stringify([{ ...ADVERTISERS[0], role: 'ADMIN' }])
-    const answer = JSON.parse(await as('service_role', `select public.tiktok_complete_exchange('nonce-pick', '${BOB}', 'r1', 't', '7012345678901234567', '${listed}', '/')`))
+    const answer = JSON.parse(
+      await as('service_role', `select public.tiktok_complete_exchange('nonce-pick', '${BOB}', 'r1', 't', '7012345678901234567', '${listed}', '/')`),
+    )
     expect(answer).toMatchObject({ outcome: 'ok', advertiser: ADVERTISERS[0], advertisers: [ADVERTISERS[0]] })
-    expect(await as('service_role', `select advertisers::text from public.tiktok_connections where user_id = '${BOB}'`)).toBe('[{"id": "7012345678901234567", "name": "Brand A"}]')
+    expect(await as('service_role', `select advertisers::text from public.tiktok_connections where user_id = '${BOB}'`)).toBe(
+      '[{"id": "7012345678901234567", "name": "Brand A"}]',
+    )
     // A missing list is not an empty one.
     expect(await claim('nonce-null', 'h', 'r1', BOB)).toBe('claimed')
-    await expect(as('service_role', `select public.tiktok_complete_exchange('nonce-null', '${BOB}', 'r1', 't', '7012345678901234567', null, '/')`)).rejects.toThrow(/advertisers must be a JSON array/)
+    await expect(
+      as('service_role', `select public.tiktok_complete_exchange('nonce-null', '${BOB}', 'r1', 't', '7012345678901234567', null, '/')`),
+    ).rejects.toThrow(/advertisers must be a JSON array/)
   })
 
   it('lets exactly one of two concurrent requests claim a state', async () => {

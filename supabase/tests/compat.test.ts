@@ -46,11 +46,16 @@ async function originalIntegration(grants = ''): Promise<Database & { name: stri
 const connect = async (db: Database, user: string, token: string) => {
   const nonce = crypto.randomUUID()
   await db.as('service_role', `select public.tiktok_claim_exchange('${nonce}', '${user}', 'h', 'r')`)
-  const done = await db.as('service_role', `select public.tiktok_complete_exchange('${nonce}', '${user}', 'r', '${token}', '${BIG_A}', '${JSON.stringify(ADVERTISERS)}', '/') ->> 'connected_at'`)
+  const done = await db.as(
+    'service_role',
+    `select public.tiktok_complete_exchange('${nonce}', '${user}', 'r', '${token}', '${BIG_A}', '${JSON.stringify(ADVERTISERS)}', '/') ->> 'connected_at'`,
+  )
   return done
 }
 const columns = (db: Database, user = ALICE) =>
-  db.sql(`select concat_ws('|', coalesce(tiktok_access_token, 'null'), coalesce(tiktok_business_id, 'null'), coalesce(tiktok_account_id, 'null')) from public.user_accounts where id = '${user}'`)
+  db.sql(
+    `select concat_ws('|', coalesce(tiktok_access_token, 'null'), coalesce(tiktok_business_id, 'null'), coalesce(tiktok_account_id, 'null')) from public.user_accounts where id = '${user}'`,
+  )
 
 /** What each browser role may do with the tiktok_ columns, as PostgreSQL reports it (directly, through PUBLIC, or inherited). */
 const holes = (db: Database) =>
@@ -101,13 +106,19 @@ describe('supabase/compat/user_accounts.sql on PostgreSQL 15', () => {
     await db.sql(inOneTransaction(COMPAT))
     await connect(db, ALICE, 'tok-alice')
     expect(await holes(db)).toBe('')
-    expect(await db.as('authenticated', 'select email, tiktok_business_id, tiktok_account_id from public.user_accounts')).toBe(`alice@example.com|${BIG_A}|Brand A`)
+    expect(await db.as('authenticated', 'select email, tiktok_business_id, tiktok_account_id from public.user_accounts')).toBe(
+      `alice@example.com|${BIG_A}|Brand A`,
+    )
     await expect(db.as('authenticated', 'select tiktok_access_token from public.user_accounts')).rejects.toThrow(/permission denied/)
     await expect(db.as('authenticated', `update public.user_accounts set tiktok_business_id = '${BIG_B}'`)).rejects.toThrow(/permission denied/)
     await expect(db.as('authenticated', `update public.user_accounts set tiktok_access_token = 'planted'`)).rejects.toThrow(/permission denied/)
     await db.as('authenticated', `update public.user_accounts set display_name = 'Alice'`)
     // The trigger function is no one's to call.
-    expect(await db.sql("select has_function_privilege('authenticated', 'public.tiktok_compat_user_accounts()', 'EXECUTE') or has_function_privilege('anon', 'public.tiktok_compat_user_accounts()', 'EXECUTE')")).toBe('f')
+    expect(
+      await db.sql(
+        "select has_function_privilege('authenticated', 'public.tiktok_compat_user_accounts()', 'EXECUTE') or has_function_privilege('anon', 'public.tiktok_compat_user_accounts()', 'EXECUTE')",
+      ),
+    ).toBe('f')
   })
 
   it('applied again, it changes nothing', async () => {
@@ -167,7 +178,10 @@ describe('supabase/compat/user_accounts.sql on PostgreSQL 15', () => {
 
   it("Supabase's default grants (ALL on the table to anon and authenticated): refuses, saying what to change", async () => {
     const db = await originalIntegration('grant all on public.user_accounts to anon, authenticated;')
-    await expectRefused(db, /anon may SELECT public\.user_accounts\.tiktok_access_token \(a table-level grant to anon: replace it with SELECT on the columns it needs, none of them tiktok_ ones\)/)
+    await expectRefused(
+      db,
+      /anon may SELECT public\.user_accounts\.tiktok_access_token \(a table-level grant to anon: replace it with SELECT on the columns it needs, none of them tiktok_ ones\)/,
+    )
   })
 
   it('refuses a project without user_accounts, or before the migration', async () => {

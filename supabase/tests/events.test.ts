@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Postgres } from './postgres.ts'
-import { ALICE, type Database, inOneTransaction, MIGRATION, project, startCluster } from './seed.ts'
+import { type Database, inOneTransaction, MIGRATION, project, startCluster } from './seed.ts'
 
 const EVENTS = 'public.tiktok_connection_events'
 const BIG_A = '7012345678901234567' // > 2^53: a JSON number would round it
@@ -14,7 +14,12 @@ const A = ADVERTISERS[0]!
 const B = ADVERTISERS[1]!
 
 type Answer = { outcome: string; event_id: string | null; [key: string]: unknown }
-type Payload = Record<string, unknown> & { id: string; type: string; advertiser: { id: string; name: string } | null; advertisers: { id: string; name: string }[] }
+type Payload = Record<string, unknown> & {
+  id: string
+  type: string
+  advertiser: { id: string; name: string } | null
+  advertisers: { id: string; name: string }[]
+}
 
 let pg: Postgres
 let db: Database
@@ -44,14 +49,18 @@ async function newUser(): Promise<string> {
 async function connect(user: string, token: string, advertisers: { id: string; name: string }[] = ADVERTISERS): Promise<Answer & { connected_at: string }> {
   const nonce = `nonce-${++nonces}`
   expect(await svc(`select public.tiktok_claim_exchange('${nonce}', '${user}', 'h', 'r-${nonce}') ->> 'outcome'`)).toBe('claimed')
-  return (await call(`tiktok_complete_exchange('${nonce}', '${user}', 'r-${nonce}', '${token}', '${advertisers[0]!.id}', ${q(advertisers)}, '/profile')`)) as Answer & {
+  return (await call(
+    `tiktok_complete_exchange('${nonce}', '${user}', 'r-${nonce}', '${token}', '${advertisers[0]!.id}', ${q(advertisers)}, '/profile')`,
+  )) as Answer & {
     connected_at: string
   }
 }
 
 /** The user's events, oldest first. */
 async function events(user: string): Promise<Payload[]> {
-  return JSON.parse(await sql(`select coalesce(jsonb_agg(payload order by created_at, payload ->> 'occurred_at'), '[]') from ${EVENTS} where user_id = '${user}'`)) as Payload[]
+  return JSON.parse(
+    await sql(`select coalesce(jsonb_agg(payload order by created_at, payload ->> 'occurred_at'), '[]') from ${EVENTS} where user_id = '${user}'`),
+  ) as Payload[]
 }
 
 type Row = {
@@ -75,7 +84,16 @@ async function row(user: string): Promise<Row> {
     ),
   ) as Row
 }
-const NOT_CONNECTED: Row = { token: null, advertiser_id: null, advertiser_name: null, advertisers: null, connected_at: null, revoked_at: null, revoked_code: null, verified_at: null }
+const NOT_CONNECTED: Row = {
+  token: null,
+  advertiser_id: null,
+  advertiser_name: null,
+  advertisers: null,
+  connected_at: null,
+  revoked_at: null,
+  revoked_code: null,
+  verified_at: null,
+}
 
 /** Every id in a payload is a JSON string. */
 function expectStringIds(payload: Payload) {
@@ -161,7 +179,11 @@ describe('connection events on PostgreSQL 15', () => {
     const answer = await call(`tiktok_complete_exchange('numbers-1', '${user}', 'r', 't', '${BIG_A}', '[{"id": "${BIG_A}", "name": "Brand A"}]', '/')`)
     const [event] = await events(user)
     expectStringIds(event!)
-    expect(await sql(`select jsonb_typeof(payload -> 'advertisers' -> 0 -> 'id') || jsonb_typeof(payload -> 'advertiser' -> 'id') from ${EVENTS} where id = '${answer.event_id}'`)).toBe('stringstring')
+    expect(
+      await sql(
+        `select jsonb_typeof(payload -> 'advertisers' -> 0 -> 'id') || jsonb_typeof(payload -> 'advertiser' -> 'id') from ${EVENTS} where id = '${answer.event_id}'`,
+      ),
+    ).toBe('stringstring')
   })
 
   describe('tiktok_choose_advertiser', () => {
@@ -262,7 +284,9 @@ describe('connection events on PostgreSQL 15', () => {
       await connect(user, 't2')
       expect(await call(`tiktok_mark_revoked('${user}', 'sweep', 40105, '${old.connected_at}')`)).toEqual({ outcome: 'stale', event_id: null })
       expect((await row(user)).revoked_at).toBeNull()
-      await expect(call(`tiktok_mark_revoked('${user}', 'browser', 40105, '${old.connected_at}')`)).rejects.toThrow(/detected_by must be verify, sweep or proxy/)
+      await expect(call(`tiktok_mark_revoked('${user}', 'browser', 40105, '${old.connected_at}')`)).rejects.toThrow(
+        /detected_by must be verify, sweep or proxy/,
+      )
       await expect(call(`tiktok_mark_revoked('${user}', null, 40105, '${old.connected_at}')`)).rejects.toThrow(/detected_by/)
       const nobody = await newUser()
       expect(await call(`tiktok_mark_revoked('${nobody}', 'sweep', 40105, '${old.connected_at}')`)).toEqual({ outcome: 'not_connected', event_id: null })
@@ -304,7 +328,11 @@ describe('connection events on PostgreSQL 15', () => {
       expect((await row(user)).token).toBe('t2')
       const answer = await call(`tiktok_disconnect('${user}', false, '${current.connected_at}')`)
       expect(answer.outcome).toBe('ok')
-      expect((await events(user)).at(-1)).toMatchObject({ type: 'tiktok.connection.disconnected', revoked_at_tiktok: false, connected_at: current.connected_at })
+      expect((await events(user)).at(-1)).toMatchObject({
+        type: 'tiktok.connection.disconnected',
+        revoked_at_tiktok: false,
+        connected_at: current.connected_at,
+      })
 
       expect(await row(user)).toEqual(NOT_CONNECTED)
       expect(await events(user)).toHaveLength(3)
@@ -504,10 +532,22 @@ describe('connection events on PostgreSQL 15', () => {
     it('hands out live connections least recently verified first (never first), at most p_limit, with token and connected_at', async () => {
       // Only this test's connections are live.
       await sql('update public.tiktok_connections set revoked_at = now() where revoked_at is null')
-      const [never1, never2, old, recent, revoked, cleared] = [await newUser(), await newUser(), await newUser(), await newUser(), await newUser(), await newUser()] as [
-        string, string, string, string, string, string,
-      ]
-      for (const [user, token] of [[never1, 'tok-n1'], [never2, 'tok-n2'], [old, 'tok-old'], [recent, 'tok-recent'], [revoked, 'tok-rev'], [cleared, 'tok-clr']] as const)
+      const [never1, never2, old, recent, revoked, cleared] = [
+        await newUser(),
+        await newUser(),
+        await newUser(),
+        await newUser(),
+        await newUser(),
+        await newUser(),
+      ] as [string, string, string, string, string, string]
+      for (const [user, token] of [
+        [never1, 'tok-n1'],
+        [never2, 'tok-n2'],
+        [old, 'tok-old'],
+        [recent, 'tok-recent'],
+        [revoked, 'tok-rev'],
+        [cleared, 'tok-clr'],
+      ] as const)
         await connect(user, token)
       await sql(`
         update public.tiktok_connections set verified_at = null where user_id in ('${never1}', '${never2}');
@@ -517,9 +557,11 @@ describe('connection events on PostgreSQL 15', () => {
       await call(`tiktok_disconnect('${cleared}', true)`)
 
       const batch = async (limit: string) =>
-        (await svc(`select b.user_id || '|' || b.access_token || '|' || (b.connected_at = c.connected_at)
+        (
+          await svc(`select b.user_id || '|' || b.access_token || '|' || (b.connected_at = c.connected_at)
                       from public.tiktok_sweep_batch(${limit}) with ordinality b(user_id, connected_at, access_token, n)
-                      join public.tiktok_connections c on c.user_id = b.user_id order by b.n`))
+                      join public.tiktok_connections c on c.user_id = b.user_id order by b.n`)
+        )
           .split('\n')
           .filter(Boolean)
       expect(await batch('3')).toEqual([`${never1}|tok-n1|true`, `${never2}|tok-n2|true`, `${old}|tok-old|true`])
@@ -569,7 +611,8 @@ describe('connection events on PostgreSQL 15', () => {
         update ${EVENTS} set created_at = now() - interval '2 hours' where id = '${e2}';`)
 
       const due = async (olderThan: string, limit: number) =>
-        (await svc(`select string_agg(id::text || ':' || attempts, ',' order by created_at) from public.tiktok_events_to_deliver('${olderThan}', ${limit})`)) || ''
+        (await svc(`select string_agg(id::text || ':' || attempts, ',' order by created_at) from public.tiktok_events_to_deliver('${olderThan}', ${limit})`)) ||
+        ''
       // Oldest first; the fresh one is the queue's, not yet the cron's.
       expect(await due('10 minutes', 10)).toBe(`${e1}:0,${e2}:0`)
       expect(await svc(`select string_agg(id::text, ',') from public.tiktok_events_to_deliver('10 minutes', 1)`)).toBe(e1)
@@ -581,11 +624,11 @@ describe('connection events on PostgreSQL 15', () => {
       expect(got.payload).toMatchObject({ id: e2, advertiser: B, reason: 'user_choice' })
       expect(JSON.stringify(got)).not.toContain('secret-deliver')
 
-      const failure = await call(`tiktok_record_event_failure('${e2}', ${q('HTTP 503: ' + 'x'.repeat(2000))})`)
+      const failure = await call(`tiktok_record_event_failure('${e2}', ${q(`HTTP 503: ${'x'.repeat(2000)}`)})`)
       expect(failure).toEqual({ outcome: 'ok', attempts: 1 })
       expect((await call(`tiktok_record_event_failure('${e2}', 'timeout')`)).attempts).toBe(2)
       expect(await sql(`select attempts || ':' || last_error from ${EVENTS} where id = '${e2}'`)).toBe('2:timeout')
-      await call(`tiktok_record_event_failure('${e2}', ${q('HTTP 503: ' + 'x'.repeat(2000))})`)
+      await call(`tiktok_record_event_failure('${e2}', ${q(`HTTP 503: ${'x'.repeat(2000)}`)})`)
       expect(await sql(`select length(last_error) from ${EVENTS} where id = '${e2}'`)).toBe('500')
 
       expect(await call(`tiktok_mark_event_delivered('${e2}')`)).toEqual({ outcome: 'ok' })

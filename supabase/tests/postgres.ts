@@ -8,7 +8,9 @@ const BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin'
 const asRoot = process.getuid?.() === 0
 
 const run = (command: string, args: string[]) =>
-  asRoot ? execFileSync('runuser', ['-u', 'postgres', '--', join(BIN, command), ...args], { stdio: 'pipe' }) : execFileSync(join(BIN, command), args, { stdio: 'pipe' })
+  asRoot
+    ? execFileSync('runuser', ['-u', 'postgres', '--', join(BIN, command), ...args], { stdio: 'pipe' })
+    : execFileSync(join(BIN, command), args, { stdio: 'pipe' })
 
 export type Postgres = {
   /** Runs SQL through psql in `database` (default `postgres`); resolves with its output, rejects with psql's error text. */

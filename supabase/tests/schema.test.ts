@@ -20,7 +20,10 @@ afterAll(() => pg?.stop())
 /** Claim and complete for `user`, as the Worker does. */
 async function connect(on: Database, user: string, token: string, nonce = `nonce-${user}-${token}`) {
   expect(await on.as('service_role', `select public.tiktok_claim_exchange('${nonce}', '${user}', 'h', 'r') ->> 'outcome'`)).toBe('claimed')
-  const done = await on.as('service_role', `select public.tiktok_complete_exchange('${nonce}', '${user}', 'r', '${token}', '7012345678901234567', ${ADVERTISERS}, '/profile') ->> 'outcome'`)
+  const done = await on.as(
+    'service_role',
+    `select public.tiktok_complete_exchange('${nonce}', '${user}', 'r', '${token}', '7012345678901234567', ${ADVERTISERS}, '/profile') ->> 'outcome'`,
+  )
   expect(done).toBe('ok')
 }
 
@@ -56,10 +59,16 @@ describe('the migration on PostgreSQL 15', () => {
     await bare.sql(inOneTransaction(MIGRATION))
     expect(await bare.sql(catalog('connector'))).toBe(once)
     // What it made: three tables, one view, these functions, and nothing else of its name.
-    expect(await bare.sql("select string_agg(relname || ':' || relkind::text, ',' order by relname) from pg_class where relname like 'tiktok\\_%' and relkind in ('r', 'v')")).toBe(
-      'tiktok_connection_events:r,tiktok_connection_status:v,tiktok_connections:r,tiktok_oauth_exchanges:r',
-    )
-    expect((await bare.sql("select string_agg(oid::regprocedure::text, '|' order by oid::regprocedure::text) from pg_proc where proname like 'tiktok\\_%'")).split('|')).toEqual(FUNCTIONS)
+    expect(
+      await bare.sql(
+        "select string_agg(relname || ':' || relkind::text, ',' order by relname) from pg_class where relname like 'tiktok\\_%' and relkind in ('r', 'v')",
+      ),
+    ).toBe('tiktok_connection_events:r,tiktok_connection_status:v,tiktok_connections:r,tiktok_oauth_exchanges:r')
+    expect(
+      (await bare.sql("select string_agg(oid::regprocedure::text, '|' order by oid::regprocedure::text) from pg_proc where proname like 'tiktok\\_%'")).split(
+        '|',
+      ),
+    ).toEqual(FUNCTIONS)
     // A connection lives there like anywhere.
     await connect(bare, ALICE, 'tok-bare')
     expect(await bare.sql(`select access_token from public.tiktok_connections where user_id = '${ALICE}'`)).toBe('tok-bare')
@@ -84,7 +93,10 @@ describe('the migration on PostgreSQL 15', () => {
   it('the status view as authenticated: its own row only, every status column and no token, with select *', async () => {
     await connect(db, ALICE, 'tok-alice')
     await connect(db, BOB, 'tok-bob')
-    const mine = JSON.parse(await db.as('authenticated', 'select coalesce(json_agg(s), \'[]\') from public.tiktok_connection_status s')) as Record<string, unknown>[]
+    const mine = JSON.parse(await db.as('authenticated', "select coalesce(json_agg(s), '[]') from public.tiktok_connection_status s")) as Record<
+      string,
+      unknown
+    >[]
     expect(mine).toHaveLength(1)
     expect(Object.keys(mine[0]!)).toEqual(STATUS_COLUMNS)
     expect(mine[0]).toMatchObject({ user_id: ALICE, advertiser_id: '7012345678901234567', advertiser_name: 'Brand A', revoked_at: null })
@@ -95,7 +107,7 @@ describe('the migration on PostgreSQL 15', () => {
     // A user without a connection: no row, which reads as "not connected".
     expect(await db.as('authenticated', 'select count(*) from public.tiktok_connection_status', CAROL)).toBe('0')
     // No session (a JWT without a subject): nothing.
-    expect(await db.sql("set role authenticated; select count(*) from public.tiktok_connection_status")).toBe('0')
+    expect(await db.sql('set role authenticated; select count(*) from public.tiktok_connection_status')).toBe('0')
   })
 
   it('the status view as anon: nothing', async () => {
@@ -110,14 +122,23 @@ describe('the migration on PostgreSQL 15', () => {
           expect(await db.sql(`select has_table_privilege('${role}', 'public.${table}', '${privilege}')`), `${role} ${privilege} ${table}`).toBe('f')
         // The privileges a column can hold on its own.
         for (const privilege of ['INSERT', 'UPDATE', 'REFERENCES'])
-          expect(await db.sql(`select has_any_column_privilege('${role}', 'public.${table}', '${privilege}')`), `${role} ${privilege} a column of ${table}`).toBe('f')
+          expect(
+            await db.sql(`select has_any_column_privilege('${role}', 'public.${table}', '${privilege}')`),
+            `${role} ${privilege} a column of ${table}`,
+          ).toBe('f')
         // Only the status columns of the connections, only for authenticated (the view reads them as the user).
-        const readable = await db.sql(`select coalesce(string_agg(attname, ',' order by attnum), '') from pg_attribute where attrelid = 'public.${table}'::regclass and attnum > 0 and has_column_privilege('${role}', attrelid, attname, 'SELECT')`)
+        const readable = await db.sql(
+          `select coalesce(string_agg(attname, ',' order by attnum), '') from pg_attribute where attrelid = 'public.${table}'::regclass and attnum > 0 and has_column_privilege('${role}', attrelid, attname, 'SELECT')`,
+        )
         expect(readable, `${role} reads ${table}`).toBe(role === 'authenticated' && table === 'tiktok_connections' ? STATUS_COLUMNS.join(',') : '')
       }
-      expect(await db.sql(`select has_table_privilege('${role}', 'public.tiktok_connection_status', 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')`)).toBe('f')
+      expect(
+        await db.sql(`select has_table_privilege('${role}', 'public.tiktok_connection_status', 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')`),
+      ).toBe('f')
       expect(await db.sql(`select has_table_privilege('${role}', 'public.tiktok_connection_status', 'SELECT')`)).toBe(role === 'authenticated' ? 't' : 'f')
-      const executable = await db.sql(`select coalesce(string_agg(proname, ','), '') from pg_proc where proname like 'tiktok\\_%' and has_function_privilege('${role}', oid, 'EXECUTE')`)
+      const executable = await db.sql(
+        `select coalesce(string_agg(proname, ','), '') from pg_proc where proname like 'tiktok\\_%' and has_function_privilege('${role}', oid, 'EXECUTE')`,
+      )
       expect(executable, role).toBe('')
     }
     // PUBLIC holds nothing, and every grant there is the owner's, service_role's or the status view's.
@@ -132,10 +153,18 @@ describe('the migration on PostgreSQL 15', () => {
       'tiktok_connections:service_role',
       'tiktok_oauth_exchanges:service_role',
     ])
-    expect(await db.sql("select string_agg(distinct case a.grantee when 0 then 'PUBLIC' else a.grantee::regrole::text end, ',') from pg_proc p, aclexplode(p.proacl) a where p.proname like 'tiktok\\_%' and a.grantee <> p.proowner")).toBe('service_role')
+    expect(
+      await db.sql(
+        "select string_agg(distinct case a.grantee when 0 then 'PUBLIC' else a.grantee::regrole::text end, ',') from pg_proc p, aclexplode(p.proacl) a where p.proname like 'tiktok\\_%' and a.grantee <> p.proowner",
+      ),
+    ).toBe('service_role')
     expect(await db.sql("select bool_and(has_function_privilege('service_role', oid, 'EXECUTE')) from pg_proc where proname like 'tiktok\\_%'")).toBe('t')
     // Every function runs as its caller, with an empty search path.
-    expect(await db.sql("select string_agg(proname, ',') from pg_proc where proname like 'tiktok\\_%' and (prosecdef or proconfig is distinct from '{\"search_path=\\\"\\\"\"}')")).toBe('')
+    expect(
+      await db.sql(
+        "select string_agg(proname, ',') from pg_proc where proname like 'tiktok\\_%' and (prosecdef or proconfig is distinct from '{\"search_path=\\\"\\\"\"}')",
+      ),
+    ).toBe('')
 
     // And tried, as PostgREST would for a browser's token.
     for (const role of ['anon', 'authenticated']) {
@@ -172,7 +201,9 @@ describe('the migration on PostgreSQL 15', () => {
       )
       expect(held).toBe('')
       expect(await own.sql("select has_column_privilege('product_reader', 'public.tiktok_connections', 'access_token', 'SELECT')")).toBe('f')
-      expect(await own.sql("select count(*) from pg_proc where proname like 'tiktok\\_%' and has_function_privilege('product_reader', oid, 'EXECUTE')")).toBe('0')
+      expect(await own.sql("select count(*) from pg_proc where proname like 'tiktok\\_%' and has_function_privilege('product_reader', oid, 'EXECUTE')")).toBe(
+        '0',
+      )
       await expect(own.as('product_reader', 'select access_token from public.tiktok_connections')).rejects.toThrow(/permission denied/)
     } finally {
       await pg.sql('drop database defaults')
@@ -183,7 +214,10 @@ describe('the migration on PostgreSQL 15', () => {
   it('refuses to finish when a browser role may act as a role that reads everything (the owner, pg_read_all_data), and leaves nothing behind', async () => {
     const member = await project(pg, 'owner_member', { migrated: false })
     const nothingLeft = "select to_regclass('public.tiktok_connections') is null and to_regprocedure('public.tiktok_connect_schema()') is null"
-    for (const [role, browser] of [['postgres', 'authenticated'], ['pg_read_all_data', 'anon']]) {
+    for (const [role, browser] of [
+      ['postgres', 'authenticated'],
+      ['pg_read_all_data', 'anon'],
+    ]) {
       await pg.sql(`grant ${role} to ${browser}`)
       try {
         await expect(member.sql(inOneTransaction(MIGRATION)), role).rejects.toThrow(`${browser} (as ${role}) may read public.tiktok_connections.access_token`)
@@ -212,7 +246,9 @@ describe('the migration on PostgreSQL 15', () => {
     await expect(update('revoked_code = 40105')).rejects.toThrow(/tiktok_connections_revoked_code/)
     // Both null is the cleared choice the sweep leaves.
     await update('advertiser_id = null, advertiser_name = null')
-    expect(await db.sql(`select advertisers = ${ADVERTISERS}::jsonb and advertiser_id is null from public.tiktok_connections where user_id = '${BOB}'`)).toBe('t')
+    expect(await db.sql(`select advertisers = ${ADVERTISERS}::jsonb and advertiser_id is null from public.tiktok_connections where user_id = '${BOB}'`)).toBe(
+      't',
+    )
   })
 
   it('deleting a Supabase user deletes its connection, its claims and its events', async () => {

@@ -89,7 +89,9 @@ describe('a delivery', () => {
     // The reference library does check: another secret, another body or an old timestamp fail.
     expect(() => new Webhook(`whsec_${btoa('x'.repeat(32))}`).verify(delivery!.body, delivery!.headers)).toThrow()
     expect(() => new Webhook(WEBHOOK_SECRET).verify(delivery!.body.replace(BIG_ID, '7012345678901234568'), delivery!.headers)).toThrow()
-    expect(() => new Webhook(WEBHOOK_SECRET).verify(delivery!.body, { ...delivery!.headers, 'webhook-timestamp': String(Math.floor(Date.now() / 1000) - 3600) })).toThrow()
+    expect(() =>
+      new Webhook(WEBHOOK_SECRET).verify(delivery!.body, { ...delivery!.headers, 'webhook-timestamp': String(Math.floor(Date.now() / 1000) - 3600) }),
+    ).toThrow()
 
     expect(await stored(event.id)).toMatchObject({ attempts: 1, last_error: null, delivered_at: expect.any(String) })
     expect(lines().find((l) => l.event === 'events.deliver')).toMatchObject({ outcome: 'delivered', event_id: event.id, http_status: 204 })
@@ -138,7 +140,8 @@ describe('a failed delivery', () => {
     const event = await connectedEvent()
     h.receiver.fail({ status: 500 }, 3)
     const delays: (number | undefined)[] = []
-    for (let attempt = 1; attempt <= 3; attempt++) delays.push(...(await consume([{ event_id: event.id }], { attempts: attempt, env: { EVENTS_RETRY_SECONDS: '1' } })).delays)
+    for (let attempt = 1; attempt <= 3; attempt++)
+      delays.push(...(await consume([{ event_id: event.id }], { attempts: attempt, env: { EVENTS_RETRY_SECONDS: '1' } })).delays)
     expect(delays).toEqual([1, 2, 4])
   })
 
@@ -155,9 +158,11 @@ describe('a failed delivery', () => {
     }
     expect(delays).toEqual([30, 60, 120, 240, 480, 900])
     expect(await stored(event.id)).toMatchObject({ attempts: 6, last_error: 'http_500', delivered_at: null })
-    expect(lines().filter((l) => l.event === 'events.deliver').map((l) => [l.outcome, l.reason, l.attempt])).toEqual(
-      [1, 2, 3, 4, 5, 6].map((n) => ['failed', 'http_500', n]),
-    )
+    expect(
+      lines()
+        .filter((l) => l.event === 'events.deliver')
+        .map((l) => [l.outcome, l.reason, l.attempt]),
+    ).toEqual([1, 2, 3, 4, 5, 6].map((n) => ['failed', 'http_500', n]))
 
     // A later message (the cron's) gets it through.
     const { result } = await consume([{ event_id: event.id }])

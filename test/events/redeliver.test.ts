@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { isDue } from '../../src/events/redeliver'
 
 const MINUTE = 60_000
-const at = (ageMinutes: number, attempts: number) => [{ attempts, created_at: new Date(Date.UTC(2026, 10, 25)).toISOString() }, Date.UTC(2026, 10, 25) + ageMinutes * MINUTE] as const
+const at = (ageMinutes: number, attempts: number) =>
+  [{ attempts, created_at: new Date(Date.UTC(2026, 10, 25)).toISOString() }, Date.UTC(2026, 10, 25) + ageMinutes * MINUTE] as const
 
 describe('isDue: when the cron sends an undelivered event again', () => {
   it('never attempted: at once (the query already waited 5 minutes)', () => {

@@ -29,7 +29,12 @@ describe('webhookKeyBytes', () => {
 describe('webhookHeaders', () => {
   it('matches the Standard Webhooks specification’s own test vector', async () => {
     // From the specification, the vector every Standard Webhooks library tests against.
-    const headers = await webhookHeaders(webhookSigningKey('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'), 'msg_p5jXN8AQM9LWM0D4loKWxJek', 1614265330, '{"test": 2432232314}')
+    const headers = await webhookHeaders(
+      webhookSigningKey('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'),
+      'msg_p5jXN8AQM9LWM0D4loKWxJek',
+      1614265330,
+      '{"test": 2432232314}',
+    )
     expect(headers).toEqual({
       'webhook-id': 'msg_p5jXN8AQM9LWM0D4loKWxJek',
       'webhook-timestamp': '1614265330',

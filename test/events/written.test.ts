@@ -2,11 +2,9 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { TikTokClient, TikTokError } from '../../src/tiktok'
 import {
   ADVERTISERS,
-  APP_ORIGIN,
   asUser,
   BIG_ID,
   BIG_ID_2,
-  call,
   connect,
   deliveriesOn,
   exchange,
@@ -123,7 +121,10 @@ describe('advertiser_changed (user_choice)', () => {
     expect(queue.sent).toEqual([{ event_id: changed.id }])
 
     expect(await choose({ ticket: body.selection.ticket, advertiser_id: BIG_ID_2 }, bindings)).toMatchObject({ status: 200 })
-    expect(await choose({ ticket: body.selection.ticket, advertiser_id: '42' }, bindings)).toMatchObject({ status: 403, body: { code: 'advertiser_not_allowed' } })
+    expect(await choose({ ticket: body.selection.ticket, advertiser_id: '42' }, bindings)).toMatchObject({
+      status: 403,
+      body: { code: 'advertiser_not_allowed' },
+    })
     await settled()
     expect(await types()).toEqual(['tiktok.connection.connected', 'tiktok.connection.advertiser_changed'])
     expect(queue.sent).toHaveLength(1)
@@ -133,7 +134,10 @@ describe('advertiser_changed (user_choice)', () => {
     const { body } = await connect(h)
     const { queue, bindings } = deliveriesOn()
     h.supabase.faults.add('rest', { status: 503 }, 2)
-    expect(await choose({ ticket: body.selection.ticket, advertiser_id: BIG_ID_2 }, bindings)).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
+    expect(await choose({ ticket: body.selection.ticket, advertiser_id: BIG_ID_2 }, bindings)).toMatchObject({
+      status: 502,
+      body: { code: 'storage_unavailable' },
+    })
     expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID)
     expect(await types()).toEqual(['tiktok.connection.connected'])
     expect(queue.sent).toEqual([])
@@ -143,7 +147,11 @@ describe('advertiser_changed (user_choice)', () => {
     const first = await connect(h)
     await connect(h)
     // From the first flow's browser (a tab that kept its cookie): the ticket is bound, but stale.
-    const r = await chooseAdvertiser(h, { ticket: first.body.selection.ticket, advertiser_id: BIG_ID_2 }, { bindings: deliveriesOn().bindings, cookie: first.started.cookie })
+    const r = await chooseAdvertiser(
+      h,
+      { ticket: first.body.selection.ticket, advertiser_id: BIG_ID_2 },
+      { bindings: deliveriesOn().bindings, cookie: first.started.cookie },
+    )
     expect(r).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
     expect(await types()).toEqual(['tiktok.connection.connected', 'tiktok.connection.connected'])
   })
@@ -158,7 +166,12 @@ describe('revoked (detected_by verify)', () => {
     expect(r).toMatchObject({ status: 200, body: { connected: false, reason: 'revoked', verified: true } })
     await settled()
     const revoked = (await h.events()).at(-1)!
-    expect(revoked.payload).toMatchObject({ type: 'tiktok.connection.revoked', detected_by: 'verify', code: 40102, advertiser: { id: BIG_ID, name: 'Brand A' } })
+    expect(revoked.payload).toMatchObject({
+      type: 'tiktok.connection.revoked',
+      detected_by: 'verify',
+      code: 40102,
+      advertiser: { id: BIG_ID, name: 'Brand A' },
+    })
     expect(queue.sent).toEqual([{ event_id: revoked.id }])
     // Already revoked: TikTok is not asked again, and nothing more is written.
     expect(await asUser(h, '/api/tiktok/connection?verify=true', { bindings })).toMatchObject({ body: { connected: false, reason: 'revoked' } })
@@ -285,7 +298,11 @@ describe('a choice the sweep cleared (advertiser_removed)', () => {
     expect(body).toMatchObject({ success: true, business_id: null, advertiser_required: true, advertisers: [ADVERTISERS[1]] })
     // One advertiser left, still a choice to make: the ticket is there.
     expect(await choose({ ticket: body.selection.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 200, body: { advertiser: { id: BIG_ID_2 } } })
-    expect((await h.events()).at(-1)!.payload).toMatchObject({ type: 'tiktok.connection.advertiser_changed', reason: 'user_choice', previous_advertiser_id: null })
+    expect((await h.events()).at(-1)!.payload).toMatchObject({
+      type: 'tiktok.connection.advertiser_changed',
+      reason: 'user_choice',
+      previous_advertiser_id: null,
+    })
     expect((await asUser(h, '/api/tiktok/connection')).body.advertiser_required).toBeUndefined()
   })
 })

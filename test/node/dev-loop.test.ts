@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { runDev } from '../../e2e/dev-run.ts'
 import { describePortsInUse, portsInUse } from '../../scripts/ports.ts'
 import { SCHEMA } from '../../src/schema.ts'
-import { checkWorker, describeProblems, describeRefusedOrigins, lineFilter, removeAbandonedRuns, ROOT, StackError, startStack } from '../../scripts/stack.ts'
+import { checkWorker, describeProblems, describeRefusedOrigins, lineFilter, removeAbandonedRuns, StackError, startStack } from '../../scripts/stack.ts'
 
 /** A port nobody holds right now, chosen by the system: never the defaults a person's `npm run dev` uses. */
 async function freePort(): Promise<number> {
@@ -101,7 +101,9 @@ describe('pre-flight port check', () => {
   it('startStack starts nothing and writes no settings file when a port is taken', async () => {
     const [worker, sandbox, inspector] = [await freePort(), await freePort(), await freePort()]
     await squat(worker)
-    const error = await startStack({ workerPort: worker, sandboxPort: sandbox, inspectorPort: inspector, useDevVars: false, quiet: true, tmpRoot }).catch((e: unknown) => e)
+    const error = await startStack({ workerPort: worker, sandboxPort: sandbox, inspectorPort: inspector, useDevVars: false, quiet: true, tmpRoot }).catch(
+      (e: unknown) => e,
+    )
     expect(error).toBeInstanceOf(StackError)
     expect((error as Error).message).toContain(`Port ${worker} (the Worker) is already in use`)
     expect((error as Error).message).toMatch(/npm run dev -- --port \d+/)
@@ -148,7 +150,10 @@ describe('identity check: only this run of this Worker counts as ready', () => {
         .writeHead(503, { 'content-type': 'application/json', 'x-request-id': 'its-own-id', 'x-client-request-id': req.headers['x-request-id'] as string })
         .end(JSON.stringify({ ...health, ok: false, missing: ['STATE_SECRET'] })),
     )
-    expect(await checkWorker(`http://127.0.0.1:${port}/api/tiktok/health`, NONCE)).toEqual({ kind: 'ours', health: { ...health, ok: false, missing: ['STATE_SECRET'] } })
+    expect(await checkWorker(`http://127.0.0.1:${port}/api/tiktok/health`, NONCE)).toEqual({
+      kind: 'ours',
+      health: { ...health, ok: false, missing: ['STATE_SECRET'] },
+    })
 
     const starting = await freePort()
     await squat(starting, (_, res) => res.writeHead(503).end('starting'))
@@ -207,7 +212,15 @@ describe("wrangler's output", () => {
     let shown = ''
     const out = lineFilter((text) => (shown += text))
     const table = 'Your Worker has access to the following bindings:\nenv.A  Var  local\n\n'
-    for (const chunk of ['Using secrets defined in ../../tmp/tiktok-connect-x/loc', 'al.env\n', table, '⎔ Starting', ' local server...\n', table, '✘ [ERROR] Address already in use\n'])
+    for (const chunk of [
+      'Using secrets defined in ../../tmp/tiktok-connect-x/loc',
+      'al.env\n',
+      table,
+      '⎔ Starting',
+      ' local server...\n',
+      table,
+      '✘ [ERROR] Address already in use\n',
+    ])
       out.push(chunk)
     out.flush()
     expect(shown).toBe(`${table}⎔ Starting local server...\n✘ [ERROR] Address already in use\n`)

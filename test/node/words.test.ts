@@ -15,15 +15,18 @@ describe('the callback page’s words', () => {
     expect(Object.keys(WORDS)).toEqual(expect.arrayContaining(['en', 'ru']))
   })
 
-  it.each(Object.keys(WORDS).filter((lang) => lang !== 'en'))('%s has every English key, with the same {values}, and no other key but error messages', (lang) => {
-    const words = WORDS[lang]!
-    for (const [key, english] of Object.entries(WORDS.en!)) {
-      expect(words[key], `${lang}: ${key}`).toEqual(expect.any(String))
-      expect(placeholders(words[key]!), `${lang}: ${key}`).toEqual(placeholders(english))
-    }
-    // A language may word an API error the English page leaves to the API's own sentence.
-    expect(Object.keys(words).filter((key) => !(key in WORDS.en!) && !/^message\.[a-z_]+$/.test(key))).toEqual([])
-  })
+  it.each(Object.keys(WORDS).filter((lang) => lang !== 'en'))(
+    '%s has every English key, with the same {values}, and no other key but error messages',
+    (lang) => {
+      const words = WORDS[lang]!
+      for (const [key, english] of Object.entries(WORDS.en!)) {
+        expect(words[key], `${lang}: ${key}`).toEqual(expect.any(String))
+        expect(placeholders(words[key]!), `${lang}: ${key}`).toEqual(placeholders(english))
+      }
+      // A language may word an API error the English page leaves to the API's own sentence.
+      expect(Object.keys(words).filter((key) => !(key in WORDS.en!) && !/^message\.[a-z_]+$/.test(key))).toEqual([])
+    },
+  )
 
   it('names the product only through a `_named` variant of a key that exists without it', () => {
     for (const [lang, words] of Object.entries(WORDS)) {

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import { Budget, type BudgetOptions, ceilingsFor, DEFAULT_MARGIN_MS, MAX_SPAN_MS, MAX_WAIT_MS, type Priority, type ReserveRequest } from '../../src/quota/budget'
+import {
+  Budget,
+  type BudgetOptions,
+  ceilingsFor,
+  DEFAULT_MARGIN_MS,
+  MAX_SPAN_MS,
+  MAX_WAIT_MS,
+  type Priority,
+  type ReserveRequest,
+} from '../../src/quota/budget'
 
 /**
  * The governor's core on an injected clock. The guarantee under test is TikTok's view: calls counted
@@ -293,7 +302,12 @@ describe('back-offs when TikTok throttles anyway', () => {
   it('40133: only that advertiser backs off, to the end of the second', () => {
     const clock = manualClock(3_400)
     const budget = budgetAt(clock)
-    expect(budget.report({ code: 40133, advertiserId: '7012345678901234567' })).toEqual({ started: true, scope: 'advertiser', window: 'second', backoffMs: 600 })
+    expect(budget.report({ code: 40133, advertiserId: '7012345678901234567' })).toEqual({
+      started: true,
+      scope: 'advertiser',
+      window: 'second',
+      backoffMs: 600,
+    })
     expect(budget.report({ code: 40133, advertiserId: '7012345678901234567' })).toEqual({ started: false })
     expect(budget.reserve(ask('proxy', 1000, { advertiserId: '7012345678901234567' }))).toEqual({ ok: true, waitMs: 600 })
     expect(budget.reserve(ask('proxy', 100, { advertiserId: '7012345678901234567' }))).toEqual({ ok: false, reason: 'advertiser_backoff', retryAfterMs: 600 })
@@ -321,7 +335,7 @@ describe('back-offs when TikTok throttles anyway', () => {
 })
 
 describe('memory', () => {
-  it('is quiet once every reservation\'s windows and every back-off are over', () => {
+  it("is quiet once every reservation's windows and every back-off are over", () => {
     const clock = manualClock(1_000)
     const budget = budgetAt(clock)
     expect(budget.quietAt()).toBe(-Infinity)

@@ -52,9 +52,13 @@ describe('acquirePermits through the real binding', () => {
     const app = appId()
     const { log, lines } = recorder()
     const { sleep, slept } = sleeper()
-    for (let i = 0; i < 10; i++) expect(await acquirePermits(env.QUOTA, app, TIER, { priority: 'interactive', maxWaitMs: 0 }, { log, sleep })).toEqual({ kind: 'granted', waitedMs: 0 })
+    for (let i = 0; i < 10; i++)
+      expect(await acquirePermits(env.QUOTA, app, TIER, { priority: 'interactive', maxWaitMs: 0 }, { log, sleep })).toEqual({ kind: 'granted', waitedMs: 0 })
     expect(slept).toEqual([])
-    expect(await acquirePermits(env.QUOTA, app, TIER, { priority: 'interactive', maxWaitMs: 2_000 }, { log, sleep })).toEqual({ kind: 'granted', waitedMs: 1000 + DEFAULT_MARGIN_MS })
+    expect(await acquirePermits(env.QUOTA, app, TIER, { priority: 'interactive', maxWaitMs: 2_000 }, { log, sleep })).toEqual({
+      kind: 'granted',
+      waitedMs: 1000 + DEFAULT_MARGIN_MS,
+    })
     expect(slept).toEqual([1000 + DEFAULT_MARGIN_MS])
     expect(lines).toEqual([])
   })
@@ -64,7 +68,13 @@ describe('acquirePermits through the real binding', () => {
     const reserve = vi.fn((...args: Parameters<DurableObjectStub<QuotaGovernor>['reserve']>) => env.QUOTA.getByName(app).reserve(...args))
     const counting = { getByName: () => ({ reserve }) } as unknown as DurableObjectNamespace<QuotaGovernor>
     const { log } = recorder()
-    const permit = await acquirePermits(counting, app, TIER, { priority: 'interactive', permits: 2, useWithinMs: 2_000, maxWaitMs: 2_000 }, { log, sleep: sleeper().sleep })
+    const permit = await acquirePermits(
+      counting,
+      app,
+      TIER,
+      { priority: 'interactive', permits: 2, useWithinMs: 2_000, maxWaitMs: 2_000 },
+      { log, sleep: sleeper().sleep },
+    )
     expect(permit).toEqual({ kind: 'granted', waitedMs: 0 })
     expect(reserve).toHaveBeenCalledTimes(1)
     expect(await env.QUOTA.getByName(app).snapshot(TIER)).toMatchObject({ held: 1, granted: { interactive: 1 } })
@@ -89,7 +99,11 @@ describe('acquirePermits when the governor cannot be reached', () => {
     const { sleep, slept } = sleeper()
     expect(await acquirePermits(binding, appId(), TIER, { priority: 'interactive', maxWaitMs: 2_000 }, { log, sleep })).toEqual({ kind: 'ungoverned' })
     for (const priority of ['proxy', 'sweep'] satisfies Priority[])
-      expect(await acquirePermits(binding, appId(), TIER, { priority, maxWaitMs: 1000 }, { log, sleep })).toEqual({ kind: 'refused', reason: 'unreachable', retryAfterMs: 1000 })
+      expect(await acquirePermits(binding, appId(), TIER, { priority, maxWaitMs: 1000 }, { log, sleep })).toEqual({
+        kind: 'refused',
+        reason: 'unreachable',
+        retryAfterMs: 1000,
+      })
     expect(slept).toEqual([])
     expect(lines.map((l) => [l.event, l.fields.outcome, l.fields.priority])).toEqual([
       ['quota.unreachable', 'proceeding', 'interactive'],
@@ -104,8 +118,12 @@ describe('acquirePermits when the governor cannot be reached', () => {
     const { binding } = brokenBinding('hang')
     const { log, lines } = recorder()
     const settled: string[] = []
-    const interactive = acquirePermits(binding, appId(), TIER, { priority: 'interactive', maxWaitMs: 2_000 }, { log, sleep: sleeper().sleep }).then((p) => settled.push(`interactive:${p.kind}`))
-    const proxy = acquirePermits(binding, appId(), TIER, { priority: 'proxy', maxWaitMs: 1000 }, { log, sleep: sleeper().sleep }).then((p) => settled.push(`proxy:${p.kind}`))
+    const interactive = acquirePermits(binding, appId(), TIER, { priority: 'interactive', maxWaitMs: 2_000 }, { log, sleep: sleeper().sleep }).then((p) =>
+      settled.push(`interactive:${p.kind}`),
+    )
+    const proxy = acquirePermits(binding, appId(), TIER, { priority: 'proxy', maxWaitMs: 1000 }, { log, sleep: sleeper().sleep }).then((p) =>
+      settled.push(`proxy:${p.kind}`),
+    )
     await vi.advanceTimersByTimeAsync(GOVERNOR_TIMEOUT_MS - 1)
     expect(settled).toEqual([])
     await vi.advanceTimersByTimeAsync(1)
@@ -120,7 +138,10 @@ describe('acquirePermits when the governor cannot be reached', () => {
     // Not the real object: it sets a timer of its own (to stay in memory), which would be counted too.
     const answering = { getByName: () => ({ reserve: async () => ({ ok: true, waitMs: 0 }) }) } as unknown as DurableObjectNamespace<QuotaGovernor>
     const { log } = recorder()
-    expect(await acquirePermits(answering, appId(), TIER, { priority: 'sweep', maxWaitMs: 0 }, { log, sleep: sleeper().sleep })).toEqual({ kind: 'granted', waitedMs: 0 })
+    expect(await acquirePermits(answering, appId(), TIER, { priority: 'sweep', maxWaitMs: 0 }, { log, sleep: sleeper().sleep })).toEqual({
+      kind: 'granted',
+      waitedMs: 0,
+    })
     expect(vi.getTimerCount()).toBe(0)
   })
 })
@@ -130,9 +151,17 @@ describe('reportThrottle', () => {
     const app = appId()
     const { log, lines } = recorder()
     vi.setSystemTime(T0 + 250)
-    expect(await reportThrottle(env.QUOTA, app, TIER, { code: 40100, sentAt: T0 + 100 }, { log })).toEqual({ started: true, scope: 'app', window: 'second', backoffMs: 750 })
+    expect(await reportThrottle(env.QUOTA, app, TIER, { code: 40100, sentAt: T0 + 100 }, { log })).toEqual({
+      started: true,
+      scope: 'app',
+      window: 'second',
+      backoffMs: 750,
+    })
     for (let i = 0; i < 5; i++) expect(await reportThrottle(env.QUOTA, app, TIER, { code: 40100, sentAt: T0 + 200 }, { log })).toEqual({ started: false })
-    expect(await reportThrottle(env.QUOTA, app, TIER, { code: 40133, advertiserId: '7012345678901234567' }, { log })).toMatchObject({ started: true, scope: 'advertiser' })
+    expect(await reportThrottle(env.QUOTA, app, TIER, { code: 40133, advertiserId: '7012345678901234567' }, { log })).toMatchObject({
+      started: true,
+      scope: 'advertiser',
+    })
     expect(lines).toEqual([
       { event: 'quota.backoff', fields: { scope: 'app', window: 'second', backoff_ms: 750, tiktok_code: 40100, advertiser_id: undefined } },
       { event: 'quota.backoff', fields: { scope: 'advertiser', window: 'second', backoff_ms: 750, tiktok_code: 40133, advertiser_id: '7012345678901234567' } },

@@ -1,8 +1,7 @@
 import { env } from 'cloudflare:workers'
-import { evictDurableObject, runInDurableObject } from 'cloudflare:test'
+import { evictDurableObject } from 'cloudflare:test'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { DEFAULT_MARGIN_MS } from '../../src/quota/budget'
-import type { QuotaGovernor } from '../../src/quota/governor'
 
 /**
  * The Durable Object through the real binding (`env.QUOTA`). Under the vitest plugin the object runs
@@ -67,7 +66,10 @@ describe('QuotaGovernor', () => {
     // read is a pipelined call of its own that fails unhandled.
     const error = await governorOf()
       .reserve(TIER, { priority: 'proxy', permits: 9, maxWaitMs: 0 })
-      .then(() => undefined, (e: unknown) => e)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
     expect(error).toBeInstanceOf(RangeError)
     expect((error as Error).message).toBe('9 permits exceed the proxy ceiling of 8 a second')
   })
@@ -100,7 +102,10 @@ describe('QuotaGovernor', () => {
   it('a malformed tier is refused with an error the caller sees', async () => {
     const error = await governorOf()
       .reserve({ qps: 12.5, qpm: 600, sweepShare: 7 }, { priority: 'interactive', maxWaitMs: 0 })
-      .then(() => undefined, (e: unknown) => e)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
     expect(error).toBeInstanceOf(RangeError)
   })
 })

@@ -8,14 +8,17 @@ describe('readQuotaSettings', () => {
     expect(readQuotaSettings({ TIKTOK_QPS: ' ', SWEEP_QUOTA_SHARE: '' }).settings).toEqual(DEFAULT_QUOTA_SETTINGS)
   })
 
-  it('reads a higher tier, a share in (0, 1] and a wait up to the governor\'s bound', () => {
+  it("reads a higher tier, a share in (0, 1] and a wait up to the governor's bound", () => {
     expect(readQuotaSettings({ TIKTOK_QPS: ' 50 ', TIKTOK_QPM: '3000', SWEEP_QUOTA_SHARE: '1', PROXY_MAX_WAIT_MS: '0' }).settings).toEqual({
       qps: 50,
       qpm: 3000,
       sweepShare: 1,
       proxyMaxWaitMs: 0,
     })
-    expect(readQuotaSettings({ SWEEP_QUOTA_SHARE: '.25', PROXY_MAX_WAIT_MS: String(MAX_WAIT_MS) }).settings).toMatchObject({ sweepShare: 0.25, proxyMaxWaitMs: MAX_WAIT_MS })
+    expect(readQuotaSettings({ SWEEP_QUOTA_SHARE: '.25', PROXY_MAX_WAIT_MS: String(MAX_WAIT_MS) }).settings).toMatchObject({
+      sweepShare: 0.25,
+      proxyMaxWaitMs: MAX_WAIT_MS,
+    })
   })
 
   it.each([

@@ -49,9 +49,7 @@ describe('a binding cookie planted under a look-alike name', () => {
       // The attacker starts a flow on their own account and plants its cookie in the victim's browser;
       // the victim then authorizes at TikTok on the attacker's state.
       const attacker = await start(h, { userId: OTHER_USER_ID })
-      const r = await json(
-        await exchange({ state: attacker.state, authCode: h.tiktok.issueCode(), headers: { cookie: `${plantedName}=${attacker.cookie}` } }),
-      )
+      const r = await json(await exchange({ state: attacker.state, authCode: h.tiktok.issueCode(), headers: { cookie: `${plantedName}=${attacker.cookie}` } }))
       expect(r).toMatchObject({ status: 403, body: { code: 'state_not_bound' } })
       expect(h.tiktok.requests).toEqual([])
       expect((await h.row(OTHER_USER_ID)).access_token).toBeNull()
@@ -83,7 +81,11 @@ describe('a binding cookie planted under a look-alike name', () => {
 
   it('a planted look-alike does not open a selection ticket either', async () => {
     const { body, started } = await connect(h)
-    const r = await chooseAdvertiser(h, { ticket: body.selection.ticket, advertiser_id: BIG_ID_2 }, { cookie: null, headers: { cookie: `\u00A0${NAME}=${started.cookie}` } })
+    const r = await chooseAdvertiser(
+      h,
+      { ticket: body.selection.ticket, advertiser_id: BIG_ID_2 },
+      { cookie: null, headers: { cookie: `\u00A0${NAME}=${started.cookie}` } },
+    )
     expect(r).toMatchObject({ status: 403, body: { code: 'ticket_not_bound' } })
     expect(lines().find((l) => l.event === 'planted_cookie')).toMatchObject({ lookalikes: 1 })
   })
@@ -98,12 +100,19 @@ describe('the selection ticket works only in the browser that finished the flow'
       expect(r, String(cookie)).toMatchObject({ status: 403, body: { code: 'ticket_not_bound', error: expect.stringContaining('another browser') } })
     }
     expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID)
-    expect(lines().filter((l) => l.code === 'ticket_not_bound').map((l) => l.reason)).toEqual(['no_cookie', 'cookie_mismatch'])
+    expect(
+      lines()
+        .filter((l) => l.code === 'ticket_not_bound')
+        .map((l) => l.reason),
+    ).toEqual(['no_cookie', 'cookie_mismatch'])
   })
 
   it('in its own browser it chooses, and the user’s bearer token alone still does without any cookie', async () => {
     const { body } = await connect(h)
-    expect(await chooseAdvertiser(h, { ticket: body.selection.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 200, body: { advertiser: { id: BIG_ID_2 } } })
+    expect(await chooseAdvertiser(h, { ticket: body.selection.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({
+      status: 200,
+      body: { advertiser: { id: BIG_ID_2 } },
+    })
     const token = await h.supabase.signAccessToken(USER_ID)
     const withBearer = await chooseAdvertiser(h, { advertiser_id: BIG_ID }, { cookie: null, headers: { authorization: `Bearer ${token}` } })
     expect(withBearer).toMatchObject({ status: 200, body: { advertiser: { id: BIG_ID } } })
@@ -134,7 +143,11 @@ describe('junk on /exchange from behind a shared address', () => {
 
     const r = await json(await exchange({ state: real.state, authCode: h.tiktok.issueCode(), cookie: real.cookie, headers: address }, tight))
     expect(r).toMatchObject({ status: 200, body: { success: true } })
-    expect(lines().filter((l) => l.event === 'rate_limit').map((l) => l.scope)).toEqual(['exchange_rejected'])
+    expect(
+      lines()
+        .filter((l) => l.event === 'rate_limit')
+        .map((l) => l.scope),
+    ).toEqual(['exchange_rejected'])
   })
 
   it('bodies that are not JSON, or not the exchange’s, count as junk too', async () => {
@@ -153,13 +166,16 @@ describe('junk on /exchange from behind a shared address', () => {
   it('one account replaying its own verified state, refused by its own count, does not use up its address’s', async () => {
     // Counting limiters with the production shape: per user fewer than per address.
     const counts = new Map<string, number>()
-    const limiter = (limit: number) => ({ limit: async ({ key }: { key: string }) => ({ success: counts.set(key, (counts.get(key) ?? 0) + 1).get(key)! <= limit }) })
+    const limiter = (limit: number) => ({
+      limit: async ({ key }: { key: string }) => ({ success: counts.set(key, (counts.get(key) ?? 0) + 1).get(key)! <= limit }),
+    })
     const limits = { USER_RATE_LIMIT: limiter(3), CLIENT_RATE_LIMIT: limiter(5) } as unknown as Record<string, RateLimit>
     const address = { 'cf-connecting-ip': `203.0.113.${++office}` }
     const attacker = await start(h, { userId: OTHER_USER_ID })
     const code = h.tiktok.issueCode()
     const replays = []
-    for (let i = 0; i < 8; i++) replays.push((await exchange({ state: attacker.state, authCode: code, cookie: attacker.cookie, headers: address }, limits)).status)
+    for (let i = 0; i < 8; i++)
+      replays.push((await exchange({ state: attacker.state, authCode: code, cookie: attacker.cookie, headers: address }, limits)).status)
     expect(replays).toEqual([200, 200, 200, 429, 429, 429, 429, 429])
     const victim = await start(h)
     const r = await exchange({ state: victim.state, authCode: h.tiktok.issueCode(), cookie: victim.cookie, headers: address }, limits)
@@ -171,10 +187,17 @@ describe('junk on /exchange from behind a shared address', () => {
     const answers = []
     for (let i = 0; i < 4; i++) {
       const s = await start(h)
-      answers.push((await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie, headers: address }, { CLIENT_RATE_LIMIT: TIGHT_RATE_LIMIT })).status)
+      answers.push(
+        (await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie, headers: address }, { CLIENT_RATE_LIMIT: TIGHT_RATE_LIMIT }))
+          .status,
+      )
     }
     expect(answers).toEqual([200, 200, 200, 429])
-    expect(lines().filter((l) => l.event === 'rate_limit').map((l) => l.scope)).toEqual(['exchange'])
+    expect(
+      lines()
+        .filter((l) => l.event === 'rate_limit')
+        .map((l) => l.scope),
+    ).toEqual(['exchange'])
   })
 })
 
@@ -187,7 +210,6 @@ describe('a rate-limit answer from TikTok is never retried', () => {
     expect(r).toMatchObject({ status: 429, body: { code: 'tiktok_rate_limited' } })
     expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
   })
-
 
   it('?verify=true meeting 40100 makes one call and answers 429 tiktok_rate_limited, the connection as it was', async () => {
     await connect(h)
@@ -210,7 +232,11 @@ describe('Supabase anonymous users', () => {
     expect(refused).toMatchObject({ status: 401, body: { code: 'unauthorized', error: expect.stringContaining('guest session') } })
     const status = await call(`${APP_ORIGIN}/api/tiktok/connection`, { headers: { authorization: `Bearer ${token}`, origin: APP_ORIGIN } }).then(json)
     expect(status).toMatchObject({ status: 401, body: { code: 'unauthorized' } })
-    expect(lines().filter((l) => l.code === 'unauthorized').map((l) => l.reason)).toEqual(['anonymous_user', 'anonymous_user'])
+    expect(
+      lines()
+        .filter((l) => l.code === 'unauthorized')
+        .map((l) => l.reason),
+    ).toEqual(['anonymous_user', 'anonymous_user'])
 
     expect(await startAs({ ALLOW_ANONYMOUS_USERS: 'true' })).toMatchObject({ status: 200 })
     // An explicit false, and a signed-in user with is_anonymous: false, are the default.
@@ -287,7 +313,12 @@ describe('settings a production deployment must not run with', () => {
       expect(r.body.problems[0].reason, url).toContain('ENVIRONMENT=development')
       expect(JSON.stringify(r.body)).not.toContain(url)
     }
-    for (const url of ['https://hooks.example.com/tiktok', 'https://8.8.8.8/hook', 'https://[2606:4700::1111]/hook', 'https://hooks.example.com.local.example/x'])
+    for (const url of [
+      'https://hooks.example.com/tiktok',
+      'https://8.8.8.8/hook',
+      'https://[2606:4700::1111]/hook',
+      'https://hooks.example.com.local.example/x',
+    ])
       expect(await health({ WEBHOOK_URL: url, WEBHOOK_SECRET: secret }), url).toMatchObject({ status: 200 })
 
     // Development (sandbox/dev.env) keeps the sandbox's receiver on this machine, plain http included.
@@ -306,11 +337,17 @@ describe('settings a production deployment must not run with', () => {
     // Spelled otherwise but used the same: with the white space the Worker trims, or another base64
     // spelling of the same key bytes (which is no valid setting at all).
     for (const padded of ['\n', ' ', '\r\n', '\t'])
-      expect(await health({ STATE_SECRET: sandbox.STATE_SECRET + padded, WEBHOOK_SECRET: padded + sandbox.WEBHOOK_SECRET }), JSON.stringify(padded)).toMatchObject({
+      expect(
+        await health({ STATE_SECRET: sandbox.STATE_SECRET + padded, WEBHOOK_SECRET: padded + sandbox.WEBHOOK_SECRET }),
+        JSON.stringify(padded),
+      ).toMatchObject({
         status: 503,
         body: { malformed: ['STATE_SECRET', 'WEBHOOK_SECRET'] },
       })
-    expect(await health({ WEBHOOK_SECRET: sandbox.WEBHOOK_SECRET.replace('+js=', '+jt=') })).toMatchObject({ status: 503, body: { malformed: ['WEBHOOK_SECRET'] } })
+    expect(await health({ WEBHOOK_SECRET: sandbox.WEBHOOK_SECRET.replace('+js=', '+jt=') })).toMatchObject({
+      status: 503,
+      body: { malformed: ['WEBHOOK_SECRET'] },
+    })
     expect(await health({ ...sandbox, ENVIRONMENT: 'development' })).toMatchObject({ status: 200 })
     expect(await health({ ...sandbox, ENVIRONMENT: 'production' })).toMatchObject({ status: 503 })
   })
@@ -327,7 +364,10 @@ describe('settings a production deployment must not run with', () => {
     for (const [bindings, name] of cases)
       for (const environment of ['production', 'development']) {
         const r = await health({ ...bindings, ENVIRONMENT: environment })
-        expect(r, `${name} in ${environment}`).toMatchObject({ status: 503, body: { malformed: [name], problems: [{ name, reason: expect.stringContaining('distinct bytes') }] } })
+        expect(r, `${name} in ${environment}`).toMatchObject({
+          status: 503,
+          body: { malformed: [name], problems: [{ name, reason: expect.stringContaining('distinct bytes') }] },
+        })
         for (const value of Object.values(bindings)) expect(JSON.stringify(r.body)).not.toContain(value)
       }
     expect(await health({ TOKEN_ENCRYPTION_KEY: `k1:${testKeyBase64(1)}`, WEBHOOK_SECRET: secret })).toMatchObject({ status: 200 })

@@ -421,7 +421,7 @@ describe('POST /api/tiktok/oauth/exchange', () => {
       expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
       expect(h.supabaseCalls()).toEqual([CLAIM, COMPLETE, COMPLETE, RELEASE])
       expect((await h.row(USER_ID)).access_token).toBeNull()
-      expect((await h.exchanges())).toMatchObject([{ status: 'released', failed_attempts: 1 }])
+      expect(await h.exchanges()).toMatchObject([{ status: 'released', failed_attempts: 1 }])
     })
 
     it('timeouts become storage_unavailable', async () => {
@@ -456,7 +456,17 @@ describe('other endpoints', () => {
     const shortSecret = 'short-state-secret-9f8e7d'
     const badKey = 'k1:bm90LTMyLWJ5dGVz'
     const r = await read(
-      await call(`${APP_ORIGIN}/api/tiktok/health`, {}, { STATE_SECRET: shortSecret, TIKTOK_APP_SECRET: '  ', UPSTREAM_TIMEOUT_MS: '90000', TOKEN_ENCRYPTION_KEY: badKey, TIKTOK_AUTH_URL: 'https://user:pw@business-api.tiktok.com/portal/auth' }),
+      await call(
+        `${APP_ORIGIN}/api/tiktok/health`,
+        {},
+        {
+          STATE_SECRET: shortSecret,
+          TIKTOK_APP_SECRET: '  ',
+          UPSTREAM_TIMEOUT_MS: '90000',
+          TOKEN_ENCRYPTION_KEY: badKey,
+          TIKTOK_AUTH_URL: 'https://user:pw@business-api.tiktok.com/portal/auth',
+        },
+      ),
     )
     expect(r.status).toBe(503)
     expect(r.body).toEqual({
@@ -486,17 +496,36 @@ describe('other endpoints', () => {
     expect(await health({ WEBHOOK_SECRET: secret })).toMatchObject({ status: 200 })
     expect(await health({ WEBHOOK_URL: url })).toMatchObject({
       status: 503,
-      body: { missing: ['WEBHOOK_SECRET'], malformed: [], problems: [{ name: 'WEBHOOK_SECRET', problem: 'missing', reason: 'required when WEBHOOK_URL is set' }] },
+      body: {
+        missing: ['WEBHOOK_SECRET'],
+        malformed: [],
+        problems: [{ name: 'WEBHOOK_SECRET', problem: 'missing', reason: 'required when WEBHOOK_URL is set' }],
+      },
     })
-    for (const bad of ['k'.repeat(40), `whsec_${btoa('short')}`, `whsec_${btoa('k'.repeat(32)).slice(0, -1)}`, `whsec_ ${btoa('k'.repeat(32))}`, `whsec_${btoa('k'.repeat(65))}`]) {
+    for (const bad of [
+      'k'.repeat(40),
+      `whsec_${btoa('short')}`,
+      `whsec_${btoa('k'.repeat(32)).slice(0, -1)}`,
+      `whsec_ ${btoa('k'.repeat(32))}`,
+      `whsec_${btoa('k'.repeat(65))}`,
+    ]) {
       const r = await health({ WEBHOOK_URL: url, WEBHOOK_SECRET: bad })
       expect(r, bad).toMatchObject({ status: 503, body: { problems: [{ name: 'WEBHOOK_SECRET', problem: 'malformed' }] } })
       expect(JSON.stringify(r.body)).not.toContain(bad)
     }
-    expect(await health({ WEBHOOK_URL: 'hooks.example.com', WEBHOOK_SECRET: secret })).toMatchObject({ status: 503, body: { missing: [], malformed: ['WEBHOOK_URL'] } })
+    expect(await health({ WEBHOOK_URL: 'hooks.example.com', WEBHOOK_SECRET: secret })).toMatchObject({
+      status: 503,
+      body: { missing: [], malformed: ['WEBHOOK_URL'] },
+    })
     // Plain http never to another host: payloads name people's ad accounts.
-    expect(await health({ WEBHOOK_URL: 'http://hooks.example.com/tiktok', WEBHOOK_SECRET: secret })).toMatchObject({ status: 503, body: { malformed: ['WEBHOOK_URL'] } })
-    expect(await health({ SWEEP_CONCURRENCY: '0', SWEEP_MAX_PER_RUN: '1001' })).toMatchObject({ status: 503, body: { missing: [], malformed: ['SWEEP_CONCURRENCY', 'SWEEP_MAX_PER_RUN'] } })
+    expect(await health({ WEBHOOK_URL: 'http://hooks.example.com/tiktok', WEBHOOK_SECRET: secret })).toMatchObject({
+      status: 503,
+      body: { malformed: ['WEBHOOK_URL'] },
+    })
+    expect(await health({ SWEEP_CONCURRENCY: '0', SWEEP_MAX_PER_RUN: '1001' })).toMatchObject({
+      status: 503,
+      body: { missing: [], malformed: ['SWEEP_CONCURRENCY', 'SWEEP_MAX_PER_RUN'] },
+    })
     // Like every other setting: the routes refuse to run misconfigured rather than half-work.
     const refused = await read(await call(`${APP_ORIGIN}/api/tiktok/connection`, {}, { WEBHOOK_URL: url }))
     expect(refused).toMatchObject({ status: 500, body: { code: 'misconfigured' } })
@@ -505,7 +534,13 @@ describe('other endpoints', () => {
   it('unknown /api paths answer the JSON envelope with a request id', async () => {
     const r = await read(await call(`${APP_ORIGIN}/api/nope`))
     expect(r.status).toBe(404)
-    expect(r.body).toEqual({ success: false, code: 'not_found', error: 'There is no GET /api/nope endpoint.', retryable: false, request_id: expect.any(String) })
+    expect(r.body).toEqual({
+      success: false,
+      code: 'not_found',
+      error: 'There is no GET /api/nope endpoint.',
+      retryable: false,
+      request_id: expect.any(String),
+    })
     expect(r.headers.get('x-request-id')).toBe(r.body.request_id)
   })
 

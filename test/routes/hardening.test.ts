@@ -45,7 +45,7 @@ describe('claim ownership comes from the Worker, not from X-Request-Id', () => {
     const [a, b] = await twinSubmissions(h, () => exchange({ state: s.state, authCode: code, cookie: s.cookie, headers: same }, {}))
     expect([a.status, b.status]).toEqual([200, 200])
     expect(tokenExchanges()).toHaveLength(1)
-    expect((await h.exchanges())).toMatchObject([{ status: 'done' }])
+    expect(await h.exchanges()).toMatchObject([{ status: 'done' }])
     expect((await h.exchanges())[0]!.claimed_by).not.toBe('same-id')
     // The Worker's own id answers; the client's is given back beside it for correlation.
     expect(a.headers.get('x-request-id')).not.toBe('same-id')
@@ -74,7 +74,7 @@ describe('a grant is not left live at TikTok when a later step fails', () => {
     const r = await json(await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie }))
     expect(r).toMatchObject({ status: 502, body: { code: 'storage_unavailable' } })
     expect(h.tiktok.tokenIsLive(issuedToken())).toBe(false)
-    expect((await h.exchanges())).toMatchObject([{ status: 'released' }])
+    expect(await h.exchanges()).toMatchObject([{ status: 'released' }])
     expect(lines().find((l) => l.event === 'tiktok.revoke')).toMatchObject({ reason: 'storage_unavailable' })
   })
 
@@ -153,7 +153,11 @@ describe('the binding cookie cannot be tossed from a sibling subdomain', () => {
       const r = await json(await exchange({ state: s.state, authCode: h.tiktok.issueCode(), headers: { cookie } }))
       expect(r).toMatchObject({ status: 403, body: { code: 'state_not_bound' } })
     }
-    expect(lines().filter((l) => l.code === 'state_not_bound').map((l) => l.reason)).toEqual(['duplicate_cookie', 'duplicate_cookie', 'duplicate_cookie'])
+    expect(
+      lines()
+        .filter((l) => l.code === 'state_not_bound')
+        .map((l) => l.reason),
+    ).toEqual(['duplicate_cookie', 'duplicate_cookie', 'duplicate_cookie'])
     expect(h.tiktok.requests).toEqual([])
   })
 })
@@ -198,7 +202,10 @@ describe('the advertiser choice', () => {
   it('the chosen id is checked against the list stored now, not one carried by the ticket', async () => {
     const first = await connect(h)
     // The stored list shrinks (as a later verification would record it); the ticket is still current.
-    await h.sql(`update public.tiktok_connections set advertisers = $1::jsonb where user_id = $2 returning user_id`, [JSON.stringify([{ id: BIG_ID, name: 'Brand A' }]), USER_ID])
+    await h.sql(`update public.tiktok_connections set advertisers = $1::jsonb where user_id = $2 returning user_id`, [
+      JSON.stringify([{ id: BIG_ID, name: 'Brand A' }]),
+      USER_ID,
+    ])
     const r = await choose({ ticket: first.body.selection.ticket, advertiser_id: BIG_ID_2 })
     expect(r).toMatchObject({ status: 403, body: { code: 'advertiser_not_allowed' } })
     expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID)
@@ -251,7 +258,8 @@ describe('abuse is throttled', () => {
 
   it('/start is limited per user', async () => {
     const token = await h.supabase.signAccessToken(USER_ID)
-    const send = () => call(`${APP_ORIGIN}/api/tiktok/oauth/start`, { method: 'POST', headers: { authorization: `Bearer ${token}`, origin: APP_ORIGIN } }, tight)
+    const send = () =>
+      call(`${APP_ORIGIN}/api/tiktok/oauth/start`, { method: 'POST', headers: { authorization: `Bearer ${token}`, origin: APP_ORIGIN } }, tight)
     const { accepted, refused } = await untilRefused(send)
     expect(accepted).toBeGreaterThanOrEqual(3)
     expectRateLimited(refused)
@@ -265,9 +273,12 @@ describe('abuse is throttled', () => {
   it('/exchange is limited per client address: TikTok and Supabase are not called', async () => {
     const s = await start(h)
     const from = (address: string) => () =>
-      exchange({ state: s.state, authCode: `random-${crypto.randomUUID()}`, cookie: s.cookie, headers: { 'cf-connecting-ip': address } }, {
-        CLIENT_RATE_LIMIT: TIGHT_RATE_LIMIT,
-      })
+      exchange(
+        { state: s.state, authCode: `random-${crypto.randomUUID()}`, cookie: s.cookie, headers: { 'cf-connecting-ip': address } },
+        {
+          CLIENT_RATE_LIMIT: TIGHT_RATE_LIMIT,
+        },
+      )
     expectRateLimited((await untilRefused(from('198.51.100.7'))).refused)
     // Another address is counted apart; an IPv6 /64 counts as one client.
     expect((await from('198.51.100.8')()).status).not.toBe(429)
@@ -279,7 +290,10 @@ describe('abuse is throttled', () => {
     const s = await start(h)
     let n = 0
     const send = () =>
-      exchange({ state: s.state, authCode: `random-${n}`, cookie: s.cookie, headers: { 'cf-connecting-ip': `198.51.100.${++n}` } }, { USER_RATE_LIMIT: TIGHT_RATE_LIMIT })
+      exchange(
+        { state: s.state, authCode: `random-${n}`, cookie: s.cookie, headers: { 'cf-connecting-ip': `198.51.100.${++n}` } },
+        { USER_RATE_LIMIT: TIGHT_RATE_LIMIT },
+      )
     expectRateLimited((await untilRefused(send)).refused)
   })
 
@@ -314,7 +328,7 @@ describe('abuse is throttled', () => {
     expect(locked).toMatchObject({ status: 409, body: { code: 'state_locked', retryable: false } })
     expect(locked.body.error).toMatch(/start the connection again/i)
     expect(tokenExchanges()).toHaveLength(5)
-    expect((await h.exchanges())).toMatchObject([{ status: 'released', failed_attempts: 5 }])
+    expect(await h.exchanges()).toMatchObject([{ status: 'released', failed_attempts: 5 }])
     expect((await h.row(USER_ID)).access_token).toBeNull()
   })
 })

@@ -80,10 +80,10 @@ describe('single-use, idempotent exchange', () => {
     h.tiktok.faults.add('token', { tiktokCode: 40100 })
     const failed = await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie })
     expect(failed.status).toBe(429)
-    expect((await h.exchanges())).toMatchObject([{ status: 'released', failed_attempts: 1 }])
+    expect(await h.exchanges()).toMatchObject([{ status: 'released', failed_attempts: 1 }])
     const retried = await exchange({ state: s.state, authCode: h.tiktok.issueCode(), cookie: s.cookie })
     expect(retried.status).toBe(200)
-    expect((await h.exchanges())).toMatchObject([{ status: 'done', user_id: USER_ID }])
+    expect(await h.exchanges()).toMatchObject([{ status: 'done', user_id: USER_ID }])
   })
 
   it('makes two TikTok and two Supabase round trips on the happy path', async () => {
@@ -120,7 +120,11 @@ describe('POST /api/tiktok/advertiser', () => {
     const binding = stateBinding(started.state)
     const old = await mintTicket(testSigner, { userId: USER_ID, connectedAt, binding }, Date.now() - 11 * 60_000)
     expect(await choose({ ticket: old.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 400, body: { code: 'ticket_expired' } })
-    const forged = await mintTicket(new TokenSigner(hmacKey('a-different-secret-of-enough-length-000000')), { userId: USER_ID, connectedAt, binding }, Date.now())
+    const forged = await mintTicket(
+      new TokenSigner(hmacKey('a-different-secret-of-enough-length-000000')),
+      { userId: USER_ID, connectedAt, binding },
+      Date.now(),
+    )
     expect(await choose({ ticket: forged.ticket, advertiser_id: BIG_ID_2 })).toMatchObject({ status: 400, body: { code: 'invalid_ticket' } })
     expect((await h.row(USER_ID)).advertiser_id).toBe(BIG_ID)
   })

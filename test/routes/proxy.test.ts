@@ -21,7 +21,11 @@ const keys = { SERVICE_KEYS: `reports:${KEY}, billing:${OTHER_KEY}` }
 const PROXY = `${APP_ORIGIN}/api/tiktok/proxy`
 const lines = () => h.logs.map((l) => JSON.parse(l) as Record<string, any>)
 
-const proxied = (path: string, init: { key?: string | null; user?: string | null; method?: string; body?: string; headers?: Record<string, string> } = {}, bindings = keys) =>
+const proxied = (
+  path: string,
+  init: { key?: string | null; user?: string | null; method?: string; body?: string; headers?: Record<string, string> } = {},
+  bindings = keys,
+) =>
   call(
     `${PROXY}/${path}`,
     {
@@ -117,7 +121,11 @@ describe('which paths reach TikTok', () => {
     const put = await proxied('open_api/v1.3/campaign/update/', { method: 'PUT' })
     expect(put.status).toBe(405)
     expect(put.headers.get('allow')).toBe('GET, HEAD, POST')
-    const form = await proxied('open_api/v1.3/campaign/update/', { method: 'POST', body: 'a=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+    const form = await proxied('open_api/v1.3/campaign/update/', {
+      method: 'POST',
+      body: 'a=1',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    })
     expect(form.status).toBe(415)
     const big = await proxied('open_api/v1.3/campaign/update/', { method: 'POST', body: JSON.stringify({ pad: 'x'.repeat(1024 * 1024) }) })
     expect(big.status).toBe(413)
@@ -195,7 +203,10 @@ describe('what reaches TikTok, and what comes back', () => {
     expect(refused.headers.get('x-tiktok-code')).toBe('40105')
     expect(JSON.parse(refused.text)).toMatchObject({ code: 40105 })
     expect((await h.row(USER_ID)).revoked_at).not.toBeNull()
-    expect((await h.events()).map((e) => e.payload)).toMatchObject([{ type: 'tiktok.connection.connected' }, { type: 'tiktok.connection.revoked', detected_by: 'proxy', code: 40105 }])
+    expect((await h.events()).map((e) => e.payload)).toMatchObject([
+      { type: 'tiktok.connection.connected' },
+      { type: 'tiktok.connection.revoked', detected_by: 'proxy', code: 40105 },
+    ])
     const next = await proxied(infoPath([BIG_ID]))
     expect(next.status).toBe(409)
     expect(codeOf(next)).toBe('connection_revoked')

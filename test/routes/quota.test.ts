@@ -81,7 +81,11 @@ describe('the OAuth flow', () => {
     governor('unreachable')
     const r = await (await connectAnyway()).json()
     expect(r).toMatchObject({ success: true })
-    expect(lines().filter((l) => l.event === 'quota.unreachable').map((l) => l.outcome)).toContain('proceeding')
+    expect(
+      lines()
+        .filter((l) => l.event === 'quota.unreachable')
+        .map((l) => l.outcome),
+    ).toContain('proceeding')
   })
 
   it('a governor with no room within the wait: 429 tiktok_rate_limited, TikTok not called, the claim given back', async () => {

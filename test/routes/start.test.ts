@@ -71,7 +71,8 @@ describe('POST /api/tiktok/oauth/start', () => {
     const project = `https://cache-${crypto.randomUUID()}.supabase.co`
     const token = await h.supabase.signAccessToken(USER_ID, { iss: `${project}/auth/v1` })
     const isolate = { SUPABASE_URL: project }
-    const post = () => call(`${APP_ORIGIN}/api/tiktok/oauth/start`, { method: 'POST', headers: { authorization: `Bearer ${token}`, origin: APP_ORIGIN } }, isolate)
+    const post = () =>
+      call(`${APP_ORIGIN}/api/tiktok/oauth/start`, { method: 'POST', headers: { authorization: `Bearer ${token}`, origin: APP_ORIGIN } }, isolate)
     expect((await post()).status).toBe(200)
     expect((await post()).status).toBe(200)
     expect(h.outbound.map((r) => r.url)).toEqual([`${project}/auth/v1/.well-known/jwks.json`])
@@ -139,7 +140,12 @@ describe('POST /api/tiktok/oauth/start', () => {
     const post = async () =>
       call(
         `${APP_ORIGIN}/api/tiktok/oauth/start`,
-        { method: 'POST', headers: { authorization: `Bearer ${await h.supabase.signAccessToken(USER_ID, { iss: 'https://stale.supabase.co/auth/v1', exp: Math.floor(Date.now() / 1000) + 7200 })}` } },
+        {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${await h.supabase.signAccessToken(USER_ID, { iss: 'https://stale.supabase.co/auth/v1', exp: Math.floor(Date.now() / 1000) + 7200 })}`,
+          },
+        },
         bindings,
       )
     const jwksCalls = () => h.outbound.filter((r) => r.url === 'https://stale.supabase.co/auth/v1/.well-known/jwks.json').length
