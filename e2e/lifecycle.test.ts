@@ -6,7 +6,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { Webhook } from 'standardwebhooks'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { DEMO_ADVERTISERS, DEMO_USER } from '../sandbox/app.ts'
-import type { Delivery } from '../sandbox/webhooks.ts'
+import type { Delivery } from '../sandbox/types.ts'
 import { type Stack, startStack } from '../scripts/stack.ts'
 import { ARTIFACTS, launchBrowser } from './browser.ts'
 

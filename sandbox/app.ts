@@ -6,7 +6,8 @@ import type { SandboxDatabase } from './database.ts'
 import { FAVICON_ICO } from './favicon.ts'
 import { mask, SANDBOX_CSS, sandboxPage } from './pages.ts'
 import { createSupabase } from './supabase.ts'
-import { createTikTok, type SandboxAdvertiser, type Tier } from './tiktok.ts'
+import { createTikTok } from './tiktok.ts'
+import type { SandboxAdvertiser, Tier } from './types.ts'
 import { createReceiver } from './webhooks.ts'
 
 export const DEMO_USER = { id: '3f1c9a52-7d4e-4b8a-9e21-5c6d7a8b9c01', email: 'demo@example.com', password: 'demo-password' }

@@ -1,6 +1,5 @@
 import { html } from 'hono/html'
-import type { SandboxAdvertiser, TierState } from './tiktok.ts'
-import type { Delivery } from './webhooks.ts'
+import type { Delivery, SandboxAdvertiser, TierState } from './types.ts'
 
 /**
  * The one stylesheet of every sandbox page, served at `/sandbox.css`. The TikTok pink is darkened for

@@ -1,9 +1,8 @@
+import type { SandboxAdvertiser, Tier, TierState } from './types.ts'
 import { Hono } from 'hono'
 import { createMiddleware } from 'hono/factory'
 import { type Fault, faultResponse, Faults } from './faults.ts'
 import { authorizePage } from './pages.ts'
-
-export type SandboxAdvertiser = { id: string; name: string }
 
 export type TikTokOptions = {
   appId: string
@@ -25,16 +24,6 @@ export type TikTokOptions = {
   tier?: Tier
   /** The stand-in's clock (default `Date.now`): the tier's windows, code expiry, grant times. */
   now?: () => number
-}
-
-export type Tier = { qps: number; qpm: number }
-
-/** The tier and what it refused, by the window that was full; `null` tier: not enforced. */
-export type TierState = {
-  tier: Tier | null
-  refused: { second: number; minute: number }
-  /** Calls counted in the current second and minute (refused ones are not counted). */
-  counted: { second: number; minute: number }
 }
 
 type Code = { advertiserIds: string[]; expiresAt: number; used: boolean; token?: string }

@@ -1,3 +1,4 @@
+import type { Delivery } from './types.ts'
 import { Hono } from 'hono'
 import { Webhook } from 'standardwebhooks'
 import { faultResponse, Faults } from './faults.ts'
@@ -8,25 +9,6 @@ export type ReceiverOptions = {
   secret: string | undefined
   /** Keep deliveries for the page (default true); the benchmark turns it off. */
   record?: boolean
-}
-
-/** One POST that reached the receiver: a retry of the same event is another delivery. */
-export type Delivery = {
-  /** The `webhook-id` header: the event's id, the same on every retry. */
-  id: string | null
-  /** The payload's `type`; read from an unverified body too, so a bad delivery still says what it claims. */
-  type: string | null
-  /** `standardwebhooks` accepted the signature and timestamp with the configured secret. */
-  valid: boolean
-  /** Why verification failed, in `standardwebhooks`' words. */
-  error?: string
-  /** 1 for the first delivery of this webhook-id, 2 for its first retry, … */
-  attempt: number
-  /** What the receiver answered: 204, 400, or a scripted fault's status. */
-  status: number
-  received_at: string
-  /** The verified payload; absent when the signature did not verify. */
-  payload?: unknown
 }
 
 // Enough for a day of clicking around; the benchmark's thousands of events must not pile up.
