@@ -43,7 +43,7 @@ export function useDemo(name: string, ports: { worker: number; sandbox: number }
     return context
   }
   beforeAll(async () => {
-    demo.stack = await startStack({ workerPort: ports.worker, sandboxPort: ports.sandbox, useDevVars: false, quiet: true })
+    demo.stack = await startStack({ workerPort: ports.worker, sandboxPort: ports.sandbox, useDevVars: false, quiet: true, raisedLimits: true })
     demo.primary = demo.stack.vars.ALLOWED_ORIGINS!.split(',')[0]!
     demo.browser = await launchBrowser()
   })

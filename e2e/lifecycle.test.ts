@@ -25,7 +25,7 @@ let primary: string
 const timings: Record<string, unknown> = {}
 
 beforeAll(async () => {
-  stack = await startStack({ workerPort: WORKER_PORT, sandboxPort: SANDBOX_PORT, useDevVars: false, quiet: true })
+  stack = await startStack({ workerPort: WORKER_PORT, sandboxPort: SANDBOX_PORT, useDevVars: false, quiet: true, raisedLimits: true })
   primary = stack.vars.ALLOWED_ORIGINS!.split(',')[0]!
   browser = await launchBrowser()
 })

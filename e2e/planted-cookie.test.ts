@@ -22,7 +22,14 @@ let context: BrowserContext
 let page: Page
 
 beforeAll(async () => {
-  stack = await startStack({ workerPort: WORKER_PORT, sandboxPort: SANDBOX_PORT, useDevVars: false, quiet: true, vars: { ALLOWED_ORIGINS: PRODUCT } })
+  stack = await startStack({
+    workerPort: WORKER_PORT,
+    sandboxPort: SANDBOX_PORT,
+    useDevVars: false,
+    quiet: true,
+    raisedLimits: true,
+    vars: { ALLOWED_ORIGINS: PRODUCT },
+  })
   browser = await launchBrowser([`--host-resolver-rules=MAP *.${PARENT} 127.0.0.1`])
 })
 

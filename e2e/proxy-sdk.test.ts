@@ -12,7 +12,7 @@ const SANDBOX_PORT = 8892
 
 let stack: Stack
 beforeAll(async () => {
-  stack = await startStack({ workerPort: WORKER_PORT, sandboxPort: SANDBOX_PORT, useDevVars: false, quiet: true })
+  stack = await startStack({ workerPort: WORKER_PORT, sandboxPort: SANDBOX_PORT, useDevVars: false, quiet: true, raisedLimits: true })
   await fetch(`${stack.sandboxOrigin}/__sandbox/reset`, { method: 'POST' })
 })
 afterAll(async () => {
@@ -80,5 +80,22 @@ describe("TikTok's JS SDK through the proxy", () => {
     expect(error).toMatchObject({ status: 401 })
     expect(JSON.parse((error as { response: { text: string } }).response.text)).toMatchObject({ code: 'unauthorized' })
     expect(stack.sandbox.tiktok.requests).toEqual([])
+  })
+})
+
+describe('the e2e stack', () => {
+  it('runs with the limits raised (raisedLimits), as the workerd suite does: one user may start more than 10 flows a minute', async () => {
+    const token = await stack.sandbox.supabase.signAccessToken(DEMO_USER.id)
+    const statuses = []
+    for (let i = 0; i < 12; i++)
+      statuses.push(
+        (
+          await fetch(`${stack.workerOrigin}/api/tiktok/oauth/start`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}`, origin: stack.workerOrigin },
+          })
+        ).status,
+      )
+    expect(statuses).toEqual(Array(12).fill(200))
   })
 })

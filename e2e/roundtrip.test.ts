@@ -21,7 +21,7 @@ let primary: string
 let secondary: string
 
 beforeAll(async () => {
-  stack = await startStack({ workerPort: WORKER_PORT, sandboxPort: SANDBOX_PORT, useDevVars: false, quiet: true })
+  stack = await startStack({ workerPort: WORKER_PORT, sandboxPort: SANDBOX_PORT, useDevVars: false, quiet: true, raisedLimits: true })
   ;[primary, secondary] = stack.vars.ALLOWED_ORIGINS!.split(',') as [string, string]
   browser = await launchBrowser([`--host-resolver-rules=MAP ${NON_LOOPBACK_HOST} 127.0.0.1`])
 })

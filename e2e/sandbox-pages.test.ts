@@ -76,7 +76,7 @@ async function connect(): Promise<void> {
 }
 
 beforeAll(async () => {
-  stack = await startStack({ workerPort: WORKER_PORT, sandboxPort: SANDBOX_PORT, useDevVars: false, quiet: true })
+  stack = await startStack({ workerPort: WORKER_PORT, sandboxPort: SANDBOX_PORT, useDevVars: false, quiet: true, raisedLimits: true })
   browser = await launchBrowser()
   await connect()
 })

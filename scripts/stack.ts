@@ -139,6 +139,21 @@ export function describeRefusedOrigins(local: string[], allowedOrigins: string, 
   ].join('\n')
 }
 
+/**
+ * wrangler.toml with every `simple = { limit = N, period = P }` raised to 10,000, written into the run's
+ * folder; `main` and the assets folder made absolute, since the copy's relative paths would point
+ * into the run's folder.
+ */
+function configWithRaisedLimits(runDir: string): string {
+  const path = join(runDir, 'wrangler.toml')
+  const toml = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8')
+    .replace(/^main = "([^"]+)"/m, (_, main: string) => `main = ${JSON.stringify(join(ROOT, main))}`)
+    .replace(/^directory = "([^"]+)"/m, (_, directory: string) => `directory = ${JSON.stringify(join(ROOT, directory))}`)
+    .replace(/simple = \{ limit = \d+,/g, 'simple = { limit = 10000,')
+  writeFileSync(path, toml)
+  return path
+}
+
 /** One look at the health URL: this run's Worker, another program, or nothing ready yet. */
 export type WorkerCheck = { kind: 'ours'; health: WorkerHealth } | { kind: 'foreign'; answer: string } | { kind: 'not_ready'; answer?: string }
 
@@ -280,6 +295,11 @@ export type StackOptions = {
   useDevVars?: boolean
   /** Settings over the layered ones, for a test that needs another (e.g. ALLOWED_ORIGINS on other hosts). */
   vars?: Record<string, string>
+  /**
+   * Tests: the [[ratelimits]] of wrangler.toml raised, as the workerd suite raises them, so a test
+   * file may sign in and connect as one user as often as it needs; the tests of throttling keep them.
+   */
+  raisedLimits?: boolean
   /** Print nothing of wrangler's output (tests). */
   quiet?: boolean
   /** Print all of wrangler's output, noise included. */
@@ -365,6 +385,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         String(inspectorPort),
         '--persist-to',
         join(runDir, 'state'),
+        ...(options.raisedLimits ? ['--config', configWithRaisedLimits(runDir)] : []),
       ],
       {
         cwd: ROOT,
