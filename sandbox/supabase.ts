@@ -3,7 +3,7 @@ import { sign } from 'hono/jwt'
 import { faultResponse, Faults } from './faults.ts'
 import { databasePage, mask } from './pages.ts'
 import type { Row, SandboxDatabase, User } from './database.ts'
-import type { RecordedRequest } from './tiktok.ts'
+import { type RecordedRequest, recorded } from './types.ts'
 
 export type SupabaseOptions = {
   /** The project URL the tokens name as issuer, e.g. `https://abc.supabase.co`. */
@@ -75,14 +75,7 @@ export async function createSupabase(options: SupabaseOptions, signingKey?: Sign
 
   app.use('/rest/*', async (c, next) => {
     const url = new URL(c.req.url)
-    if (options.record !== false)
-      requests.push({
-        method: c.req.method,
-        path: url.pathname,
-        query: Object.fromEntries(url.searchParams),
-        headers: Object.fromEntries(c.req.raw.headers),
-        body: c.req.method === 'GET' ? '' : await c.req.raw.clone().text(),
-      })
+    if (options.record !== false) requests.push(await recorded(c.req.raw))
     // The schema check is its own target: the Worker makes it once per isolate, so a fault queued for
     // "the next call" must not depend on whether the isolate has asked yet.
     const schemaCheck = url.pathname.endsWith('/rpc/tiktok_connect_schema')

@@ -1,4 +1,4 @@
-import type { SandboxAdvertiser, Tier, TierState } from './types.ts'
+import { type RecordedRequest, recorded, type SandboxAdvertiser, type Tier, type TierState } from './types.ts'
 import { Hono } from 'hono'
 import { createMiddleware } from 'hono/factory'
 import { type Fault, faultResponse, Faults } from './faults.ts'
@@ -31,14 +31,6 @@ type Token = { grant: string; advertiserIds: string[]; revoked: boolean; issuedA
 
 /** A live grant. `grant` is its name on the control page, which never shows the token itself. */
 export type Grant = { grant: string; token: string; advertiserIds: string[]; issuedAt: string }
-
-export type RecordedRequest = {
-  method: string
-  path: string
-  query: Record<string, string>
-  headers: Record<string, string>
-  body: string
-}
 
 const API = '/open_api/v1.3'
 const SECOND_MS = 1000
@@ -210,14 +202,7 @@ export function createTikTok(options: TikTokOptions) {
 
   app.use(async (c, next) => {
     if (options.record !== false && c.req.path.startsWith(API)) {
-      const url = new URL(c.req.url)
-      requests.push({
-        method: c.req.method,
-        path: url.pathname,
-        query: Object.fromEntries(url.searchParams),
-        headers: Object.fromEntries(c.req.raw.headers),
-        body: c.req.method === 'GET' ? '' : await c.req.raw.clone().text(),
-      })
+      requests.push(await recorded(c.req.raw))
     }
     await next()
   })

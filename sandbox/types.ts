@@ -1,4 +1,5 @@
-// The sandbox's shared shapes: the stand-ins make them, the pages show them (no import runs back).
+// The sandbox's shared shapes, and how the stand-ins record a request: they make them, the pages show
+// them (no import runs back).
 
 export type SandboxAdvertiser = { id: string; name: string }
 
@@ -29,4 +30,24 @@ export type Delivery = {
   received_at: string
   /** The verified payload; absent when the signature did not verify. */
   payload?: unknown
+}
+
+export type RecordedRequest = {
+  method: string
+  path: string
+  query: Record<string, string>
+  headers: Record<string, string>
+  body: string
+}
+
+/** A request as the stand-ins record it: what reached them, for the tests and the sandbox's pages. */
+export async function recorded(request: Request): Promise<RecordedRequest> {
+  const url = new URL(request.url)
+  return {
+    method: request.method,
+    path: url.pathname,
+    query: Object.fromEntries(url.searchParams),
+    headers: Object.fromEntries(request.headers),
+    body: request.method === 'GET' ? '' : await request.clone().text(),
+  }
 }
