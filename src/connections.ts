@@ -70,6 +70,8 @@ export async function exchangeCode(s: Services, state: StatePayload, authCode: s
   s.tiktok.prepay(2, FLOW_SPAN_MS)
   const claimed = await claimState(s, claim)
   if (claimed.outcome !== 'claimed') {
+    // No exchange follows: the permits go back, or replays alone would fill the app's budget.
+    s.background(s.tiktok.releasePrepaid())
     s.log.info('oauth.replay', { outcome: claimed.outcome })
     if (claimed.outcome === 'done' && claimed.connection) return answer(claimed.connection, claimed.return_to)
     throw claimed.outcome === 'pending'

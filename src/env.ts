@@ -106,6 +106,14 @@ const trimSlash = (value: string): string => value.replace(/\/+$/, '')
 // the output of a random generator: 32 random bytes hold about 30 distinct values.
 const MIN_DISTINCT_BYTES = 8
 const distinctBytes = (bytes: Uint8Array): number => new Set(bytes).size
+/** The keys of a SERVICE_KEYS setting, whatever their ids; none when it does not parse. */
+const serviceKeysIn = (spec: string): string[] => {
+  try {
+    return parseServiceKeys(spec).map((entry) => entry.key)
+  } catch {
+    return []
+  }
+}
 const sameBytes = (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean => !!a && !!b && a.length === b.length && a.every((byte, i) => byte === b[i])
 const WEAK_SECRET = `has fewer than ${MIN_DISTINCT_BYTES} distinct bytes; make a random one`
 
@@ -157,12 +165,18 @@ export function readConfig(env: Bindings): { config: Config; problems: [] } | { 
   if (stateSecret && problems.every((p) => p.name !== 'STATE_SECRET') && distinctBytes(new TextEncoder().encode(stateSecret)) < MIN_DISTINCT_BYTES)
     malformed('STATE_SECRET', WEAK_SECRET)
   // The committed sandbox values, by name, refused where they would guard real connections: compared
-  // as the Worker uses them (trimmed; the webhook secret by its key bytes), so no spelling passes.
+  // as the Worker uses them (trimmed; the webhook secret by its key bytes; a service key by its key,
+  // whatever its id or the entries beside it), so no spelling passes.
   if (!development)
     for (const [name, committed] of Object.entries(SANDBOX_SECRETS)) {
       const raw = env[name as keyof Bindings]
       const value = typeof raw === 'string' ? raw.trim() : ''
-      const same = name === 'WEBHOOK_SECRET' ? sameBytes(webhookKeyBytes(value), webhookKeyBytes(committed)) : value === committed
+      const same =
+        name === 'WEBHOOK_SECRET'
+          ? sameBytes(webhookKeyBytes(value), webhookKeyBytes(committed))
+          : name === 'SERVICE_KEYS'
+            ? serviceKeysIn(value).some((key) => serviceKeysIn(committed).includes(key))
+            : value === committed
       if (same) malformed(name, 'is the committed sandbox value, allowed only with ENVIRONMENT=development; make your own')
     }
   const origins = required('ALLOWED_ORIGINS', {

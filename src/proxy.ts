@@ -3,7 +3,8 @@
  * with the stored connection's token set here, so no backend ever holds the token or the app's
  * secret. Hono-free: the route checks who calls and answers; this decides what reaches TikTok.
  */
-import { AppError } from './errors'
+import { checkConnection } from './connections'
+import { AppError, answerFor } from './errors'
 import type { Services } from './services'
 import { type Forwarded, kindOfCode, TikTokError } from './tiktok'
 
@@ -30,7 +31,8 @@ function advertiserOf(query: string): string | undefined {
  */
 export function pathProblem(rawPath: string): string | undefined {
   if (!rawPath.startsWith(PROXIED_PREFIX)) return 'outside_api'
-  if (/%2f|%5c|%2e|\\/i.test(rawPath)) return 'encoded'
+  // TikTok's paths are plain ASCII: an escape (%2F, %2e, or %6f spelling a letter) only hides one.
+  if (/[%\\]/.test(rawPath)) return 'encoded'
   const segments = rawPath.split('/')
   if (segments.some((segment) => segment === '.' || segment === '..')) return 'dot_segment'
   if (segments[2]?.toLowerCase() === 'oauth2') return 'oauth'
@@ -77,13 +79,12 @@ export async function proxyCall(s: Services, call: ProxyCall): Promise<Forwarded
     throw error
   }
   if (forwarded.code !== undefined && kindOfCode(forwarded.code) === 'token_rejected') {
-    // The caller gets TikTok's answer whatever the write does; the next call finds the mark.
-    await s.db
-      .markRevoked(call.userId, 'proxy', forwarded.code, row.connected_at)
-      .then((marked) =>
-        s.log.info('tiktok.token_revoked', { user_id: call.userId, tiktok_code: forwarded.code, detected_by: 'proxy', outcome: marked.outcome }),
-      )
-      .catch((error: unknown) => s.log.warn('tiktok.token_revoked', { user_id: call.userId, outcome: 'error', error }))
+    // One endpoint refusing the token may be that endpoint's own rule: the connection is marked
+    // revoked only when the check the sweep makes (the advertiser list) refuses it too. The caller
+    // gets TikTok's answer whatever the check finds; the next call finds the mark.
+    await checkConnection(s, { userId: call.userId, connectedAt: row.connected_at, storedToken: row.access_token }, 'proxy', 1).catch((error: unknown) =>
+      s.log.warn('tiktok.token_revoked', { user_id: call.userId, detected_by: 'proxy', outcome: 'check_failed', code: answerFor(error).code }),
+    )
   }
   // Health from every call: a working token is what the sweep would check for, so a connection in
   // use costs the sweep nothing. Written at most once per 10 minutes, after the answer.

@@ -109,7 +109,7 @@ export class TikTokClient {
   readonly #quota: Quota
   readonly #options: { appId: string; appSecret: string; apiBase: string; timeoutMs: number }
   /** Permits asked for ahead, and until when (after the slot) they cover a call. */
-  #prepaid: { permits: number; ready: Promise<number> } | undefined
+  #prepaid: { permits: number; granted: Promise<{ id: number | undefined; until: number }> } | undefined
 
   constructor(options: { appId: string; appSecret: string; apiBase: string; timeoutMs: number }, log: Logger, clock: Clock, quota: Quota) {
     this.#appId = options.appId
@@ -134,10 +134,19 @@ export class TikTokClient {
    */
   prepay(permits: number, useWithinMs: number): void {
     // Resolves once the slot has come (the wait slept), to the end of the permits' span.
-    const ready = this.#quota.take(permits, { useWithinMs }).then(() => this.#clock.now() + useWithinMs)
+    const granted = this.#quota.take(permits, { useWithinMs, cancellable: true }).then((id) => ({ id, until: this.#clock.now() + useWithinMs }))
     // A refusal surfaces when a call takes its permit, not here.
-    ready.catch(() => undefined)
-    this.#prepaid = { permits, ready }
+    granted.catch(() => undefined)
+    this.#prepaid = { permits, granted }
+  }
+
+  /** Gives the prepaid permits back when none was used (no call followed): the app's budget keeps them otherwise. */
+  async releasePrepaid(): Promise<void> {
+    const prepaid = this.#prepaid
+    if (!prepaid) return
+    this.#prepaid = undefined
+    const granted = await prepaid.granted.catch(() => undefined)
+    if (granted?.id !== undefined) await this.#quota.release(granted.id)
   }
 
   /** One permit for the next call: a prepaid one, or the governor's. Refused: TikTok's quota, as a rate limit. */
@@ -146,7 +155,7 @@ export class TikTokClient {
       if (this.#prepaid && this.#prepaid.permits > 0) {
         this.#prepaid.permits--
         // A call after the span (TikTok slow to answer the one before) is not covered: it asks anew.
-        if (this.#clock.now() <= (await this.#prepaid.ready)) return
+        if (this.#clock.now() <= (await this.#prepaid.granted).until) return
       }
       await this.#quota.take(1, { advertiserId, maxWaitMs })
     } catch (error) {
@@ -265,7 +274,8 @@ export class TikTokClient {
     }
     let response: Response
     try {
-      response = await fetchWithTimeout(url, { method: call.method, headers, body: call.body }, this.#timeoutMs)
+      // A redirect is passed back, never followed: it would carry the connection's token elsewhere.
+      response = await fetchWithTimeout(url, { method: call.method, headers, body: call.body, redirect: 'manual' }, this.#timeoutMs)
     } catch (error) {
       return fail(error instanceof NetworkError && error.timedOut ? 'timeout' : 'network_error', error)
     }
@@ -307,7 +317,8 @@ export class TikTokClient {
     const sentAt = this.#clock.now()
     let response: Response
     try {
-      response = await fetchWithTimeout(url, init, this.#timeoutMs)
+      // Never followed: a redirect would carry the token, the app's secret or the code elsewhere.
+      response = await fetchWithTimeout(url, { ...init, redirect: 'manual' }, this.#timeoutMs)
     } catch (error) {
       const timedOut = error instanceof NetworkError && error.timedOut
       log(timedOut ? 'timeout' : 'network_error', { error })

@@ -14,7 +14,8 @@ import type { GuardEnv } from './context'
 // Supabase's clock and this isolate's may disagree by a few seconds; a token just minted must work.
 const CLOCK_SKEW_SECONDS = 30
 const USER_ID = /^[A-Za-z0-9-]{1,64}$/
-const BEARER = /^Bearer ([A-Za-z0-9_.-]{1,8192})$/
+// RFC 6750's token characters: a JWT's base64url, or a service key made with `openssl rand -base64`.
+const BEARER = /^Bearer ([A-Za-z0-9_.~+/-]{1,8192}=*)$/
 
 /** Guard: the request comes from an allowed origin, and the page's `Origin` header agrees; sets `c.get('origin')`. */
 export const requireOrigin = createMiddleware<GuardEnv<{ origin: string }>>(async (c, next) => {

@@ -40,12 +40,14 @@ export type ReserveRequest = {
   advertiserId?: string
   /** The longest the caller will sleep before sending; beyond it the reservation is refused. */
   maxWaitMs: number
+  /** The caller may give the permits back unused (`release`): the grant then carries an `id`. */
+  cancellable?: boolean
 }
 
 export type RefusalReason = 'busy' | 'backoff' | 'advertiser_backoff'
 
 /** Either sleep `waitMs`, then send; or do not send, and `retryAfterMs` is when a slot may be free. */
-export type Reservation = { ok: true; waitMs: number } | { ok: false; reason: RefusalReason; retryAfterMs: number }
+export type Reservation = { ok: true; waitMs: number; id?: number } | { ok: false; reason: RefusalReason; retryAfterMs: number }
 
 export type ThrottleReport = {
   /** TikTok's answer code; only 40100, 40016 (the app's limits) and 40133 (an advertiser's) mean anything here. */
@@ -193,6 +195,9 @@ export class Budget {
   readonly #advertiserBackoffs = new Map<string, number>()
   readonly #granted = count()
   readonly #refused = count()
+  // Cancellable reservations by id, until released or pruned.
+  readonly #cancellable = new Map<number, Held>()
+  #nextId = 1
 
   constructor(options: BudgetOptions) {
     const { qps, qpm, sweepShare } = options
@@ -265,7 +270,23 @@ export class Budget {
       held,
     )
     this.#granted[priority]++
-    return { ok: true, waitMs }
+    if (!request.cancellable) return { ok: true, waitMs }
+    const id = this.#nextId++
+    this.#cancellable.set(id, held)
+    return { ok: true, waitMs, id }
+  }
+
+  /**
+   * Gives a cancellable reservation's permits back: the caller sent none of its calls (an OAuth flow
+   * whose claim found the state already used, so no exchange follows). False when it is unknown.
+   */
+  release(id: number): boolean {
+    const held = this.#cancellable.get(id)
+    if (!held) return false
+    this.#cancellable.delete(id)
+    this.#byStart.splice(this.#byStart.indexOf(held), 1)
+    this.#byEnd.splice(this.#byEnd.indexOf(held), 1)
+    return true
   }
 
   /**
@@ -333,6 +354,7 @@ export class Budget {
     if (gone === 0) return
     this.#byEnd.splice(0, gone)
     this.#byStart = this.#byStart.filter((h) => h.end + this.#longestMs > now)
+    for (const [id, held] of this.#cancellable) if (held.end + this.#longestMs <= now) this.#cancellable.delete(id)
   }
 
   #pruneAdvertisers(now: number): void {

@@ -5,7 +5,7 @@ import type { QuotaSettings } from './settings'
 
 /** What a caller does next: send (after the wait, already slept), send unguarded, or not send. */
 export type Permit =
-  | { kind: 'granted'; waitedMs: number }
+  | { kind: 'granted'; waitedMs: number; id?: number }
   /** The governor could not be asked; an interactive call goes ahead rather than fail a person. */
   | { kind: 'ungoverned' }
   | { kind: 'refused'; reason: RefusalReason | 'unreachable'; retryAfterMs: number }
@@ -68,7 +68,7 @@ export async function acquirePermits(
   // Not logged here: the caller answers the refusal (a 429, the sweep's stop) and logs that once.
   if (!answer.ok) return { kind: 'refused', reason: answer.reason, retryAfterMs: answer.retryAfterMs }
   if (answer.waitMs > 0) await deps.sleep(answer.waitMs)
-  return { kind: 'granted', waitedMs: answer.waitMs }
+  return answer.id === undefined ? { kind: 'granted', waitedMs: answer.waitMs } : { kind: 'granted', waitedMs: answer.waitMs, id: answer.id }
 }
 
 /**
@@ -139,8 +139,14 @@ export class Quota {
     return new Quota({ ...this.#options, priority }, this.#deps)
   }
 
-  /** Waits for `permits` permits (sleeping as told); throws `QuotaRefused` when none comes within the wait. */
-  async take(permits = 1, options: { useWithinMs?: number; advertiserId?: string; maxWaitMs?: number } = {}): Promise<void> {
+  /**
+   * Waits for `permits` permits (sleeping as told); throws `QuotaRefused` when none comes within the
+   * wait. `cancellable`: answers an id to give them back with (`release`).
+   */
+  async take(
+    permits = 1,
+    options: { useWithinMs?: number; advertiserId?: string; maxWaitMs?: number; cancellable?: boolean } = {},
+  ): Promise<number | undefined> {
     const { binding, appId, settings } = this.#options
     const permit = await acquirePermits(
       binding,
@@ -152,10 +158,22 @@ export class Quota {
         useWithinMs: options.useWithinMs,
         advertiserId: options.advertiserId,
         maxWaitMs: Math.min(options.maxWaitMs ?? this.#maxWaitMs, this.#maxWaitMs),
+        ...(options.cancellable && { cancellable: true }),
       },
       this.#deps,
     )
     if (permit.kind === 'refused') throw new QuotaRefused(permit.reason, permit.retryAfterMs)
+    return permit.kind === 'granted' ? permit.id : undefined
+  }
+
+  /** Gives unused permits back; a governor that cannot be reached keeps them until their windows pass. */
+  async release(id: number): Promise<void> {
+    const { binding, appId, settings } = this.#options
+    try {
+      await withDeadline(() => binding.getByName(appId).release(settings, id), this.#deps.timeoutMs ?? GOVERNOR_TIMEOUT_MS)
+    } catch (error) {
+      this.#deps.log.warn('quota.unreachable', { outcome: 'release_lost', error })
+    }
   }
 
   /** TikTok throttled a call sent at `sentAt`: the governor backs off (logged once per back-off). */

@@ -38,6 +38,11 @@ export class QuotaGovernor extends DurableObject {
     return backoff
   }
 
+  /** Gives an unused cancellable reservation back. */
+  release(tier: Tier, id: number): boolean {
+    return this.#ready(tier).release(id)
+  }
+
   snapshot(tier: Tier): BudgetSnapshot {
     return this.#ready(tier).snapshot()
   }

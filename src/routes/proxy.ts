@@ -25,11 +25,12 @@ proxy.on(
   requireConnectUser,
   async (c, next) => (c.req.method === 'POST' ? postBody(c, next) : next()),
   async (c) => {
-    // The path as the client wrote it: URL parsing has already resolved dot segments, not %2F.
-    const raw = c.req.url.slice(c.req.url.indexOf(PREFIX) + PREFIX.length).split('?')[0]!
+    // The path as the client wrote it (the URL's pathname keeps escapes; parsing has resolved dot
+    // segments), never anything of the query.
+    const url = new URL(c.req.url)
+    const raw = url.pathname.startsWith(PREFIX) ? url.pathname.slice(PREFIX.length) : ''
     const problem = pathProblem(raw)
     if (problem) throw new AppError('path_not_allowed', { reason: problem })
-    const url = new URL(c.req.url)
     const method = c.req.method === 'POST' ? 'POST' : 'GET'
     const forwarded = await proxyCall(c.get('services'), {
       userId: c.get('userId'),

@@ -349,6 +349,10 @@ describe('settings a production deployment must not run with', () => {
       body: { malformed: ['WEBHOOK_SECRET'] },
     })
     expect(await health({ ...sandbox, ENVIRONMENT: 'development' })).toMatchObject({ status: 200 })
+    // The committed service key under another id, or beside a real one, is still the committed key.
+    const committedKey = 'sandbox-service-key-not-for-production-0001'
+    for (const spec of [`prod:${committedKey}`, `sandbox:${committedKey},real:${'r8Kq2mX9vLz4Tn7Pw1Yc3Hb6Jd5Fg0Sa'}`, ` sandbox:${committedKey} , `])
+      expect(await health({ SERVICE_KEYS: spec }), spec).toMatchObject({ status: 503, body: { malformed: ['SERVICE_KEYS'] } })
     expect(await health({ ...sandbox, ENVIRONMENT: 'production' })).toMatchObject({ status: 503 })
   })
 

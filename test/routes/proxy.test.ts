@@ -65,6 +65,13 @@ describe('who may call the proxy', () => {
     expect(h.supabaseCalls().filter((c) => c.startsWith('GET'))).toEqual([])
   })
 
+  it('a key made with openssl rand -base64 (+, / and =) works', async () => {
+    await connect(h)
+    const base64 = 'k+Zb/9xQe3Vh2m/Lw8c1T0pYrN4sA7fJ6dG5uE2iO1U='
+    const r = await proxied(infoPath([BIG_ID]), { key: base64 }, { SERVICE_KEYS: `ops:${base64}` } as typeof keys)
+    expect(r.status).toBe(200)
+  })
+
   it('logs the key’s id, never the key', async () => {
     await proxied('open_api/v1.3/advertiser/info/', { key: OTHER_KEY, user: OTHER_USER_ID })
     expect(lines().find((l) => l.event === 'proxy.caller')).toMatchObject({ service_key_id: 'billing' })
@@ -97,6 +104,8 @@ describe('which paths reach TikTok', () => {
     ['an encoded slash', 'open_api/v1.3/advertiser%2finfo/'],
     ['an encoded backslash', 'open_api/v1.3/advertiser%5Cinfo/'],
     ['an encoded dot segment', 'open_api/v1.3/x/%2e%2e/oauth2/access_token/'],
+    ['an OAuth endpoint spelled with an escaped letter', 'open_api/v1.3/%6fauth2/advertiser/get/'],
+    ['an OAuth endpoint spelled with an escaped digit', 'open_api/v1.3/oauth%32/advertiser/get/'],
     ['no endpoint', 'open_api/v1.3/'],
   ])('refuses %s with 403 path_not_allowed', async (_, path) => {
     await connect(h)
@@ -104,6 +113,19 @@ describe('which paths reach TikTok', () => {
     const r = await proxied(path)
     expect(r.status).toBe(403)
     expect(codeOf(r)).toBe('path_not_allowed')
+    expect(h.tiktok.requests).toEqual([])
+  })
+
+  it('the path is the request’s own, never one in its query', async () => {
+    await connect(h)
+    h.tiktok.requests.length = 0
+    for (const url of [
+      `${PROXY}?x=/api/tiktok/proxy/open_api/v1.3/advertiser/info/`,
+      `${PROXY}/open_api/v1.2/x?x=/api/tiktok/proxy/open_api/v1.3/campaign/get/`,
+    ]) {
+      const r = await call(url, { headers: { authorization: `Bearer ${KEY}`, 'x-tiktok-connect-user': USER_ID } }, keys)
+      expect(r.status, url).toBe(403)
+    }
     expect(h.tiktok.requests).toEqual([])
   })
 
@@ -161,6 +183,9 @@ describe('what reaches TikTok, and what comes back', () => {
     expect(sent!.headers['access-token']).toBe(await storedToken())
     for (const name of ['authorization', 'cookie', 'x-tiktok-connect-user', 'x-forwarded-for']) expect(sent!.headers[name], name).toBeUndefined()
     expect(JSON.stringify(sent)).not.toContain('test-app-secret')
+    // A redirect at TikTok would carry the token elsewhere: the Worker asks fetch not to follow one.
+    const outbound = h.outbound.filter((request) => request.url.includes('/advertiser/info/'))
+    expect(outbound.map((request) => request.redirect)).toEqual(['manual'])
   })
 
   it('TikTok’s answer as TikTok sent it: status, bytes (19-digit ids exact), content type, plus X-TikTok-Code and the Worker’s X-Request-Id', async () => {
@@ -211,6 +236,16 @@ describe('what reaches TikTok, and what comes back', () => {
     expect(next.status).toBe(409)
     expect(codeOf(next)).toBe('connection_revoked')
     expect(h.tiktokCalls('/advertiser/info/')).toHaveLength(1)
+  })
+
+  it('one endpoint refusing the token does not revoke a connection the advertiser list still accepts', async () => {
+    await connect(h)
+    h.tiktok.faults.add('read', { tiktokCode: 40105 })
+    const r = await proxied(infoPath([BIG_ID]))
+    expect(r.headers.get('x-tiktok-code')).toBe('40105')
+    expect(h.tiktokCalls('/advertiser/get/').length).toBeGreaterThanOrEqual(2)
+    expect((await h.row(USER_ID)).revoked_at).toBeNull()
+    expect((await h.events()).map((e) => e.type)).toEqual(['tiktok.connection.connected'])
   })
 
   it('TikTok down or slow: 502 / 504 in the Worker’s envelope', async () => {

@@ -3,7 +3,7 @@ import { env } from 'cloudflare:workers'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import worker from '../../src/index'
 import type { QuotaGovernor } from '../../src/quota/governor'
-import { APP_ORIGIN, BIG_ID, call, connect, exchange, expectNoLeaks, type Harness, harness, hold, start, USER_ID } from '../harness'
+import { APP_ORIGIN, BIG_ID, call, connect, exchange, expectNoLeaks, type Harness, harness, hold, settled, start, testEnv, USER_ID } from '../harness'
 
 /** Every TikTok call the Worker makes takes a permit from the app's governor first. */
 let h: Harness
@@ -65,6 +65,19 @@ describe('the OAuth flow', () => {
     expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
     expect(h.tiktokCalls('/advertiser/get/')).toHaveLength(1)
     expect(asked).toHaveLength(1)
+  })
+
+  it('a replayed submission gives its permits back: replays of a done flow cannot fill the app’s budget', async () => {
+    const tier = { qps: 1000, qpm: 60000, sweepShare: 0.5 }
+    const s = await start(h)
+    const code = h.tiktok.issueCode()
+    expect((await exchange({ state: s.state, authCode: code, cookie: s.cookie })).status).toBe(200)
+    const held = async () => (await QUOTA.getByName(testEnv.TIKTOK_APP_ID!).snapshot(tier)).held
+    const afterFlow = await held()
+    for (let i = 0; i < 5; i++) expect((await exchange({ state: s.state, authCode: code, cookie: s.cookie })).status).toBe(200)
+    await settled()
+    expect(await held()).toBe(afterFlow)
+    expect(h.tiktokCalls('/access_token/')).toHaveLength(1)
   })
 
   it('verify and disconnect take a permit for their one call each', async () => {
