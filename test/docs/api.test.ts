@@ -28,10 +28,14 @@ const routed = (url: URL) =>
 
 describe('docs/api.md', () => {
   it('lists every error code the Worker answers, and no other', () => {
-    expect(errorRows().map((row) => row.code).sort()).toEqual([...ERROR_CODES].sort())
+    expect(
+      errorRows()
+        .map((row) => row.code)
+        .sort(),
+    ).toEqual([...ERROR_CODES].sort())
   })
 
-  it("gives each code the status and retryable src/errors.ts gives it", () => {
+  it('gives each code the status and retryable src/errors.ts gives it', () => {
     for (const row of errorRows()) {
       const error = new AppError(row.code as ErrorCode)
       expect(row.statuses, `${row.where}: ${row.code}`).toContain(error.status)

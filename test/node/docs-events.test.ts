@@ -1,18 +1,28 @@
 // docs/events.md's snippets, run: the webhook receiver in its own Node process against deliveries
-// signed as the Worker signs them (src/events/sign.ts), and the SQL against the sandbox's migrated
+// signed by the Standard Webhooks rule (the Worker's own signing is held to the reference library in
+// the workerd suite), and the SQL against the sandbox's migrated
 // PostgreSQL (PGlite).
 import { type ChildProcess, spawn } from 'node:child_process'
+import { createHmac } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import type { SandboxDatabase } from '../../sandbox/database.ts'
 import { openDatabase } from '../../sandbox/pglite.ts'
-import { webhookHeaders, webhookSigningKey } from '../../src/events/sign.ts'
 import { ROOT, snippet } from './snippets.ts'
 
 const SECRET = `whsec_${Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 255)).toString('base64')}`
 const USER = { id: '9d7c2b1a-4e3f-4a5b-8c6d-7e8f9a0b1c2d', email: 'docs@example.com' }
+
+/** The three headers of one delivery, as the standard (and src/events/sign.ts) makes them. */
+const signed = (id: string, timestamp: number, body: string) => ({
+  'webhook-id': id,
+  'webhook-timestamp': String(timestamp),
+  'webhook-signature': `v1,${createHmac('sha256', Buffer.from(SECRET.slice('whsec_'.length), 'base64'))
+    .update(`${id}.${timestamp}.${body}`)
+    .digest('base64')}`,
+})
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -49,14 +59,22 @@ console.log('listening')
     await expect.poll(() => out, { timeout: 10_000 }).toContain('listening')
 
     const id = crypto.randomUUID()
-    const body = JSON.stringify({ id, type: 'tiktok.connection.revoked', user_id: USER.id, advertiser: { id: '7012345678901234567', name: 'Brand A' }, detected_by: 'sweep', code: 40105 })
-    const headers = await webhookHeaders(webhookSigningKey(SECRET), id, Math.floor(Date.now() / 1000), body)
-    const deliver = (h: Record<string, string>) => fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: { 'content-type': 'application/json', ...h }, body })
+    const body = JSON.stringify({
+      id,
+      type: 'tiktok.connection.revoked',
+      user_id: USER.id,
+      advertiser: { id: '7012345678901234567', name: 'Brand A' },
+      detected_by: 'sweep',
+      code: 40105,
+    })
+    const headers = signed(id, Math.floor(Date.now() / 1000), body)
+    const deliver = (h: Record<string, string>) =>
+      fetch(`http://127.0.0.1:${port}/`, { method: 'POST', headers: { 'content-type': 'application/json', ...h }, body })
 
     expect((await deliver(headers)).status).toBe(204)
     expect((await deliver(headers)).status).toBe(204) // the same delivery again: at least once
     expect((await deliver({ ...headers, 'webhook-signature': 'v1,AAAA' })).status).toBe(400)
-    const stale = await webhookHeaders(webhookSigningKey(SECRET), id, Math.floor(Date.now() / 1000) - 600, body)
+    const stale = signed(id, Math.floor(Date.now() / 1000) - 600, body)
     expect((await deliver(stale)).status).toBe(400)
     const handled = out.split('\n').filter((line) => line.startsWith('{'))
     expect(handled.map((line) => JSON.parse(line).id)).toEqual([id])
@@ -80,7 +98,9 @@ describe('docs/events.md: the SQL, against the migrated database', () => {
     db = await openDatabase()
     await db.reset([USER])
     const id = await event()
-    const read = await db.rows<{ id: string; payload: { type: string; id: string } }>(snippet('docs/events.md', 'read-events').code.replace(/;$/, ''), ['1970-01-01'])
+    const read = await db.rows<{ id: string; payload: { type: string; id: string } }>(snippet('docs/events.md', 'read-events').code.replace(/;$/, ''), [
+      '1970-01-01',
+    ])
     expect(read.map((r) => r.id)).toEqual([id])
     expect(read[0]!.payload).toMatchObject({ id, type: 'tiktok.connection.connected' })
 
