@@ -83,7 +83,7 @@ export type Config = {
 
 const MIN_STATE_SECRET_BYTES = 32
 const DEFAULT_TIMEOUT_MS = 8000
-// Two checkers at one TikTok call a second each, 200 a run: a fifth of the app's quota (README).
+// Two checkers at one TikTok call a second each, 200 a run: a fifth of the app's quota (docs/operations.md).
 const DEFAULT_SWEEP_CONCURRENCY = 2
 const DEFAULT_SWEEP_MAX_PER_RUN = 200
 const DEFAULT_EVENTS_RETRY_SECONDS = 30

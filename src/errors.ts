@@ -7,7 +7,7 @@ type Spec = { status: ErrorStatus; message: string; retryable?: true }
 
 /**
  * Every failure this Worker answers on purpose: its status, whether retrying the same request can
- * help, and the sentence a person reads (a call site may give a more precise one). The README's
+ * help, and the sentence a person reads (a call site may give a more precise one). docs/api.md's
  * error table lists exactly these codes.
  */
 const TABLE = {
