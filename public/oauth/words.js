@@ -1,5 +1,5 @@
-// The words of the callback page and the popup's placeholder, one dictionary per language (README:
-// "Brand and language"). The page takes the first of the browser's languages found here, by full tag
+// The words of the callback page and the popup's placeholder, one dictionary per language
+// (docs/deploy.md, "Brand and language"). The page takes the first of the browser's languages found here, by full tag
 // (pt-BR) and then by language alone (pt); otherwise English. To add a language, add a dictionary
 // under its tag with every key of `en` (test/node/words.test.ts checks that).
 //
