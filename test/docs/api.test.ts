@@ -6,7 +6,7 @@ import { AppError, ERROR_CODES, type ErrorCode } from '../../src/errors'
 /** `| \`code\` | status | retryable | when |` rows of docs/api.md's error table, with their line numbers. */
 function errorRows() {
   const lines = API.split('\n')
-  const start = lines.findIndex((line) => line === '## Errors')
+  const start = lines.indexOf('## Errors')
   const end = lines.findIndex((line, i) => i > start && line.startsWith('## '))
   return lines
     .slice(start, end)
