@@ -44,8 +44,9 @@ export type ProxyCall = { userId: string; method: 'GET' | 'POST'; path: string; 
 
 /**
  * One call for the user's stored connection (one database read): refused without reaching TikTok
- * when there is none or it is revoked. TikTok refusing the token marks the connection revoked (its
- * event queued) and its answer still goes back as it is.
+ * when there is none or it is revoked. TikTok refusing the token leads to the sweep's check, which
+ * marks the connection revoked (its event queued) if the advertiser list refuses it too; TikTok's
+ * answer goes back as it is either way.
  */
 export async function proxyCall(s: Services, call: ProxyCall): Promise<Forwarded> {
   const row = await s.db.readConnection(call.userId, true)
@@ -78,7 +79,7 @@ export async function proxyCall(s: Services, call: ProxyCall): Promise<Forwarded
     }
     throw error
   }
-  if (forwarded.code !== undefined && kindOfCode(forwarded.code) === 'token_rejected') {
+  if (kindOfCode(forwarded.code) === 'token_rejected') {
     // One endpoint refusing the token may be that endpoint's own rule: the connection is marked
     // revoked only when the check the sweep makes (the advertiser list) refuses it too. The caller
     // gets TikTok's answer whatever the check finds; the next call finds the mark.

@@ -74,7 +74,7 @@ export class TikTokError extends Error {
   }
 
   static fromCode(code: number, requestId?: string): TikTokError {
-    return new TikTokError(KIND_OF_CODE.get(code) ?? 'refused', { code, requestId })
+    return new TikTokError(kindOfCode(code) ?? 'refused', { code, requestId })
   }
 }
 
@@ -100,26 +100,18 @@ const codeIn = (text: string): number | undefined => {
 
 /** One thin client per flow: explicit envelope checks, exact ids, no hidden retries of the exchange. */
 export class TikTokClient {
-  readonly #appId: string
-  readonly #secret: string
-  readonly #base: string
-  readonly #timeoutMs: number
+  readonly #options: { appId: string; appSecret: string; apiBase: string; timeoutMs: number }
   readonly #log: Logger
   readonly #clock: Clock
   readonly #quota: Quota
-  readonly #options: { appId: string; appSecret: string; apiBase: string; timeoutMs: number }
   /** Permits asked for ahead, and until when (after the slot) they cover a call. */
   #prepaid: { permits: number; granted: Promise<{ id: number | undefined; until: number }> } | undefined
 
   constructor(options: { appId: string; appSecret: string; apiBase: string; timeoutMs: number }, log: Logger, clock: Clock, quota: Quota) {
-    this.#appId = options.appId
-    this.#secret = options.appSecret
-    this.#base = options.apiBase
-    this.#timeoutMs = options.timeoutMs
+    this.#options = options
     this.#log = log
     this.#clock = clock
     this.#quota = quota
-    this.#options = options
   }
 
   /** The same client taking its permits at another priority: the sweep's calls, the proxy's. */
@@ -172,10 +164,10 @@ export class TikTokClient {
 
   /** Exchanges a single-use auth code. Never retried: TikTok may already have consumed the code. */
   async exchangeCode(authCode: string): Promise<TikTokGrant> {
-    const envelope = await this.#call('tiktok.token_exchange', this.#base + TOKEN_PATH, {
+    const envelope = await this.#call('tiktok.token_exchange', this.#options.apiBase + TOKEN_PATH, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify({ app_id: this.#appId, secret: this.#secret, auth_code: authCode }),
+      body: JSON.stringify({ app_id: this.#options.appId, secret: this.#options.appSecret, auth_code: authCode }),
     })
     const data = asRecord(envelope.data)
     const accessToken = data?.access_token
@@ -189,8 +181,8 @@ export class TikTokClient {
    * for one attempt, since it would rather stop than spend the app's quota on retries.
    */
   async listAdvertisers(accessToken: string, attempts = ADVERTISER_ATTEMPTS): Promise<Advertiser[]> {
-    const query = new URLSearchParams({ app_id: this.#appId, secret: this.#secret })
-    const url = `${this.#base}${ADVERTISERS_PATH}?${query}`
+    const query = new URLSearchParams({ app_id: this.#options.appId, secret: this.#options.appSecret })
+    const url = `${this.#options.apiBase}${ADVERTISERS_PATH}?${query}`
     for (let attempt = 1; ; attempt++) {
       try {
         const envelope = await this.#call(
@@ -231,11 +223,11 @@ export class TikTokClient {
     try {
       await this.#call(
         'tiktok.revoke',
-        this.#base + REVOKE_PATH,
+        this.#options.apiBase + REVOKE_PATH,
         {
           method: 'POST',
           headers: { 'content-type': 'application/json', accept: 'application/json' },
-          body: JSON.stringify({ app_id: this.#appId, secret: this.#secret, access_token: accessToken }),
+          body: JSON.stringify({ app_id: this.#options.appId, secret: this.#options.appSecret, access_token: accessToken }),
         },
         { reason },
       )
@@ -265,36 +257,16 @@ export class TikTokClient {
   }): Promise<Forwarded> {
     await this.#permit(call.advertiserId, call.maxWaitMs)
     const started = Date.now()
+    const log = (outcome: string, fields: Record<string, unknown>) =>
+      this.#log[outcome === 'ok' ? 'info' : 'warn']('tiktok.proxy', { outcome, path: call.path, duration_ms: Date.now() - started, ...fields })
     const headers: Record<string, string> = { 'Access-Token': call.accessToken, accept: 'application/json' }
     if (call.method === 'POST') headers['content-type'] = 'application/json'
-    const url = `${this.#base}/${call.path}${call.query}`
-    const fail = (outcome: 'timeout' | 'network_error', error: unknown): never => {
-      this.#log.warn('tiktok.proxy', { outcome, path: call.path, duration_ms: Date.now() - started, error })
-      throw new TikTokError(outcome === 'timeout' ? 'timeout' : 'unavailable', { reason: outcome === 'timeout' ? 'timeout' : 'network', cause: error })
-    }
-    let response: Response
-    try {
-      // A redirect is passed back, never followed: it would carry the connection's token elsewhere.
-      response = await fetchWithTimeout(url, { method: call.method, headers, body: call.body, redirect: 'manual' }, this.#timeoutMs)
-    } catch (error) {
-      return fail(error instanceof NetworkError && error.timedOut ? 'timeout' : 'network_error', error)
-    }
-    let body: ArrayBuffer
-    try {
-      body = await response.arrayBuffer()
-    } catch (error) {
-      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
-      return fail(timedOut ? 'timeout' : 'network_error', error)
-    }
+    const url = `${this.#options.apiBase}/${call.path}${call.query}`
+    // A redirect is passed back, never followed: it would carry the connection's token elsewhere.
+    const { response, body, sentAt } = await this.#send(url, { method: call.method, headers, body: call.body }, (answer) => answer.arrayBuffer(), log)
     const code = codeIn(new TextDecoder().decode(body))
-    await this.#reportIfThrottled(code, started, call.advertiserId)
-    this.#log[code === 0 ? 'info' : 'warn']('tiktok.proxy', {
-      outcome: code === 0 ? 'ok' : code === undefined ? 'no_envelope' : 'tiktok_error',
-      path: call.path,
-      http_status: response.status,
-      tiktok_code: code,
-      duration_ms: Date.now() - started,
-    })
+    await this.#reportIfThrottled(code, sentAt, call.advertiserId)
+    log(code === 0 ? 'ok' : code === undefined ? 'no_envelope' : 'tiktok_error', { http_status: response.status, tiktok_code: code })
     return { status: response.status, contentType: response.headers.get('content-type'), body, code }
   }
 
@@ -314,32 +286,13 @@ export class TikTokClient {
       })
 
     await this.#permit()
-    const sentAt = this.#clock.now()
-    let response: Response
-    try {
-      // Never followed: a redirect would carry the token, the app's secret or the code elsewhere.
-      response = await fetchWithTimeout(url, { ...init, redirect: 'manual' }, this.#timeoutMs)
-    } catch (error) {
-      const timedOut = error instanceof NetworkError && error.timedOut
-      log(timedOut ? 'timeout' : 'network_error', { error })
-      throw new TikTokError(timedOut ? 'timeout' : 'unavailable', { reason: timedOut ? 'timeout' : 'network', cause: error })
-    }
-
-    let text: string
-    try {
-      text = await response.text()
-    } catch (error) {
-      // The deadline also bounds the body: cut off there, it is a timeout (not retried), not garbage.
-      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')
-      log(timedOut ? 'timeout' : 'network_error', { error })
-      throw new TikTokError(timedOut ? 'timeout' : 'unavailable', { reason: timedOut ? 'timeout' : 'network', cause: error })
-    }
+    const { response, body: text, sentAt } = await this.#send(url, init, (answer) => answer.text(), log)
     if (!response.ok) {
       log('http_error', { http_status: response.status })
       // A rate-limit code is one whatever the status came with: never read as "try again".
       const code = codeIn(text)
       await this.#reportIfThrottled(code, sentAt)
-      if (code !== undefined && TikTokError.fromCode(code).kind === 'rate_limited') throw TikTokError.fromCode(code)
+      if (code !== undefined && kindOfCode(code) === 'rate_limited') throw TikTokError.fromCode(code)
       throw new TikTokError(response.status >= 500 ? 'unavailable' : 'bad_answer', { reason: `http_${response.status}` })
     }
     let body: Record<string, unknown> | undefined
@@ -367,5 +320,36 @@ export class TikTokClient {
     }
     log('ok', fields)
     return envelope
+  }
+
+  /**
+   * One request under the deadline, its body read whole by `read`. A failure on the way is logged
+   * and thrown as a TikTokError: a timeout (never retried: the call may still be running) or
+   * `unavailable`. `sentAt` is on the quota's clock, for a throttle reported against its window.
+   */
+  async #send<Body>(
+    url: string,
+    init: RequestInit,
+    read: (response: Response) => Promise<Body>,
+    log: (outcome: string, fields: Record<string, unknown>) => void,
+  ): Promise<{ response: Response; body: Body; sentAt: number }> {
+    const fail = (error: unknown, timedOut: boolean): never => {
+      log(timedOut ? 'timeout' : 'network_error', { error })
+      throw new TikTokError(timedOut ? 'timeout' : 'unavailable', { reason: timedOut ? 'timeout' : 'network', cause: error })
+    }
+    const sentAt = this.#clock.now()
+    let response: Response
+    try {
+      // Never followed: a redirect would carry the token, the app's secret or the code elsewhere.
+      response = await fetchWithTimeout(url, { ...init, redirect: 'manual' }, this.#options.timeoutMs)
+    } catch (error) {
+      return fail(error, error instanceof NetworkError && error.timedOut)
+    }
+    try {
+      return { response, body: await read(response), sentAt }
+    } catch (error) {
+      // The deadline also bounds the body: cut off there, it is a timeout (not retried), not garbage.
+      return fail(error, error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError'))
+    }
   }
 }
